@@ -1,0 +1,1 @@
+"""Built-in plugins: registered through the ``plait`` entry points like any other."""

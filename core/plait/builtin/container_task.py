@@ -1,0 +1,120 @@
+"""The ``container`` task type: a command line with typed inputs and outputs.
+
+``{{inputs.NAME}}`` in the command is replaced by the input's value (a local path for a
+``File`` or ``Directory``, JSON for lists, dicts and structs) and ``{{outputs}}`` by a
+folder where the command writes one file per output, named after it. On the local platform
+the command runs on this machine as a supervised process group (the image is for the
+Kubernetes platform); copy this module to write a task type of your own.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Callable
+
+from pydantic import BaseModel, ConfigDict
+
+from plait.hookspecs import hookimpl
+from plait.local import LocalProcess
+from plait.spec import TaskTemplate
+from plait.tasktype import AttemptContext, ErrorKind, Handle, Phase, Status, TaskConfig, TaskType
+
+_PLACEHOLDER = re.compile(r"\{\{\s*(inputs\.([A-Za-z_][A-Za-z0-9_]*)|outputs)\s*\}\}")
+
+
+class Container(TaskConfig):
+    """Configuration of a container task."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    task_type = "container"
+
+    image: str
+    command: list[str]
+    env: dict[str, str] = {}
+
+
+class ContainerTask(TaskType):
+    name = "container"
+    config_model = Container
+
+    def __init__(self) -> None:
+        self.processes = LocalProcess()
+
+    def submit(self, ctx: AttemptContext, task: TaskTemplate) -> Handle:
+        config = Container.model_validate(task.config)
+        outdir = ctx.workdir / "outputs"
+        outdir.mkdir(parents=True, exist_ok=True)
+        argv = [self._render(arg, ctx, task, outdir) for arg in config.command]
+        handle = self.processes.start(ctx.workdir / "process", argv, env={**task.env, **config.env})
+        handle["outputs"] = {n: spec.kind for n, spec in task.interface.outputs.items()}
+        return handle
+
+    def _render(self, arg: str, ctx: AttemptContext, task: TaskTemplate, outdir: Path) -> str:
+        def value(match: re.Match[str]) -> str:
+            if match.group(1) == "outputs":
+                return str(outdir)
+            name = match.group(2)
+            if name not in ctx.inputs:
+                raise KeyError(f"container task {task.name}: the command uses {{{{inputs.{name}}}}}, "
+                               f"but the task has no input {name!r}")
+            literal = ctx.inputs[name]
+            kind = task.interface.inputs[name].kind
+            if kind == "file":
+                return str(ctx.blobs.get_file(literal["uri"], ctx.workdir / "inputs" / name))
+            if kind == "directory":
+                return str(ctx.blobs.get_dir(literal["uri"], ctx.workdir / "inputs" / name))
+            if isinstance(literal, str):
+                return literal
+            return json.dumps(literal)
+
+        return _PLACEHOLDER.sub(value, arg)
+
+    def poll(self, ctx: AttemptContext, handle: Handle) -> Status:
+        code = self.processes.exit_code(handle)
+        if code is None:
+            return Status(Phase.RUNNING)
+        stdout, stderr = self.processes.logs(handle)
+        for text, path in ((stdout, ctx.stdout_path), (stderr, ctx.stderr_path)):
+            if text and not path.exists():
+                path.write_text(text)
+        if code != 0:
+            tail = "\n".join(stderr.strip().splitlines()[-20:])
+            return Status.failed(f"command exited with code {code}" + (f":\n{tail}" if tail else ""),
+                                 retryable=True, error_kind=ErrorKind.USER)
+        return self._outputs(ctx, handle)
+
+    def _outputs(self, ctx: AttemptContext, handle: Handle) -> Status:
+        outdir = ctx.workdir / "outputs"
+        outputs: dict[str, Any] = {}
+        for name, kind in handle["outputs"].items():
+            path = outdir / name
+            if not path.exists():
+                return Status.failed(f"the command did not write output {name!r} (expected the file {path})",
+                                     retryable=False)
+            if kind == "file":
+                outputs[name] = {"uri": ctx.blobs.put_file(path)}
+            elif kind == "directory":
+                outputs[name] = {"uri": ctx.blobs.put_dir(path)}
+            elif kind == "str":
+                outputs[name] = path.read_text().rstrip("\n")
+            else:
+                try:
+                    outputs[name] = json.loads(path.read_text())
+                except json.JSONDecodeError as exc:
+                    return Status.failed(f"output {name!r} ({kind}) is not valid JSON: {exc}",
+                                         retryable=False)
+        return Status.succeeded(outputs)
+
+    def abort(self, ctx: AttemptContext, handle: Handle) -> None:
+        self.processes.kill(handle)
+
+    def cleanup(self, ctx: AttemptContext, handle: Handle) -> None:
+        self.processes.kill(handle)
+        self.processes.forget(handle)
+
+
+@hookimpl
+def plait_task_types(register: Callable[[TaskType], None]) -> None:
+    register(ContainerTask())

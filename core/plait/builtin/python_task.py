@@ -1,0 +1,134 @@
+"""The ``python`` task type: a Python function, in a worker process or inline.
+
+On the local platform an attempt runs in a pool of worker processes (one per core, or
+``PLAIT_WORKERS``); with ``inline`` it runs in the engine's own process, for debugging.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import threading
+from typing import Any, Callable
+
+from plait.hookspecs import hookimpl
+from plait.local import WorkerPool
+from plait.spec import TaskTemplate
+from plait.tasktype import AttemptContext, ErrorKind, Handle, Phase, Status, TaskType, default_workers
+from plait.worker import run_attempt
+
+
+def attempt_payload(ctx: AttemptContext, task: TaskTemplate) -> dict[str, Any]:
+    """What :func:`plait.worker.run_attempt` needs to run ``task`` for ``ctx``."""
+    assert task.ref is not None, f"task {task.name} has no Python function to run"
+    return {
+        "attempt_id": ctx.attempt_id, "execution_id": ctx.execution_id, "node_id": ctx.node_id,
+        "attempt": ctx.attempt, "item_index": ctx.item_index, "task": task.name,
+        "ref": task.ref.model_dump(), "inputs": ctx.inputs, "blobs": ctx.blobs.url,
+        "checkpoint_uri": ctx.checkpoint_uri, "scratch_root": str(ctx.workdir),
+        "dynamic": task.dynamic,
+    }
+
+
+def status_of(result: dict[str, Any]) -> Status:
+    """Turn a worker result into a task status."""
+    if result["status"] == "succeeded":
+        outputs = result.get("outputs") or {}
+        if "spec" in result:
+            outputs = {"$spec": result["spec"]}
+        return Status.succeeded(outputs)
+    message = result["message"]
+    if result.get("traceback"):
+        message = f"{message}\n{result['traceback']}"
+    return Status.failed(message, retryable=result.get("retryable", True),
+                         error_kind=ErrorKind(result.get("error_kind", "user")))
+
+
+def write_logs(ctx: AttemptContext, result: dict[str, Any]) -> None:
+    for text, path in ((result.get("stdout"), ctx.stdout_path), (result.get("stderr"), ctx.stderr_path)):
+        if text:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+
+
+class PythonTask(TaskType):
+    """Runs ``@task`` functions. Every hook returns at once: work happens in the pool."""
+
+    name = "python"
+    blocking = False
+
+    def __init__(self) -> None:
+        self._results: dict[str, dict[str, Any] | None] = {}
+        self._pool: WorkerPool | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def pool(self) -> WorkerPool:
+        with self._lock:
+            if self._pool is None:
+                self._pool = WorkerPool(int(os.environ.get("PLAIT_WORKERS") or default_workers()))
+            return self._pool
+
+    def submit(self, ctx: AttemptContext, task: TaskTemplate) -> Handle:
+        job = ctx.attempt_id
+        if job in self._results:
+            return {"job": job}  # the same attempt again: attach to it
+        payload = attempt_payload(ctx, task)
+        self._results[job] = None
+        if ctx.inline:
+            self._results[job] = _run_inline(payload, ctx)
+        else:
+            self.pool.submit(job, payload, self._on_done(job, ctx))
+        return {"job": job}
+
+    def _on_done(self, job: str, ctx: AttemptContext) -> Callable[[dict[str, Any]], None]:
+        def done(result: dict[str, Any]) -> None:
+            write_logs(ctx, result)
+            if job in self._results:
+                self._results[job] = result
+                ctx.notify()
+
+        return done
+
+    def poll(self, ctx: AttemptContext, handle: Handle) -> Status:
+        job = handle["job"]
+        if job not in self._results:
+            return Status.failed(
+                "this attempt's worker is gone (the engine that started it stopped)",
+                retryable=True, error_kind=ErrorKind.SYSTEM)
+        result = self._results[job]
+        if result is None:
+            return Status(Phase.RUNNING)
+        if result.get("status") == "aborted":
+            return Status(Phase.ABORTED, "aborted")
+        return status_of(result)
+
+    def abort(self, ctx: AttemptContext, handle: Handle) -> None:
+        job = handle["job"]
+        if self._results.get(job, {}) is None:
+            if self._pool is not None:
+                self._pool.cancel(job)
+            self._results[job] = {"status": "aborted"}
+
+    def cleanup(self, ctx: AttemptContext, handle: Handle) -> None:
+        self._results.pop(handle["job"], None)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+
+def _run_inline(payload: dict[str, Any], ctx: AttemptContext) -> dict[str, Any]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        result = run_attempt(payload)
+    result["stdout"], result["stderr"] = out.getvalue(), err.getvalue()
+    write_logs(ctx, result)
+    return result
+
+
+@hookimpl
+def plait_task_types(register: Callable[[TaskType], None]) -> None:
+    register(PythonTask())

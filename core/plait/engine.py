@@ -1,0 +1,485 @@
+"""The engine: runs a compiled workflow as an asyncio program, recording every change.
+
+Scheduling is driven by a ready queue: each node counts the upstream nodes it still waits
+for, and becomes runnable when the last one finishes; nothing rescans the graph. Every
+state change is an event appended to the store and applied to the in-memory projection
+(:class:`plait.store.ExecutionState`), so replaying the stored events rebuilds the same
+state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from plait.blobs import BlobStore
+from plait.errors import PlaitError
+from plait.plugins import Registry, load_registry
+from plait.settings import Settings
+from plait.spec import Binding, Node, TaskTemplate, WorkflowSpec
+from plait.store import Event, EventStore, ExecutionState
+from plait.tasktype import AttemptContext, ErrorKind, Handle, Phase, Status, TaskType
+from plait.types import ValueIO, load_offloaded, offload
+
+Listener = Callable[[Event, ExecutionState], None]
+
+
+class NodeFailed(Exception):
+    def __init__(self, node: str, message: str) -> None:
+        super().__init__(message)
+        self.node = node
+        self.message = message
+
+
+@dataclass
+class ExecutionResult:
+    """How an execution ended: its phase, output literals, and the failing node if any."""
+
+    execution_id: str
+    phase: Phase
+    outputs: dict[str, Any] | None
+    error: str | None
+    failed_node: str | None
+    state: ExecutionState
+
+
+@dataclass
+class RunOptions:
+    """Choices for one execution."""
+
+    inline: bool = False
+    fail_fast: bool = True
+    overwrite_cache: bool = False
+    project: str = "default"
+    domain: str = "development"
+    backoff_base: float = 1.0
+    backoff_max: float = 60.0
+    max_poll_interval: float = 1.0
+    execution_id: str | None = None
+
+
+@dataclass
+class _Attempt:
+    """Bookkeeping for one running attempt, so an abort can find it."""
+
+    task_type: TaskType
+    ctx: AttemptContext
+    handle: Handle | None = None
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Engine:
+    """Runs workflows against one event store and blob store."""
+
+    def __init__(self, settings: Settings | None = None, registry: Registry | None = None) -> None:
+        self.settings = settings or Settings.from_env()
+        self.store = EventStore(self.settings.db_url)
+        self.blobs = BlobStore(self.settings.blob_url)
+        self.registry = registry or load_registry()
+
+    def close(self) -> None:
+        for task_type in self.registry.task_types.values():
+            task_type.close()
+        self.store.close()
+
+    async def run(self, spec: WorkflowSpec, inputs: dict[str, Any], options: RunOptions | None = None,
+                  listener: Listener | None = None) -> ExecutionResult:
+        """Run ``spec`` with input literals; returns when the execution ends (or is cancelled)."""
+        return await _Execution(self, spec, options or RunOptions(), listener).run(inputs)
+
+
+def new_execution_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S-", time.gmtime()) + uuid.uuid4().hex[:6]
+
+
+class _Execution:
+    def __init__(self, engine: Engine, spec: WorkflowSpec, options: RunOptions, listener: Listener | None) -> None:
+        self.engine = engine
+        self.spec = spec
+        self.options = options
+        self.listener = listener
+        self.id = options.execution_id or new_execution_id()
+        self.state = ExecutionState(self.id)
+        self.store = engine.store
+        self.blobs = engine.blobs
+        self.io = ValueIO(self.blobs)
+        self.running: dict[str, _Attempt] = {}
+        self.workdir = Path(engine.settings.home) / "runs" / self.id
+
+    def emit(self, kind: str, entity: str, phase: str, data: dict[str, Any] | None = None) -> None:
+        event = Event(self.id, kind, entity, phase, data or {}, time.time())
+        self.store.append(event)
+        self.state.apply(event)
+        if self.listener is not None:
+            self.listener(event, self.state)
+
+    async def _flush_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(0.2)
+            self.store.flush()
+
+    async def run(self, inputs: dict[str, Any]) -> ExecutionResult:
+        spec = self.spec
+        inputs = {**spec.defaults, **inputs}
+        self.store.create_execution(self.id, spec, self.options.project, self.options.domain)
+        self.emit("execution", "", "running", {"workflow": spec.name, "version": spec.version, "inputs": inputs,
+                                               "project": self.options.project, "domain": self.options.domain})
+        self.store.flush()
+        flusher = asyncio.create_task(self._flush_periodically())
+        phase, outputs, error, failed = Phase.SUCCEEDED, None, None, None
+        try:
+            outputs = await _Graph(self, spec, "", inputs).run()
+            outputs = {k: offload(v, self.io) for k, v in outputs.items()}
+        except NodeFailed as exc:
+            phase, error, failed = Phase.FAILED, exc.message, exc.node
+        except asyncio.CancelledError:
+            phase, error = Phase.ABORTED, "aborted by the user"
+        finally:
+            flusher.cancel()
+        data: dict[str, Any] = {"outputs": outputs} if phase == Phase.SUCCEEDED else {"error": error, "failed_node": failed}
+        self.emit("execution", "", phase.value, data)
+        self.store.flush()
+        self.store.set_execution_phase(self.id, phase.value)
+        return ExecutionResult(self.id, phase, outputs, error, failed, self.state)
+
+    # -- attempts --------------------------------------------------------------------------
+
+    async def call(self, task_type: TaskType, hook: str, *args: Any) -> Any:
+        fn = getattr(task_type, hook)
+        if task_type.blocking:
+            return await asyncio.to_thread(fn, *args)
+        return fn(*args)
+
+    async def run_task(self, path: str, template: TaskTemplate, inputs: dict[str, Any],
+                       index: int | None = None) -> dict[str, Any]:
+        """Run attempts of ``template`` until one succeeds or the retry budgets are spent."""
+        task_type = self.engine.registry.task_type(template.type, needed_by=template.name)
+        user_failures = system_failures = 0
+        number = 0
+        while True:
+            number += 1
+            status = await self.run_attempt(path, template, task_type, inputs, number, index)
+            if status.phase == Phase.SUCCEEDED:
+                return status.outputs or {}
+            if status.phase == Phase.ABORTED:
+                raise NodeFailed(path, status.message or "aborted")
+            if status.error_kind == ErrorKind.SYSTEM:
+                system_failures += 1
+                exhausted = system_failures > template.system_retries
+            else:
+                user_failures += 1
+                exhausted = user_failures > template.retries
+            if exhausted or not status.retryable:
+                why = "" if status.retryable else " (not retryable)"
+                raise NodeFailed(path, f"attempt {number} {status.phase.value}{why}: {status.message}")
+            await asyncio.sleep(self.backoff(user_failures + system_failures))
+
+    def backoff(self, failures: int) -> float:
+        delay = min(self.options.backoff_max, self.options.backoff_base * 2 ** (failures - 1))
+        return delay * random.uniform(0.5, 1.0)
+
+    async def run_attempt(self, path: str, template: TaskTemplate, task_type: TaskType,
+                          inputs: dict[str, Any], number: int, index: int | None) -> Status:
+        item = "" if index is None else f"[{index}]"
+        attempt_id = f"{self.id}/{path}{item}/{number}"
+        kind = "attempt" if index is None else "item"
+        base = {"node": path, "attempt": number} if index is None else {"node": path, "index": index, "attempt": number}
+        ctx = AttemptContext(
+            execution_id=self.id, node_id=path, attempt_id=attempt_id, attempt=number, inputs=inputs,
+            blobs=self.blobs, workdir=self.workdir / path / (str(index) if index is not None else "") / str(number),
+            checkpoint_uri=self.blobs.uri("checkpoints", self.id, path + item),
+            project=self.options.project, domain=self.options.domain, item_index=index,
+            inline=self.options.inline,
+        )
+        attempt = _Attempt(task_type, ctx)
+        loop = asyncio.get_running_loop()
+        ctx.notify = lambda: loop.call_soon_threadsafe(attempt.wake.set)
+        self.running[attempt_id] = attempt
+        try:
+            status = await self._drive(attempt, template, kind, base)
+        except asyncio.CancelledError:
+            await self._stop(attempt, kind, base, Phase.ABORTED, "aborted")
+            raise
+        finally:
+            self.running.pop(attempt_id, None)
+        if status.phase == Phase.TIMED_OUT:
+            await self._stop(attempt, kind, base, Phase.TIMED_OUT, status.message)
+            return status
+        await self._cleanup(attempt)
+        data = dict(base)
+        if status.phase == Phase.SUCCEEDED:
+            if kind == "item":
+                data["outputs"] = status.outputs
+        else:
+            data["message"] = status.message
+            data["error_kind"] = status.error_kind.value
+        self._log_paths(ctx, data)
+        self.emit(kind, attempt_id, status.phase.value, data)
+        return status
+
+    async def _drive(self, attempt: _Attempt, template: TaskTemplate, kind: str, base: dict[str, Any]) -> Status:
+        ctx, task_type = attempt.ctx, attempt.task_type
+        try:
+            attempt.handle = await self.call(task_type, "submit", ctx, template)
+        except PlaitError as exc:
+            return Status.failed(f"{template.type} could not start the task: {exc}", retryable=False)
+        except Exception as exc:
+            return Status.failed(f"task type {template.type!r} failed in submit: {type(exc).__name__}: {exc}",
+                                 error_kind=ErrorKind.SYSTEM)
+        self.emit(kind, ctx.attempt_id, "running", {**base, "handle": attempt.handle})
+        deadline = time.monotonic() + template.timeout if template.timeout else math.inf
+        interval = 0.01
+        while True:
+            attempt.wake.clear()
+            try:
+                status: Status = await self.call(task_type, "poll", ctx, attempt.handle)
+            except Exception as exc:
+                status = Status.failed(f"task type {template.type!r} failed in poll: {type(exc).__name__}: {exc}",
+                                       error_kind=ErrorKind.SYSTEM)
+            if status.phase.terminal:
+                return status
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return Status(Phase.TIMED_OUT, f"timed out after {template.timeout:g}s", retryable=True)
+            try:
+                await asyncio.wait_for(attempt.wake.wait(), min(interval, remaining))
+            except asyncio.TimeoutError:
+                interval = min(interval * 2, self.options.max_poll_interval)
+
+    async def _stop(self, attempt: _Attempt, kind: str, base: dict[str, Any], phase: Phase, message: str) -> None:
+        """Abort, clean up and record an attempt that the engine ends (timeout, Ctrl-C)."""
+        if attempt.handle is not None:
+            try:
+                await self.call(attempt.task_type, "abort", attempt.ctx, attempt.handle)
+            except Exception as exc:  # record the abort all the same; the cleanup still runs
+                message += f" (abort failed: {exc})"
+        await self._cleanup(attempt)
+        data = {**base, "message": message}
+        self._log_paths(attempt.ctx, data)
+        self.emit(kind, attempt.ctx.attempt_id, phase.value, data)
+
+    async def _cleanup(self, attempt: _Attempt) -> None:
+        if attempt.handle is None:
+            return
+        try:
+            await self.call(attempt.task_type, "cleanup", attempt.ctx, attempt.handle)
+        except Exception as exc:
+            self.emit("attempt", attempt.ctx.attempt_id, "cleanup_failed",
+                      {"node": attempt.ctx.node_id, "attempt": attempt.ctx.attempt, "message": str(exc)})
+
+    @staticmethod
+    def _log_paths(ctx: AttemptContext, data: dict[str, Any]) -> None:
+        logs = {name: str(p) for name, p in (("stdout", ctx.stdout_path), ("stderr", ctx.stderr_path)) if p.exists()}
+        if logs:
+            data["logs"] = logs
+
+
+class _Graph:
+    """One workflow's nodes inside an execution (the top level, a sub-workflow, a dynamic one)."""
+
+    def __init__(self, execution: _Execution, spec: WorkflowSpec, prefix: str, inputs: dict[str, Any]) -> None:
+        self.x = execution
+        self.spec = spec
+        self.prefix = prefix
+        self.inputs = inputs
+        self.results: dict[str, dict[str, Any]] = {}
+
+    def resolve(self, binding: Binding) -> Any:
+        if binding.kind == "value":
+            return binding.value
+        if binding.kind == "list":
+            return [self.resolve(b) for b in binding.items]
+        assert binding.output is not None
+        source = self.inputs if not binding.node else self.results[binding.node]
+        return source[binding.output]
+
+    async def run(self) -> dict[str, Any]:
+        nodes = {n.id: n for n in self.spec.nodes}
+        waiting = {n.id: len(n.upstream()) for n in self.spec.nodes}
+        consumers: dict[str, list[str]] = {n: [] for n in nodes}
+        for n in self.spec.nodes:
+            for up in n.upstream():
+                consumers[up].append(n.id)
+        ready = [n for n, count in waiting.items() if count == 0]
+        running: dict[asyncio.Task[dict[str, Any]], str] = {}
+        failure: NodeFailed | None = None
+        try:
+            while ready or running:
+                for node_id in ready:
+                    task = asyncio.create_task(self.run_node(nodes[node_id]))
+                    running[task] = node_id
+                ready = []
+                done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    node_id = running.pop(task)
+                    exc = task.exception()
+                    if exc is None:
+                        self.results[node_id] = task.result()
+                        for consumer in consumers[node_id]:
+                            waiting[consumer] -= 1
+                            if waiting[consumer] == 0:
+                                ready.append(consumer)
+                        continue
+                    if not isinstance(exc, NodeFailed):
+                        exc = NodeFailed(self.prefix + node_id, f"engine error: {type(exc).__name__}: {exc}")
+                    failure = failure or exc
+                    if self.x.options.fail_fast:
+                        raise failure
+                    self._skip_downstream(node_id, consumers)
+        finally:
+            for task in running:
+                task.cancel()
+            if running:
+                await asyncio.gather(*running, return_exceptions=True)
+        if failure is not None:
+            raise failure
+        return {name: self.resolve(b) for name, b in self.spec.output_bindings.items()}
+
+    def _skip_downstream(self, node_id: str, consumers: dict[str, list[str]]) -> None:
+        stack = list(consumers[node_id])
+        seen: set[str] = set()
+        while stack:
+            n = stack.pop()
+            if n in seen:
+                continue
+            seen.add(n)
+            self.x.emit("node", self.prefix + n, "skipped", {"error": f"upstream node {self.prefix + node_id} failed"})
+            stack.extend(consumers[n])
+
+    async def run_node(self, node: Node) -> dict[str, Any]:
+        path = self.prefix + node.id
+        inputs = {name: self.resolve(b) for name, b in node.inputs.items()}
+        try:
+            if node.kind == "workflow":
+                assert node.workflow is not None
+                sub = self.spec.subworkflows[node.workflow]
+                self.x.emit("node", path, "running")
+                outputs = await _Graph(self.x, sub, path + ".", {**sub.defaults, **inputs}).run()
+            elif node.kind == "map":
+                outputs = await _MapNode(self, node, path, inputs).run()
+            else:
+                assert node.task is not None
+                outputs = await self.run_task_node(path, self.spec.tasks[node.task], inputs)
+        except NodeFailed as exc:
+            self.x.emit("node", path, "failed", {"error": exc.message})
+            raise
+        except asyncio.CancelledError:
+            self.x.emit("node", path, "aborted", {"error": "aborted"})
+            raise
+        self.x.emit("node", path, "succeeded", {"outputs": outputs})
+        return outputs
+
+    async def run_task_node(self, path: str, template: TaskTemplate, inputs: dict[str, Any]) -> dict[str, Any]:
+        key = template.cache_key(inputs) if template.cache else None
+        if key is not None and not self.x.options.overwrite_cache:
+            cached = self.x.store.cached(key)
+            if cached is not None:
+                self.x.emit("node", path, "running", {"cached": True})
+                return cached
+        self.x.emit("node", path, "running")
+        outputs = await self.x.run_task(path, template, inputs)
+        if template.dynamic:
+            outputs = await self.run_dynamic(path, template, outputs["$spec"])
+        if key is not None:
+            self.x.store.put_cache(key, template.name, outputs, self.x.id)
+        return outputs
+
+    async def run_dynamic(self, path: str, template: TaskTemplate, body: dict[str, Any]) -> dict[str, Any]:
+        from plait.compiler import check_spec
+
+        try:
+            sub = check_spec(WorkflowSpec.model_validate(body))
+        except PlaitError as exc:
+            raise NodeFailed(path, f"the workflow built by dynamic task {template.name} is invalid: {exc}") from None
+        for name, expected in template.interface.outputs.items():
+            actual = sub.outputs.get(name)
+            from plait.types import engine
+
+            if actual is None or not engine().castable(actual, expected):
+                got = actual.describe() if actual else "nothing"
+                raise NodeFailed(path, f"dynamic task {template.name} must return {expected.describe()} "
+                                       f"for output {name!r}, its workflow returns {got}")
+        self.x.emit("node", path, "dynamic", {"version": sub.version, "nodes": len(sub.nodes)})
+        return await _Graph(self.x, sub, path + ".", {}).run()
+
+
+class _MapNode:
+    """A map node: items run with bounded concurrency; state is counts plus failures."""
+
+    def __init__(self, graph: _Graph, node: Node, path: str, inputs: dict[str, Any]) -> None:
+        assert node.map is not None and node.task is not None
+        self.graph = graph
+        self.x = graph.x
+        self.path = path
+        self.template = graph.spec.tasks[node.task]
+        self.over = node.map.over
+        self.items: list[Any] = load_offloaded(inputs[self.over], self.x.io)
+        self.shared = {k: v for k, v in inputs.items() if k != self.over}
+        self.min_ratio = node.map.min_success_ratio
+        workers = 1 if self.x.options.inline else max(1, self.x.engine.settings.workers)
+        self.window = node.map.concurrency or max(64, 4 * workers)
+
+    async def run(self) -> dict[str, Any]:
+        n = len(self.items)
+        self.x.emit("node", self.path, "running", {"items": n})
+        names = list(self.template.interface.outputs)
+        results: dict[str, list[Any]] = {name: [None] * n for name in names}
+        allowed_failures = n - math.ceil(self.min_ratio * n - 1e-9)
+        failures: dict[int, str] = {}
+        next_index = 0
+        stop = False
+
+        async def worker() -> None:
+            nonlocal next_index, stop
+            while not stop and next_index < n:
+                i = next_index
+                next_index += 1
+                try:
+                    outputs = await self.run_item(i)
+                except NodeFailed as exc:
+                    failures[i] = exc.message
+                    if len(failures) > allowed_failures:
+                        stop = True
+                    continue
+                for name in names:
+                    results[name][i] = outputs[name]
+                if i % 256 == 255:
+                    await asyncio.sleep(0)  # let progress, flushing and Ctrl-C through
+
+        workers = [asyncio.create_task(worker()) for _ in range(min(self.window, n) or 1)]
+        try:
+            await asyncio.gather(*workers)
+        except BaseException:
+            for w in workers:
+                w.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            raise
+        if len(failures) > allowed_failures:
+            shown = "; ".join(f"item {i}: {m.splitlines()[0]}" for i, m in sorted(failures.items())[:5])
+            more = f" (and {len(failures) - 5} more)" if len(failures) > 5 else ""
+            raise NodeFailed(self.path, f"{len(failures)} of {n} items failed, more than min_success_ratio="
+                                        f"{self.min_ratio:g} allows: {shown}{more}")
+        return {name: offload(values, self.x.io) for name, values in results.items()}
+
+    async def run_item(self, index: int) -> dict[str, Any]:
+        inputs = {**self.shared, self.over: self.items[index]}
+        template = self.template
+        key = template.cache_key(inputs) if template.cache else None
+        if key is not None and not self.x.options.overwrite_cache:
+            cached = self.x.store.cached(key)
+            if cached is not None:
+                return cached
+        try:
+            outputs = await self.x.run_task(self.path, template, inputs, index)
+        except NodeFailed as exc:
+            raise NodeFailed(self.path, exc.message) from None
+        if key is not None:
+            self.x.store.put_cache(key, template.name, outputs, self.x.id)
+        return outputs
+

@@ -1,0 +1,284 @@
+"""The local platform's two helpers: a pool of worker processes, and a supervised process.
+
+:class:`WorkerPool` runs Python task attempts in long-lived worker processes (one per core
+by default); aborting an attempt kills its worker's process group, and a replacement is
+started. :class:`LocalProcess` runs one command line as its own process group, named by the
+attempt, so a plugin only describes the command: starting it again attaches, aborting kills
+the whole tree, and the exit code survives an engine restart.
+"""
+
+from __future__ import annotations
+
+import collections
+import multiprocessing
+import multiprocessing.connection
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+LOG_LIMIT = 1 << 20
+"""Bytes of stdout/stderr kept per attempt (the end is kept)."""
+
+Callback = Callable[[dict[str, Any]], None]
+
+
+def _worker_main(conn: multiprocessing.connection.Connection) -> None:
+    os.setsid()  # abort kills the worker's process group: the task's children go with it
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the engine's to handle
+    from plait.worker import run_attempt
+
+    out = tempfile.TemporaryFile()
+    err = tempfile.TemporaryFile()
+    saved = os.dup(1), os.dup(2)
+    while True:
+        try:
+            message = conn.recv()
+        except EOFError:
+            return
+        if message is None:
+            return
+        job_id, payload = message
+        for f in (out, err):
+            f.seek(0)
+            f.truncate()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(out.fileno(), 1)
+        os.dup2(err.fileno(), 2)
+        try:
+            result = run_attempt(payload)
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+        result["stdout"] = _tail(out)
+        result["stderr"] = _tail(err)
+        conn.send((job_id, result))
+
+
+def _tail(f: Any) -> str:
+    size = f.seek(0, os.SEEK_END)
+    if size == 0:
+        return ""
+    f.seek(max(0, size - LOG_LIMIT))
+    return f.read().decode("utf-8", "replace")
+
+
+class _Worker:
+    def __init__(self, ctx: Any) -> None:
+        parent, child = ctx.Pipe()
+        self.conn = parent
+        self.process = ctx.Process(target=_worker_main, args=(child,), daemon=True)
+        self.process.start()
+        child.close()
+        self.job: str | None = None
+
+
+class WorkerPool:
+    """A fixed number of worker processes that run Python task attempts one at a time each."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._ctx = multiprocessing.get_context("forkserver")
+        self._ctx.set_forkserver_preload(["plait.worker", "plait.builtin.types"])
+        self._lock = threading.Lock()
+        self._pending: collections.deque[tuple[str, dict[str, Any], Callback]] = collections.deque()
+        self._callbacks: dict[str, Callback] = {}
+        self._cancelled: set[str] = set()
+        self._workers: list[_Worker] = []
+        self._wake_r, self._wake_w = self._ctx.Pipe(duplex=False)
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    def submit(self, job_id: str, payload: dict[str, Any], callback: Callback) -> None:
+        """Queue ``payload``; ``callback(result)`` is called from the pool's thread when it ends."""
+        with self._lock:
+            if self._thread is None:
+                self._workers = [_Worker(self._ctx) for _ in range(self.size)]
+                self._thread = threading.Thread(target=self._dispatch, name="plait-workers", daemon=True)
+                self._thread.start()
+            self._pending.append((job_id, payload, callback))
+        self._wake_w.send_bytes(b"")
+
+    def cancel(self, job_id: str) -> None:
+        """Forget a queued job, or kill the worker running it (a new worker replaces it)."""
+        with self._lock:
+            for i, (jid, _, _) in enumerate(self._pending):
+                if jid == job_id:
+                    del self._pending[i]
+                    return
+            for worker in self._workers:
+                if worker.job == job_id:
+                    self._cancelled.add(job_id)
+                    _kill_group(worker.process.pid)
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self._closed = True
+            for worker in self._workers:
+                if worker.job is None:
+                    try:
+                        worker.conn.send(None)
+                    except OSError:
+                        pass
+                else:
+                    _kill_group(worker.process.pid)
+        self._wake_w.send_bytes(b"")
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        for worker in self._workers:
+            worker.process.join(timeout=2)
+            if worker.process.is_alive():
+                worker.process.kill()
+
+    def _dispatch(self) -> None:
+        while True:
+            with self._lock:
+                if self._closed:
+                    return
+                for worker in self._workers:
+                    if worker.job is None and self._pending:
+                        job_id, payload, callback = self._pending.popleft()
+                        worker.job = job_id
+                        self._callbacks[job_id] = callback
+                        worker.conn.send((job_id, payload))
+                busy = [w.conn for w in self._workers if w.job is not None]
+                sentinels = {w.process.sentinel: w for w in self._workers}
+            ready = multiprocessing.connection.wait([self._wake_r, *busy, *sentinels], timeout=1.0)
+            for r in ready:
+                if r is self._wake_r:
+                    while self._wake_r.poll():
+                        self._wake_r.recv_bytes()
+                elif r in sentinels:
+                    self._replace(sentinels[r])  # type: ignore[index]
+                else:
+                    worker = next(w for w in self._workers if w.conn is r)
+                    try:
+                        job_id, result = worker.conn.recv()
+                    except (EOFError, OSError):
+                        continue  # the sentinel reports the death
+                    self._finish(worker, job_id, result)
+
+    def _finish(self, worker: _Worker, job_id: str, result: dict[str, Any]) -> None:
+        with self._lock:
+            worker.job = None
+            callback = self._callbacks.pop(job_id, None)
+            cancelled = job_id in self._cancelled
+            self._cancelled.discard(job_id)
+        if callback is not None and not cancelled:
+            callback(result)
+
+    def _replace(self, dead: _Worker) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            job_id = dead.job
+            code = dead.process.exitcode
+            self._workers[self._workers.index(dead)] = _Worker(self._ctx)
+        if job_id is not None:
+            self._finish(dead, job_id, {
+                "status": "failed", "retryable": True, "error_kind": "system",
+                "message": f"the worker process running this attempt died (exit code {code})",
+            })
+
+
+def _kill_group(pid: int | None) -> None:
+    if pid is None:
+        return
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class LocalProcess:
+    """Supervise one command line per attempt, in ``workdir``, as its own process group.
+
+    The files in ``workdir`` (``pid``, ``exit_code``, ``stdout.log``, ``stderr.log``) are the
+    state, so another engine process can poll, abort or clean up after a restart.
+    """
+
+    _children: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, workdir: Path, argv: list[str], env: dict[str, str] | None = None,
+              cwd: str | None = None) -> dict[str, Any]:
+        """Start ``argv`` unless this workdir already has a process; return the handle."""
+        workdir.mkdir(parents=True, exist_ok=True)
+        handle = {"workdir": str(workdir)}
+        pid_file = workdir / "pid"
+        if pid_file.exists():
+            handle["pid"] = int(pid_file.read_text())
+            return handle  # attach: the same attempt was started before
+        script = (
+            '"$@" >"$PLAIT_WORKDIR/stdout.log" 2>"$PLAIT_WORKDIR/stderr.log"; '
+            'echo $? >"$PLAIT_WORKDIR/exit_code.tmp"; mv "$PLAIT_WORKDIR/exit_code.tmp" "$PLAIT_WORKDIR/exit_code"'
+        )
+        full_env = {**os.environ, **(env or {}), "PLAIT_WORKDIR": str(workdir)}
+        proc = subprocess.Popen(["/bin/sh", "-c", script, "plait-process", *argv], env=full_env,
+                                cwd=cwd, start_new_session=True, stdin=subprocess.DEVNULL)
+        self._children[str(workdir)] = proc
+        tmp = workdir / "pid.tmp"
+        tmp.write_text(str(proc.pid))
+        os.replace(tmp, pid_file)
+        (workdir / "command").write_text(shlex.join(argv))
+        handle["pid"] = proc.pid
+        return handle
+
+    def exit_code(self, handle: dict[str, Any]) -> int | None:
+        """The command's exit code, or None while it runs. -9 if it vanished without one."""
+        workdir = Path(handle["workdir"])
+        child = self._children.get(str(workdir))
+        if child is not None:
+            child.poll()  # reap it, so a finished child is not a zombie that looks alive
+        code_file = workdir / "exit_code"
+        if code_file.exists():
+            return int(code_file.read_text().strip() or -1)
+        if _alive(handle["pid"]):
+            return None
+        return -9
+
+    def kill(self, handle: dict[str, Any]) -> None:
+        _kill_group(handle.get("pid"))
+        child = self._children.get(handle["workdir"])
+        if child is not None:
+            try:
+                child.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+
+    def logs(self, handle: dict[str, Any]) -> tuple[str, str]:
+        workdir = Path(handle["workdir"])
+        return tuple(_read_tail(workdir / name) for name in ("stdout.log", "stderr.log"))  # type: ignore[return-value]
+
+    def forget(self, handle: dict[str, Any]) -> None:
+        self._children.pop(handle["workdir"], None)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] != "Z"
+    except OSError:
+        return True
+
+
+def _read_tail(path: Path) -> str:
+    if not path.exists():
+        return ""
+    with open(path, "rb") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        fh.seek(max(0, size - LOG_LIMIT))
+        return fh.read().decode("utf-8", "replace")

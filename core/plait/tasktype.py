@@ -1,0 +1,178 @@
+"""The task-type contract: what a plugin implements to run one kind of work.
+
+A task type is an object with a ``name``, an optional pydantic ``config_model`` and four
+methods, ``submit``, ``poll``, ``abort`` and ``cleanup``. The engine drives them; a plugin
+never schedules, retries, caches or records anything itself. Copy
+``plait/builtin/container_task.py`` to start a new one.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from plait.blobs import BlobStore
+    from plait.spec import TaskTemplate
+
+Handle = dict[str, Any]
+"""What ``submit`` returns: a small JSON-serialisable dict, persisted in the event log."""
+
+
+class Phase(str, enum.Enum):
+    """The phase of an execution, a node or a task attempt."""
+
+    QUEUED = "queued"
+    WAITING_FOR_RESOURCES = "waiting_for_resources"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    ABORTED = "aborted"
+    SKIPPED = "skipped"
+
+    @property
+    def terminal(self) -> bool:
+        return self in _TERMINAL
+
+
+_TERMINAL = {Phase.SUCCEEDED, Phase.FAILED, Phase.TIMED_OUT, Phase.ABORTED, Phase.SKIPPED}
+
+
+class ErrorKind(str, enum.Enum):
+    """Whose fault a failure is; each kind has its own retry budget."""
+
+    USER = "user"
+    SYSTEM = "system"
+
+
+@dataclass(frozen=True)
+class Status:
+    """What ``poll`` reports about one attempt.
+
+    A failed job is a status, not an exception: ``phase=FAILED`` with ``retryable`` saying
+    whether another attempt could succeed and ``error_kind`` whose budget it spends.
+    ``outputs`` (literals, see :mod:`plait.types`) is set when ``phase`` is SUCCEEDED.
+    """
+
+    phase: Phase
+    message: str = ""
+    outputs: dict[str, Any] | None = None
+    retryable: bool = True
+    error_kind: ErrorKind = ErrorKind.USER
+    log_links: tuple[str, ...] = ()
+
+    @classmethod
+    def succeeded(cls, outputs: dict[str, Any], message: str = "") -> Status:
+        return cls(Phase.SUCCEEDED, message, outputs=outputs)
+
+    @classmethod
+    def failed(
+        cls,
+        message: str,
+        *,
+        retryable: bool = True,
+        error_kind: ErrorKind = ErrorKind.USER,
+    ) -> Status:
+        return cls(Phase.FAILED, message, retryable=retryable, error_kind=error_kind)
+
+
+@dataclass
+class AttemptContext:
+    """Everything a task type needs to know about the attempt it is running.
+
+    ``attempt_id`` is unique per execution, node, map item and attempt number, and stable
+    across engine restarts: derive external names (pod names, job ids) from it so that a
+    second ``submit`` attaches instead of starting the work twice.
+    """
+
+    execution_id: str
+    node_id: str
+    attempt_id: str
+    attempt: int
+    inputs: dict[str, Any]
+    blobs: BlobStore
+    workdir: Path
+    checkpoint_uri: str
+    """Where this node (or map item) keeps its checkpoint; every attempt sees the same one."""
+    project: str = "default"
+    domain: str = "development"
+    item_index: int | None = None
+    inline: bool = False
+    notify: Callable[[], None] = field(default=lambda: None, repr=False)
+    """Call (from any thread) to make the engine poll this attempt now."""
+
+    @property
+    def stdout_path(self) -> Path:
+        return self.workdir / "stdout.log"
+
+    @property
+    def stderr_path(self) -> Path:
+        return self.workdir / "stderr.log"
+
+    def external_name(self, max_length: int = 63) -> str:
+        """A DNS-1123 name derived from the attempt id, stable across restarts."""
+        import hashlib
+
+        digest = hashlib.sha256(self.attempt_id.encode()).hexdigest()[:10]
+        safe = "".join(c if c.isalnum() else "-" for c in self.attempt_id.lower()).strip("-")
+        return f"{safe[: max_length - 11].rstrip('-')}-{digest}"
+
+
+class TaskConfig(BaseModel):
+    """Base class of the objects passed as ``@task(plugin=...)``.
+
+    A plugin's config model subclasses this and sets ``task_type`` to the name of the task
+    type that runs it, so ``@task(plugin=Spark(...))`` needs no other argument.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    task_type: ClassVar[str]
+
+
+class TaskType:
+    """Base class of task types. Subclass it and override the four hooks.
+
+    Hooks may block (they are called off the engine's event loop) unless ``blocking`` is
+    False, which a task type may set when every hook returns in microseconds.
+    """
+
+    name: ClassVar[str]
+    config_model: ClassVar[type[BaseModel] | None] = None
+    blocking: ClassVar[bool] = True
+
+    def pools(self, task: TaskTemplate, config: BaseModel | None) -> dict[str, int]:
+        """Return the rate-limited pools one attempt of ``task`` holds, with token counts."""
+        return {}
+
+    def submit(self, ctx: AttemptContext, task: TaskTemplate) -> Handle:
+        """Start the work; idempotent for ``ctx.attempt_id``. Return a JSON-able handle."""
+        raise NotImplementedError
+
+    def poll(self, ctx: AttemptContext, handle: Handle) -> Status:
+        """Report the attempt's phase; outputs when it succeeded."""
+        raise NotImplementedError
+
+    def abort(self, ctx: AttemptContext, handle: Handle) -> None:
+        """Stop the work; not an error if it already ended."""
+        raise NotImplementedError
+
+    def cleanup(self, ctx: AttemptContext, handle: Handle) -> None:
+        """Release what submit created; called once the attempt ends, whatever the ending."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release process-wide resources (worker pools, clients); called when an engine stops."""
+
+
+def default_workers() -> int:
+    """One worker per core this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
