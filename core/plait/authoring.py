@@ -113,21 +113,26 @@ class Promise:
         )
 
 
-class Outputs(tuple):  # type: ignore[type-arg]
-    """Several promises, also reachable by output name (``result.count``)."""
+class Outputs:
+    """Several promises: unpack them, index them, or reach them by output name (``s.count``)."""
 
-    _names: tuple[str, ...]
-
-    def __new__(cls, promises: dict[str, Promise]) -> Outputs:
-        self = super().__new__(cls, promises.values())
-        self._names = tuple(promises)
-        return self
+    def __init__(self, promises: dict[str, Promise]) -> None:
+        self._promises = promises
 
     def __getattr__(self, name: str) -> Promise:
         try:
-            return typing.cast(Promise, self[self._names.index(name)])
-        except ValueError:
-            raise AttributeError(name) from None
+            return self.__dict__["_promises"][name]  # type: ignore[no-any-return]
+        except KeyError:
+            raise AttributeError(f"no output {name!r}; outputs are {', '.join(self._promises)}") from None
+
+    def __iter__(self) -> Any:
+        return iter(self._promises.values())
+
+    def __len__(self) -> int:
+        return len(self._promises)
+
+    def __getitem__(self, index: int) -> Promise:
+        return list(self._promises.values())[index]
 
 
 def _bind(value: Any, expected: TypeSpec, tp: Any, where: str) -> Binding:
@@ -334,10 +339,11 @@ def container_task(
 
     params = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=t)
               for n, t in inputs.items()]
+    ident = re.sub(r"\W", "_", name)
     ret: Any = None
     if outputs:
-        ret = typing.NamedTuple(f"{name}_outputs", list(outputs.items()))  # type: ignore[misc]
-    run_outside_workflow.__name__ = run_outside_workflow.__qualname__ = re.sub(r"\W", "_", name)
+        ret = typing.NamedTuple(f"{ident}_outputs", list(outputs.items()))  # type: ignore[misc]
+    run_outside_workflow.__name__ = run_outside_workflow.__qualname__ = ident
     run_outside_workflow.__annotations__ = {**inputs, "return": ret}
     run_outside_workflow.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     t: Task[Any] = task(run_outside_workflow, plugin=Container(image=image, command=command, env=env or {}),
@@ -371,6 +377,9 @@ def map(task: Task[Any], over: Any, *, concurrency: int | None = None,
     """
     if not isinstance(task, Task):
         raise CompileError(f"map() takes a @task, got {task!r}")
+    if isinstance(min_success_ratio, Promise) or isinstance(concurrency, Promise):
+        raise CompileError(f"map({task.name}): concurrency and min_success_ratio are fixed when the "
+                           "workflow compiles; pass constants, not workflow inputs")
     if not 0.0 < min_success_ratio <= 1.0:
         raise CompileError(f"map({task.name}): min_success_ratio must be in (0, 1], got {min_success_ratio}")
     if concurrency is not None and concurrency < 1:
@@ -492,6 +501,8 @@ def trace_workflow(fn: Callable[..., Any], name: str, values: dict[str, Any] | N
     elif len(output_specs) == 1:
         results = (result,)
     else:
+        if isinstance(result, Outputs):
+            result = tuple(result)
         if not isinstance(result, tuple) or len(result) != len(output_specs):
             raise CompileError(
                 f"{what} {name!r} declares outputs {', '.join(output_specs)} but returns {result!r}")

@@ -1,0 +1,36 @@
+# Everything a fresh Debian machine with Python 3.11 needs: `make demo`, `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-core
+
+.PHONY: venv demo test bench lint typecheck clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade "pip>=24"
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[test]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: venv
+	$(BIN)/plait run examples/bigfoot.py:hunt --photos 2000 --batch-size 100
+
+test: venv
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+bench: venv
+	$(BIN)/python bench/engine_overhead.py
+	$(BIN)/python bench/chain.py
+	$(BIN)/python bench/cpu_speedup.py
+	$(BIN)/python bench/map_memory.py
+
+lint: venv
+	$(BIN)/ruff check core tests examples bench
+
+typecheck: venv
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .plait

@@ -1,0 +1,343 @@
+"""The ``plait`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import importlib.util
+import json
+import os
+import signal
+import sys
+import time
+import typing
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from plait.errors import InputError, PlaitError
+
+# Outside a terminal (CI logs, pipes) rich would wrap at 80 columns; ids must stay whole.
+console = Console(width=None if sys.stdout.isatty() else 160)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+
+def main() -> None:
+    """Entry point: run the CLI, printing plait errors without a traceback."""
+    try:
+        cli(standalone_mode=False)
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except PlaitError as exc:
+        if os.environ.get("PLAIT_DEBUG") == "1":
+            raise
+        err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+        sys.exit(2)
+
+
+@click.group()
+@click.version_option(package_name="plait")
+def cli() -> None:
+    """plait: typed, versioned workflows of pluggable tasks."""
+
+
+# ---------------------------------------------------------------------------------------
+# plait run
+# ---------------------------------------------------------------------------------------
+
+
+def load_workflow(target: str) -> Any:
+    """Import ``path/to/file.py:name`` (or ``package.module:name``) and return the workflow."""
+    from plait.authoring import Workflow
+
+    if ":" not in target:
+        raise InputError(f"expected FILE:WORKFLOW (for example examples/bigfoot.py:hunt), got {target!r}")
+    where, name = target.rsplit(":", 1)
+    if where.endswith(".py"):
+        path = Path(where).resolve()
+        if not path.exists():
+            raise InputError(f"no such file: {where}")
+        sys.path.insert(0, str(path.parent))
+        module_name = path.stem
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+    else:
+        module = importlib.import_module(where)
+    wf = getattr(module, name, None)
+    if not isinstance(wf, Workflow):
+        found = [k for k, v in vars(module).items() if isinstance(v, Workflow)]
+        raise InputError(f"{where} has no workflow {name!r}; workflows there: {', '.join(found) or 'none'}")
+    return wf
+
+
+def parse_inputs(wf: Any, args: list[str]) -> dict[str, Any]:
+    """Parse ``--name value`` pairs using the workflow's typed interface."""
+    from plait.authoring import _signature_types
+
+    types, _, _ = _signature_types(wf.fn, "workflow")
+    values: dict[str, Any] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--"):
+            raise InputError(f"unexpected argument {arg!r}; workflow inputs are given as --name value")
+        key, eq, raw = arg[2:].partition("=")
+        name = key.replace("-", "_")
+        if not eq:
+            if i + 1 >= len(args):
+                raise InputError(f"--{key} needs a value")
+            raw = args[i + 1]
+            i += 1
+        i += 1
+        if name not in types:
+            flags = ", ".join("--" + n.replace("_", "-") for n in types) or "none"
+            raise InputError(f"workflow {wf.name} has no input --{key}; its inputs are {flags}")
+        values[name] = parse_value(raw, types[name], f"--{key}")
+    return values
+
+
+def parse_value(raw: str, tp: Any, flag: str) -> Any:
+    """Turn command-line text into a value of type ``tp`` (JSON for structured values)."""
+    from plait.files import Directory, File
+    from plait.types import optional_arg
+
+    inner = optional_arg(tp)
+    if inner is not None:
+        return None if raw.lower() in ("none", "null") else parse_value(raw, inner, flag)
+    try:
+        if tp is str:
+            return raw
+        if tp is bool:
+            if raw.lower() in ("true", "1", "yes"):
+                return True
+            if raw.lower() in ("false", "0", "no"):
+                return False
+            raise ValueError("expected true or false")
+        if tp in (int, float):
+            return tp(raw)
+        if tp is dt.datetime:
+            return dt.datetime.fromisoformat(raw)
+        if tp is dt.date:
+            return dt.date.fromisoformat(raw)
+        if tp is dt.timedelta:
+            return dt.timedelta(seconds=float(raw))
+        if tp in (File, Directory):
+            return tp(raw)
+        if isinstance(tp, type) and issubclass(tp, __import__("enum").Enum):
+            return tp(raw)
+        value = json.loads(raw)
+        if typing.get_origin(tp) is None and isinstance(tp, type) and isinstance(value, dict):
+            return tp(**value)
+        return value
+    except (ValueError, TypeError, json.JSONDecodeError) as exc:
+        name = getattr(tp, "__name__", str(tp))
+        raise InputError(f"{flag}: cannot read {raw!r} as {name}: {exc}") from None
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("target")
+@click.option("--inline", is_flag=True, help="Run Python tasks in this process (for debugging).")
+@click.option("--keep-going", is_flag=True, help="On a failure, keep running nodes that do not depend on it.")
+@click.option("--overwrite-cache", is_flag=True, help="Run cached tasks again and replace their cached results.")
+@click.option("--workers", type=int, help="Worker processes for Python tasks (default: one per core).")
+@click.option("--project", default="default", show_default=True, help="Tenant project.")
+@click.option("--domain", default="development", show_default=True, help="Tenant domain.")
+@click.option("--json", "as_json", is_flag=True, help="Print the outputs as JSON literals.")
+@click.pass_context
+def run(ctx: click.Context, target: str, inline: bool, keep_going: bool, overwrite_cache: bool,
+        workers: int | None, project: str, domain: str, as_json: bool) -> None:
+    """Run a workflow: plait run FILE.py:WORKFLOW --input value ...
+
+    Inputs are the workflow's parameters, as --name value (JSON for lists, dicts and structs).
+    """
+    from plait.engine import Engine, RunOptions
+    from plait.progress import Progress
+    from plait.runner import encode_inputs
+
+    if workers:
+        os.environ["PLAIT_WORKERS"] = str(workers)
+    wf = load_workflow(target)
+    values = parse_inputs(wf, list(ctx.args))
+    spec = wf.spec
+    engine = Engine()
+    options = RunOptions(inline=inline, fail_fast=not keep_going, overwrite_cache=overwrite_cache,
+                         project=project, domain=domain)
+    try:
+        literals = encode_inputs(wf, values, engine)
+        progress = Progress(spec, console)
+        result = asyncio.run(_run_interruptibly(engine, spec, literals, options, progress))
+    finally:
+        engine.close()
+    progress.finish(result)
+    if result.phase.value == "succeeded":
+        _print_outputs(wf, result.outputs or {}, engine, as_json)
+        return
+    if result.phase.value == "aborted":
+        err_console.print(f"execution {result.execution_id} aborted; every running attempt was stopped")
+        sys.exit(130)
+    err_console.print(f"[bold red]execution {result.execution_id} failed[/] at node "
+                      f"[bold]{result.failed_node}[/]:\n{result.error}", highlight=False)
+    err_console.print(f"details: plait executions show {result.execution_id}")
+    sys.exit(1)
+
+
+async def _run_interruptibly(engine: Any, spec: Any, literals: dict[str, Any], options: Any, progress: Any) -> Any:
+    loop = asyncio.get_running_loop()
+    task = asyncio.create_task(engine.run(spec, literals, options, progress.on_event))
+
+    def interrupt() -> None:
+        err_console.print("\ninterrupted: aborting running attempts…")
+        task.cancel()
+
+    loop.add_signal_handler(signal.SIGINT, interrupt)
+    loop.add_signal_handler(signal.SIGTERM, interrupt)
+    with progress:
+        return await task
+
+
+def _print_outputs(wf: Any, outputs: dict[str, Any], engine: Any, as_json: bool) -> None:
+    from plait.authoring import _signature_types
+    from plait.types import ValueIO, decode_values
+
+    if as_json:
+        click.echo(json.dumps(outputs, indent=2))
+        return
+    _, _, types = _signature_types(wf.fn, "workflow")
+    values = decode_values(outputs, types, ValueIO(engine.blobs, where=wf.name), what="output")
+    for name, value in values.items():
+        label = "output" if name == "o0" else name
+        text = repr(value) if not hasattr(value, "to_string") else value.to_string(max_rows=20)
+        console.print(f"[bold]{label}[/]: {text}", highlight=False)
+
+
+# ---------------------------------------------------------------------------------------
+# plait plugins
+# ---------------------------------------------------------------------------------------
+
+
+@cli.command()
+def plugins() -> None:
+    """List installed task types and the plugins they come from."""
+    from plait.plugins import load_registry
+
+    registry = load_registry()
+    table = Table("task type", "plugin", "distribution", "version")
+    for name, owner in sorted(registry.task_type_owner.items()):
+        table.add_row(name, owner.name, owner.distribution, owner.version)
+    console.print(table)
+    for name, error in registry.failed.items():
+        err_console.print(f"[red]plugin {name!r} failed to load:[/] {error}", highlight=False)
+
+
+# ---------------------------------------------------------------------------------------
+# plait executions
+# ---------------------------------------------------------------------------------------
+
+
+@cli.group()
+def executions() -> None:
+    """Inspect executions in the local store."""
+
+
+def _store() -> Any:
+    from plait.settings import Settings
+    from plait.store import EventStore
+
+    return EventStore(Settings.from_env().db_url)
+
+
+def _when(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+@executions.command("list")
+@click.option("--limit", default=20, show_default=True)
+def list_executions(limit: int) -> None:
+    """The most recent executions."""
+    table = Table("id", "workflow", "phase", "started", "took", "project/domain")
+    for row in _store().list_executions(limit):
+        took = f"{row['updated'] - row['created']:.1f}s" if row["phase"] not in ("running", "queued") else "…"
+        table.add_row(row["id"], row["workflow"], _phase(row["phase"]), _when(row["created"]), took,
+                      f"{row['project']}/{row['domain']}")
+    console.print(table)
+
+
+def _phase(phase: str) -> str:
+    color = {"succeeded": "green", "failed": "red", "timed_out": "red", "aborted": "yellow",
+             "running": "cyan", "skipped": "dim"}.get(phase, "white")
+    return f"[{color}]{phase}[/]"
+
+
+@executions.command("show")
+@click.argument("execution_id")
+@click.option("--logs/--no-logs", default=True, help="Show each attempt's stdout and stderr.")
+def show_execution(execution_id: str, logs: bool) -> None:
+    """An execution's phase, inputs, outputs, nodes, attempts and their logs."""
+    from plait.store import replay
+
+    store = _store()
+    row = store.execution(execution_id)
+    state = replay(row["id"], store.events(row["id"]))
+    console.print(f"[bold]{row['id']}[/]  {row['workflow']} (version {row['version']})  "
+                  f"{_phase(state.phase)}  {row['project']}/{row['domain']}", highlight=False)
+    console.print(f"inputs: {json.dumps(state.inputs)}", highlight=False, markup=False)
+    if state.outputs is not None:
+        console.print(f"outputs: {json.dumps(state.outputs)[:2000]}", highlight=False, markup=False)
+    if state.error:
+        console.print(f"[red]failed at {state.failed_node}:[/] {state.error}", highlight=False)
+    table = Table("node", "phase", "attempts", "items", "message")
+    for node in state.nodes.values():
+        items = ""
+        if node.items is not None:
+            items = f"{node.items} (" + ", ".join(f"{k} {v}" for k, v in sorted(node.item_counts.items()) if v) + ")"
+        last = node.attempts[-1] if node.attempts else None
+        message = (node.error or (last.message if last else "") or "").splitlines()
+        extra = " (cached)" if node.cached else ""
+        table.add_row(node.node, _phase(node.phase) + extra, str(len(node.attempts)), items,
+                      message[0][:100] if message else "")
+    console.print(table)
+    for node in state.nodes.values():
+        for index, message in sorted(node.item_errors.items())[:10]:
+            console.print(f"[red]{node.node}[{index}] failed:[/] {message.splitlines()[0] if message else ''}",
+                          highlight=False)
+        for attempt in node.attempts:
+            if attempt.phase in ("failed", "timed_out", "aborted") and attempt.message:
+                console.print(f"[bold]{node.node}[/] attempt {attempt.number} {_phase(attempt.phase)}:",
+                              highlight=False)
+                console.print(attempt.message, markup=False, highlight=False)
+            if logs:
+                for stream, path in attempt.logs.items():
+                    if Path(path).exists():
+                        console.print(f"[dim]── {node.node} attempt {attempt.number} {stream} ──[/]")
+                        console.print(Path(path).read_text()[-4000:].rstrip(), markup=False, highlight=False)
+
+
+@executions.command("events")
+@click.argument("execution_id")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def execution_events(execution_id: str, as_json: bool) -> None:
+    """Every event of an execution, in order."""
+    store = _store()
+    row = store.execution(execution_id)
+    for event in store.events(row["id"]):
+        if as_json:
+            click.echo(json.dumps({"ts": event.ts, "kind": event.kind, "entity": event.entity,
+                                   "phase": event.phase, "data": event.data}))
+        else:
+            data = json.dumps(event.data)
+            click.echo(f"{_when(event.ts)}  {event.kind:9} {event.phase:22} {event.entity}  "
+                       f"{data if len(data) < 160 else data[:157] + '...'}")
+
+
+if __name__ == "__main__":
+    main()

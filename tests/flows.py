@@ -1,0 +1,298 @@
+"""Tasks and workflows the tests run (a module, so worker processes can import it)."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple, Optional
+
+import pandas as pd
+
+import plait
+from plait import File, current_context
+
+
+@plait.task
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+@plait.task
+def double(x: int) -> int:
+    return 2 * x
+
+
+@plait.task
+def total(xs: list[int]) -> int:
+    return sum(xs)
+
+
+@plait.task
+def to_text(x: int) -> str:
+    return str(x)
+
+
+@plait.workflow
+def arithmetic(a: int, b: int = 2) -> int:
+    return double(x=add(a=a, b=b))
+
+
+@plait.workflow
+def fan_out(n: int) -> int:
+    return total(xs=plait.map(double, over=numbers(n=n)))
+
+
+@plait.task
+def numbers(n: int) -> list[int]:
+    return list(range(n))
+
+
+@plait.workflow
+def nested(a: int) -> int:
+    return double(x=arithmetic(a=a, b=1))
+
+
+class Stats(NamedTuple):
+    count: int
+    mean: float
+
+
+@plait.task
+def stats(xs: list[int]) -> Stats:
+    return Stats(len(xs), sum(xs) / len(xs))
+
+
+@plait.workflow
+def two_outputs(n: int) -> Stats:
+    s = stats(xs=numbers(n=n))
+    return s.count, s.mean
+
+
+def _bump(path: str) -> int:
+    """Append a line to ``path`` and return how many lines it has: a cross-process counter."""
+    with open(path, "a") as fh:
+        fh.write("x\n")
+    return len(Path(path).read_text().splitlines())
+
+
+@plait.task(retries=2)
+def flaky(marker: str, fail_times: int) -> int:
+    calls = _bump(marker)
+    if calls <= fail_times:
+        raise RuntimeError(f"flaky failure number {calls}")
+    return calls
+
+
+@plait.workflow
+def flaky_wf(marker: str, fail_times: int) -> int:
+    return flaky(marker=marker, fail_times=fail_times)
+
+
+@plait.task(retries=5)
+def permanent(marker: str) -> int:
+    _bump(marker)
+    raise plait.PermanentError("the input can never work")
+
+
+@plait.workflow
+def permanent_wf(marker: str) -> int:
+    return permanent(marker=marker)
+
+
+@plait.task(retries=0, system_retries=2)
+def dies(marker: str) -> int:
+    """Kill our own worker process on the first two attempts: a system failure."""
+    if _bump(marker) <= 2:
+        os._exit(17)
+    return 42
+
+
+@plait.workflow
+def dies_wf(marker: str) -> int:
+    return dies(marker=marker)
+
+
+@plait.task(timeout=1.0, retries=1)
+def sleepy(seconds: float, marker: str) -> int:
+    _bump(marker)
+    time.sleep(seconds)
+    return 1
+
+
+@plait.workflow
+def sleepy_wf(seconds: float, marker: str) -> int:
+    return sleepy(seconds=seconds, marker=marker)
+
+
+@plait.task
+def slow(seconds: float, marker: str) -> int:
+    _bump(marker)
+    time.sleep(seconds)
+    return 1
+
+
+@plait.workflow
+def two_slow(seconds: float, marker: str) -> int:
+    return add(a=slow(seconds=seconds, marker=marker), b=slow(seconds=seconds, marker=marker))
+
+
+@plait.task(cache=True, cache_version="1")
+def cached_square(x: int, marker: str) -> int:
+    _bump(marker)
+    return x * x
+
+
+@plait.workflow
+def cached_wf(x: int, marker: str) -> int:
+    return cached_square(x=x, marker=marker)
+
+
+@plait.task(retries=3)
+def resumable(steps: int, fail_at: int, log: str) -> list[int]:
+    """Count to ``steps``, checkpointing each step; the first attempt dies at ``fail_at``."""
+    ctx = current_context()
+    saved = ctx.checkpoint.restore()
+    start = int(saved.decode()) if saved else 0
+    with open(log, "a") as fh:
+        fh.write(f"attempt {ctx.attempt} starts at {start}\n")
+    done = list(range(start))
+    for step in range(start, steps):
+        if ctx.attempt == 1 and step == fail_at:
+            raise RuntimeError(f"crash at step {step}")
+        done.append(step)
+        ctx.checkpoint.save(str(step + 1).encode())
+    return done
+
+
+@plait.workflow
+def resumable_wf(steps: int, fail_at: int, log: str) -> list[int]:
+    return resumable(steps=steps, fail_at=fail_at, log=log)
+
+
+@plait.task
+def fail_on(x: int, bad: list[int]) -> int:
+    if x in bad:
+        raise ValueError(f"item {x} is bad")
+    return x
+
+
+@plait.workflow
+def partial_map(n: int, bad: list[int]) -> list[Optional[int]]:
+    return plait.map(fail_on, over=numbers(n=n), bad=bad, min_success_ratio=0.5)
+
+
+@plait.workflow
+def strict_map(n: int, bad: list[int]) -> list[int]:
+    return plait.map(fail_on, over=numbers(n=n), bad=bad)
+
+
+@plait.task
+def boom(x: int) -> int:
+    raise ValueError("boom")
+
+
+@plait.workflow
+def branches(x: int, seconds: float, marker: str) -> int:
+    failed = boom(x=x)
+    survivor = slow(seconds=seconds, marker=marker)
+    return add(a=survivor, b=double(x=failed))
+
+
+@plait.task
+def noisy(x: int) -> int:
+    print(f"hello from stdout {x}")
+    import sys
+
+    print(f"hello from stderr {x}", file=sys.stderr)
+    return x
+
+
+@plait.workflow
+def noisy_wf(x: int) -> int:
+    return noisy(x=x)
+
+
+@plait.dynamic
+def dynamic_total(n: int) -> int:
+    values = [double(x=i) for i in range(n)]
+    return total(xs=values)
+
+
+@plait.workflow
+def dynamic_wf(n: int) -> int:
+    return dynamic_total(n=n)
+
+
+@plait.dynamic
+def dynamic_bad(n: int) -> int:
+    return to_text(x=n)  # a str where an int is declared: caught before anything runs
+
+
+@plait.workflow
+def dynamic_bad_wf(n: int) -> int:
+    return dynamic_bad(n=n)
+
+
+@plait.task
+def make_frame(n: int) -> pd.DataFrame:
+    return pd.DataFrame({"x": list(range(n)), "y": [i * 0.5 for i in range(n)]})
+
+
+@plait.task
+def frame_sum(df: pd.DataFrame) -> float:
+    return float(df["y"].sum())
+
+
+@plait.workflow
+def frames(n: int) -> float:
+    return frame_sum(df=make_frame(n=n))
+
+
+@plait.task
+def write_file(text: str) -> File:
+    path = current_context().scratch / "out.txt"
+    path.write_text(text)
+    return File(path)
+
+
+@plait.task
+def read_file(f: File) -> str:
+    return f.read_text().upper()
+
+
+@plait.workflow
+def files(text: str) -> str:
+    return read_file(f=write_file(text=text))
+
+
+@dataclass
+class Point:
+    x: int
+    y: float
+
+
+@plait.task
+def move(p: Point, dx: int) -> Point:
+    return Point(p.x + dx, p.y)
+
+
+@plait.workflow
+def points(p: Point) -> Point:
+    return move(p=p, dx=1)
+
+
+echo_container = plait.container_task(
+    "echo-upper",
+    image="debian:bookworm-slim",
+    command=["sh", "-c", "printf '%s' '{{inputs.word}}' | tr a-z A-Z > {{outputs}}/shout; echo 42 > {{outputs}}/n"],
+    inputs={"word": str},
+    outputs={"shout": str, "n": int},
+)
+
+
+@plait.workflow
+def container_wf(word: str) -> str:
+    out = echo_container(word=word)
+    return to_text(x=out.n)

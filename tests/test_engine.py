@@ -1,0 +1,248 @@
+"""Engine behaviour on the local platform, with real worker processes and SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+import flows
+import plait
+from plait.engine import Engine, RunOptions
+from plait.runner import encode_inputs
+from plait.store import replay
+from plait.tasktype import Phase
+
+
+def lines(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+@pytest.mark.parametrize("inline", [False, True], ids=["pool", "inline"])
+def test_runs_a_graph_and_returns_typed_outputs(inline):
+    execution = plait.run(flows.arithmetic, {"a": 3}, options=RunOptions(inline=inline))
+    assert execution.phase == Phase.SUCCEEDED
+    assert execution.outputs == {"o0": 10}
+
+
+def test_calling_a_workflow_as_a_function_runs_it():
+    assert flows.arithmetic(a=1, b=1) == 4
+
+
+def test_tasks_called_outside_a_workflow_are_plain_python():
+    assert flows.add(a=2, b=3) == 5
+    assert flows.double(21) == 42
+
+
+def test_map_fans_out_and_keeps_item_order():
+    execution = plait.run(flows.fan_out, {"n": 50})
+    assert execution.outputs == {"o0": 2 * sum(range(50))}
+    node = execution.result.state.nodes["map-double"]
+    assert node.items == 50 and node.item_counts["succeeded"] == 50
+
+
+def test_nested_workflows_run_as_sub_graphs():
+    execution = plait.run(flows.nested, {"a": 2})
+    assert execution.outputs == {"o0": 12}
+    assert execution.result.state.nodes["arithmetic.add"].phase == "succeeded"
+
+
+def test_named_outputs():
+    execution = plait.run(flows.two_outputs, {"n": 4})
+    assert execution.outputs == {"count": 4, "mean": 1.5}
+
+
+def test_user_errors_are_retried_within_the_user_budget(tmp_path, fast_retries):
+    marker = tmp_path / "calls"
+    execution = plait.run(flows.flaky_wf, {"marker": str(marker), "fail_times": 2}, options=fast_retries())
+    assert execution.phase == Phase.SUCCEEDED and execution.outputs == {"o0": 3}
+    attempts = execution.result.state.nodes["flaky"].attempts
+    assert [a.phase for a in attempts] == ["failed", "failed", "succeeded"]
+    assert "flaky failure number 1" in attempts[0].message
+
+
+def test_a_node_fails_once_the_user_budget_is_spent(tmp_path, fast_retries):
+    marker = tmp_path / "calls"
+    execution = plait.run(flows.flaky_wf, {"marker": str(marker), "fail_times": 10}, options=fast_retries())
+    assert execution.phase == Phase.FAILED
+    assert execution.failed_node == "flaky"
+    assert lines(marker) == 3  # one attempt plus retries=2
+    assert "flaky failure number 3" in execution.error
+
+
+def test_permanent_errors_are_not_retried(tmp_path, fast_retries):
+    marker = tmp_path / "calls"
+    execution = plait.run(flows.permanent_wf, {"marker": str(marker)}, options=fast_retries())
+    assert execution.phase == Phase.FAILED
+    assert lines(marker) == 1
+    assert "not retryable" in execution.error and "can never work" in execution.error
+
+
+def test_a_dead_worker_is_a_system_error_with_its_own_budget(tmp_path, fast_retries):
+    marker = tmp_path / "calls"
+    execution = plait.run(flows.dies_wf, {"marker": str(marker)}, options=fast_retries())
+    assert execution.phase == Phase.SUCCEEDED and execution.outputs == {"o0": 42}
+    attempts = execution.result.state.nodes["dies"].attempts
+    assert [a.error_kind for a in attempts[:2]] == ["system", "system"]
+    assert "worker process" in attempts[0].message
+
+
+def test_timeouts_abort_the_attempt_and_retry(tmp_path, fast_retries):
+    marker = tmp_path / "calls"
+    started = time.monotonic()
+    execution = plait.run(flows.sleepy_wf, {"seconds": 30.0, "marker": str(marker)}, options=fast_retries())
+    assert time.monotonic() - started < 15
+    assert execution.phase == Phase.FAILED
+    attempts = execution.result.state.nodes["sleepy"].attempts
+    assert [a.phase for a in attempts] == ["timed_out", "timed_out"]
+    assert lines(marker) == 2
+
+
+def test_cache_hits_skip_the_work_and_overwrite_refreshes(tmp_path):
+    marker = tmp_path / "calls"
+    inputs = {"x": 7, "marker": str(marker)}
+    first = plait.run(flows.cached_wf, inputs)
+    second = plait.run(flows.cached_wf, inputs)
+    assert first.outputs == second.outputs == {"o0": 49}
+    assert lines(marker) == 1
+    assert second.result.state.nodes["cached_square"].cached
+    plait.run(flows.cached_wf, inputs, options=RunOptions(overwrite_cache=True))
+    assert lines(marker) == 2
+    plait.run(flows.cached_wf, {"x": 8, "marker": str(marker)})
+    assert lines(marker) == 3
+
+
+@pytest.mark.parametrize("inline", [False, True], ids=["pool", "inline"])
+def test_a_retried_attempt_restores_the_checkpoint(tmp_path, fast_retries, inline):
+    log = tmp_path / "log"
+    execution = plait.run(flows.resumable_wf, {"steps": 5, "fail_at": 3, "log": str(log)},
+                          options=fast_retries(inline=inline))
+    assert execution.outputs == {"o0": [0, 1, 2, 3, 4]}
+    assert log.read_text().splitlines() == ["attempt 1 starts at 0", "attempt 2 starts at 3"]
+
+
+def test_map_reports_failed_items_by_index_and_honours_min_success_ratio(fast_retries):
+    execution = plait.run(flows.partial_map, {"n": 10, "bad": [3, 7]}, options=fast_retries())
+    assert execution.phase == Phase.SUCCEEDED
+    assert execution.outputs["o0"] == [0, 1, 2, None, 4, 5, 6, None, 8, 9]
+    node = execution.result.state.nodes["map-fail_on"]
+    assert sorted(node.item_errors) == [3, 7]
+    assert "item 3 is bad" in node.item_errors[3]
+
+
+def test_map_fails_when_too_many_items_fail(fast_retries):
+    execution = plait.run(flows.strict_map, {"n": 10, "bad": [4]}, options=fast_retries())
+    assert execution.phase == Phase.FAILED
+    assert execution.failed_node == "map-fail_on"
+    assert "item 4" in execution.error and "item 4 is bad" in execution.error
+
+
+def test_fail_fast_aborts_running_siblings(tmp_path, fast_retries):
+    marker = tmp_path / "calls"
+    execution = plait.run(flows.branches, {"x": 1, "seconds": 20.0, "marker": str(marker)}, options=fast_retries())
+    assert execution.phase == Phase.FAILED and execution.failed_node == "boom"
+    nodes = execution.result.state.nodes
+    assert nodes["slow"].phase == "aborted"
+    assert nodes["slow"].attempts[-1].phase == "aborted"
+
+
+def test_keep_going_runs_independent_branches_and_skips_dependants(tmp_path, fast_retries):
+    marker = tmp_path / "calls"
+    execution = plait.run(flows.branches, {"x": 1, "seconds": 0.2, "marker": str(marker)},
+                          options=fast_retries(fail_fast=False))
+    assert execution.phase == Phase.FAILED and execution.failed_node == "boom"
+    nodes = execution.result.state.nodes
+    assert nodes["slow"].phase == "succeeded"
+    assert nodes["double"].phase == "skipped" and nodes["add"].phase == "skipped"
+
+
+def test_cancelling_an_execution_aborts_and_cleans_up_every_attempt(tmp_path):
+    marker = tmp_path / "calls"
+    engine = Engine()
+    spec = flows.two_slow.spec
+    literals = encode_inputs(flows.two_slow, {"seconds": 60.0, "marker": str(marker)}, engine)
+
+    async def run_then_cancel():
+        task = asyncio.create_task(engine.run(spec, literals))
+        while lines(marker) < 2:
+            await asyncio.sleep(0.05)
+        task.cancel()
+        return await task
+
+    try:
+        result = asyncio.run(run_then_cancel())
+        assert result.phase == Phase.ABORTED
+        stored = replay(result.execution_id, engine.store.events(result.execution_id))
+        assert stored.phase == "aborted"
+        for node_id in ("slow", "slow-2"):
+            assert stored.nodes[node_id].phase == "aborted"
+            assert stored.nodes[node_id].attempts[-1].phase == "aborted"
+        assert engine.store.execution(result.execution_id)["phase"] == "aborted"
+        python = engine.registry.task_types["python"]
+        assert python._results == {}, "cleanup was not called for every attempt"
+    finally:
+        engine.close()
+
+
+def test_replaying_the_events_rebuilds_the_live_state(tmp_path, fast_retries):
+    marker = tmp_path / "calls"
+    engine = Engine()
+    try:
+        execution = plait.run(flows.flaky_wf, {"marker": str(marker), "fail_times": 1},
+                              options=fast_retries(), engine=engine)
+        live = execution.result.state.snapshot()
+        replayed = replay(execution.execution_id, engine.store.events(execution.execution_id)).snapshot()
+        assert replayed == live
+        assert live["nodes"]["flaky"]["attempts"][0]["phase"] == "failed"
+
+        mapped = plait.run(flows.partial_map, {"n": 20, "bad": [5]}, options=fast_retries(), engine=engine)
+        assert replay(mapped.execution_id, engine.store.events(mapped.execution_id)).snapshot() == \
+            mapped.result.state.snapshot()
+    finally:
+        engine.close()
+
+
+def test_events_are_idempotent_on_attempt_and_phase():
+    engine = Engine()
+    try:
+        execution = plait.run(flows.arithmetic, {"a": 1}, engine=engine)
+        events = list(engine.store.events(execution.execution_id))
+        for event in events:
+            engine.store.append(event)
+        assert len(list(engine.store.events(execution.execution_id))) == len(events)
+    finally:
+        engine.close()
+
+
+def test_stdout_and_stderr_of_each_attempt_are_kept():
+    execution = plait.run(flows.noisy_wf, {"x": 5})
+    attempt = execution.result.state.nodes["noisy"].attempts[0]
+    assert Path(attempt.logs["stdout"]).read_text().strip() == "hello from stdout 5"
+    assert Path(attempt.logs["stderr"]).read_text().strip() == "hello from stderr 5"
+
+
+def test_dynamic_workflows_build_and_run_their_graph_at_run_time():
+    execution = plait.run(flows.dynamic_wf, {"n": 4})
+    assert execution.outputs == {"o0": 12}
+    assert execution.result.state.nodes["dynamic_total.double-4"].phase == "succeeded"
+
+
+def test_a_dynamic_workflow_is_type_checked_before_any_of_it_runs():
+    execution = plait.run(flows.dynamic_bad_wf, {"n": 4})
+    assert execution.phase == Phase.FAILED
+    assert "expects int, but is bound to to_text.o0 of type str" in execution.error
+    assert not any(n.startswith("dynamic_bad.") for n in execution.result.state.nodes)
+
+
+def test_data_frames_files_and_dataclasses_travel_between_processes():
+    assert plait.run(flows.frames, {"n": 10}).outputs == {"o0": 22.5}
+    assert plait.run(flows.files, {"text": "bigfoot"}).outputs == {"o0": "BIGFOOT"}
+    assert plait.run(flows.points, {"p": flows.Point(1, 2.5)}).outputs == {"o0": flows.Point(2, 2.5)}
+
+
+def test_container_tasks_run_their_command_with_typed_outputs():
+    execution = plait.run(flows.container_wf, {"word": "hello"})
+    assert execution.phase == Phase.SUCCEEDED, execution.error
+    assert execution.outputs == {"o0": "42"}
