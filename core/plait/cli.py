@@ -214,10 +214,12 @@ def _print_outputs(wf: Any, outputs: dict[str, Any], engine: Any, as_json: bool)
         return
     _, _, types = _signature_types(wf.fn, "workflow")
     values = decode_values(outputs, types, ValueIO(engine.blobs, where=wf.name), what="output")
+    from rich.pretty import Pretty
+
     for name, value in values.items():
         label = "output" if name == "o0" else name
-        text = repr(value) if not hasattr(value, "to_string") else value.to_string(max_rows=20)
-        console.print(f"[bold]{label}[/]: {text}", highlight=False)
+        console.print(f"[bold]{label}[/]:")
+        console.print(value if hasattr(value, "to_string") else Pretty(value))
 
 
 # ---------------------------------------------------------------------------------------

@@ -1,0 +1,23 @@
+"""The example a new user runs first."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_bigfoot_hunt_finds_the_planted_figures():
+    result = subprocess.run(
+        [sys.executable, "-m", "plait.cli", "run", "examples/bigfoot.py:hunt", "--photos", "600", "--batch-size", "50"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "map-detect: 12/12 items" in result.stdout
+    out = result.stdout
+    planted = int(out.split("planted=")[1].split(",")[0])
+    found = int(out.split("found=")[1].split(",")[0])
+    false_alarms = int(out.split("false_alarms=")[1].split(",")[0])
+    assert planted > 0 and found == planted and false_alarms == 0
