@@ -192,7 +192,7 @@ class _Execution:
         base = {"node": path, "attempt": number} if index is None else {"node": path, "index": index, "attempt": number}
         ctx = AttemptContext(
             execution_id=self.id, node_id=path, attempt_id=attempt_id, attempt=number, inputs=inputs,
-            blobs=self.blobs, workdir=self.workdir / path / (str(index) if index is not None else "") / str(number),
+            blobs=self.blobs, workdir=Path(f"{self.workdir}/{path}/{'' if index is None else index}/{number}"),
             checkpoint_uri=self.blobs.uri("checkpoints", self.id, path + item),
             project=self.options.project, domain=self.options.domain, item_index=index,
             inline=self.options.inline,
@@ -219,7 +219,8 @@ class _Execution:
         else:
             data["message"] = status.message
             data["error_kind"] = status.error_kind.value
-        self._log_paths(ctx, data)
+        if status.log_links:
+            data["logs"] = status.log_links
         self.emit(kind, attempt_id, status.phase.value, data)
         return status
 

@@ -34,7 +34,12 @@ class _Ref:
         return str(self.path)
 
     def _local_target(self) -> Path:
-        base = Path(self._scratch or tempfile.mkdtemp(prefix="plait-"))
+        if self._scratch is None:
+            from plait.context import _context
+
+            ctx = _context.get()
+            self._scratch = str(ctx.scratch) if ctx is not None else tempfile.mkdtemp(prefix="plait-")
+        base = Path(self._scratch)
         assert self.uri is not None
         return base / "downloads" / self.uri.rsplit("/", 2)[-2] / self.uri.rsplit("/", 1)[-1]
 

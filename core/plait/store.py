@@ -16,6 +16,8 @@ from typing import Any, Iterable, Iterator
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+import orjson
+
 from plait.errors import ExecutionNotFoundError
 from plait.spec import WorkflowSpec
 
@@ -83,27 +85,34 @@ class EventStore:
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         metadata.create_all(self.engine)
-        self._buffer: list[dict[str, Any]] = []
+        self._buffer: list[tuple[Any, ...]] = []
         self._insert_once = _insert_ignoring_duplicates(self.engine)
+        self._sqlite = self.engine.dialect.name == "sqlite"
 
     # -- writing ---------------------------------------------------------------------------
 
     def append(self, event: Event) -> None:
         """Buffer ``event``; it is written by the next :meth:`flush` (automatic every 2,000)."""
-        self._buffer.append({
-            "execution_id": event.execution_id, "kind": event.kind, "entity": event.entity,
-            "phase": event.phase, "ts": event.ts or time.time(),
-            "data": json.dumps(event.data, separators=(",", ":"), default=str),
-        })
+        self._buffer.append((
+            event.execution_id, event.kind, event.entity, event.phase, event.ts or time.time(),
+            orjson.dumps(event.data, default=str, option=orjson.OPT_NON_STR_KEYS).decode(),
+        ))
         if len(self._buffer) >= 2000:
             self.flush()
 
     def flush(self) -> None:
+        """Write the buffered events in one transaction."""
         if not self._buffer:
             return
         rows, self._buffer = self._buffer, []
         with self.engine.begin() as conn:
-            conn.execute(self._insert_once, rows)
+            if self._sqlite:  # the hot path: skip SQLAlchemy's per-row parameter handling
+                conn.exec_driver_sql(
+                    "INSERT OR IGNORE INTO events (execution_id, kind, entity, phase, ts, data) "
+                    "VALUES (?, ?, ?, ?, ?, ?)", rows)
+            else:
+                columns = ("execution_id", "kind", "entity", "phase", "ts", "data")
+                conn.execute(self._insert_once, [dict(zip(columns, r)) for r in rows])
 
     def create_execution(self, execution_id: str, spec: WorkflowSpec, project: str, domain: str) -> None:
         now = time.time()

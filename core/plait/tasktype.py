@@ -58,6 +58,7 @@ class Status:
     A failed job is a status, not an exception: ``phase=FAILED`` with ``retryable`` saying
     whether another attempt could succeed and ``error_kind`` whose budget it spends.
     ``outputs`` (literals, see :mod:`plait.types`) is set when ``phase`` is SUCCEEDED.
+    ``log_links`` names where the attempt's logs are (``{"stdout": path or URL}``).
     """
 
     phase: Phase
@@ -65,11 +66,11 @@ class Status:
     outputs: dict[str, Any] | None = None
     retryable: bool = True
     error_kind: ErrorKind = ErrorKind.USER
-    log_links: tuple[str, ...] = ()
+    log_links: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def succeeded(cls, outputs: dict[str, Any], message: str = "") -> Status:
-        return cls(Phase.SUCCEEDED, message, outputs=outputs)
+    def succeeded(cls, outputs: dict[str, Any], message: str = "", log_links: dict[str, str] | None = None) -> Status:
+        return cls(Phase.SUCCEEDED, message, outputs=outputs, log_links=log_links or {})
 
     @classmethod
     def failed(
@@ -78,8 +79,9 @@ class Status:
         *,
         retryable: bool = True,
         error_kind: ErrorKind = ErrorKind.USER,
+        log_links: dict[str, str] | None = None,
     ) -> Status:
-        return cls(Phase.FAILED, message, retryable=retryable, error_kind=error_kind)
+        return cls(Phase.FAILED, message, retryable=retryable, error_kind=error_kind, log_links=log_links or {})
 
 
 @dataclass

@@ -201,16 +201,23 @@ def engine() -> TypeEngine:
 # -- encoding whole interfaces ---------------------------------------------------------
 
 
+def compile_codecs(annotations: dict[str, Any], io: ValueIO) -> dict[str, Codec]:
+    """Codecs for every named annotation; build once and reuse for many values."""
+    eng = engine()
+    return {name: eng.codec(tp, io) for name, tp in annotations.items()}
+
+
 def encode_values(
-    values: dict[str, Any], annotations: dict[str, Any], io: ValueIO, *, what: str
+    values: dict[str, Any], annotations: dict[str, Any], io: ValueIO, *, what: str,
+    codecs: dict[str, Codec] | None = None,
 ) -> dict[str, Any]:
     """Encode named values to literals, checking each against its annotation."""
-    eng = engine()
+    codecs = codecs or compile_codecs(annotations, io)
     out: dict[str, Any] = {}
-    for name, tp in annotations.items():
+    for name in annotations:
         if name not in values:
             raise TypeMismatchError(f"{io.where}: {what} {name!r} is missing")
-        encode, _ = eng.codec(tp, io)
+        encode = codecs[name][0]
         try:
             lit = encode(values[name])
         except TypeMismatchError as exc:
@@ -220,16 +227,16 @@ def encode_values(
 
 
 def decode_values(
-    literals: dict[str, Any], annotations: dict[str, Any], io: ValueIO, *, what: str
+    literals: dict[str, Any], annotations: dict[str, Any], io: ValueIO, *, what: str,
+    codecs: dict[str, Codec] | None = None,
 ) -> dict[str, Any]:
     """Decode named literals to Python values of their annotated types."""
-    eng = engine()
+    codecs = codecs or compile_codecs(annotations, io)
     out: dict[str, Any] = {}
-    for name, tp in annotations.items():
+    for name in annotations:
         if name not in literals:
             raise TypeMismatchError(f"{io.where}: {what} {name!r} has no value")
-        _, decode = eng.codec(tp, io)
-        out[name] = decode(load_offloaded(literals[name], io))
+        out[name] = codecs[name][1](load_offloaded(literals[name], io))
     return out
 
 

@@ -21,10 +21,11 @@ from typing import Any
 from plait.blobs import BlobStore
 from plait.context import Checkpoint, TaskContext, _context
 from plait.errors import PermanentError, PlaitError, RetryableError
-from plait.types import ValueIO, decode_values, encode_values
+from plait.types import Codec, ValueIO, compile_codecs, decode_values, encode_values
 
 _tasks: dict[tuple[str, str, str | None], Any] = {}
 _blobs: dict[str, BlobStore] = {}
+_codecs: dict[tuple[int, str], tuple[ValueIO, dict[str, Codec], dict[str, Codec]]] = {}
 
 
 def load_task(module: str, qualname: str, file: str | None) -> Any:
@@ -74,7 +75,12 @@ def run_attempt(payload: dict[str, Any]) -> dict[str, Any]:
         return _failure(f"cannot import {ref['module']}.{ref['qualname']}: {exc!r}", retryable=False,
                         error_kind="user", tb=traceback.format_exc())
     blobs = _blob_store(payload["blobs"])
-    vio = ValueIO(blobs, payload.get("scratch_root"), where=where)
+    # Codecs are compiled once per task and blob store: a map runs this per item.
+    key = (id(task), payload["blobs"])
+    if key not in _codecs:
+        vio = ValueIO(blobs, where=where)
+        _codecs[key] = (vio, compile_codecs(task.inputs, vio), compile_codecs(task.outputs, vio))
+    vio, in_codecs, out_codecs = _codecs[key]
     ctx = TaskContext(
         execution_id=payload["execution_id"], node_id=payload["node_id"],
         attempt_id=payload["attempt_id"], attempt=payload["attempt"],
@@ -84,7 +90,7 @@ def run_attempt(payload: dict[str, Any]) -> dict[str, Any]:
     token = _context.set(ctx)
     try:
         try:
-            kwargs = decode_values(payload["inputs"], task.inputs, vio, what="input")
+            kwargs = decode_values(payload["inputs"], task.inputs, vio, what="input", codecs=in_codecs)
         except PlaitError as exc:
             return _failure(str(exc), retryable=False, error_kind="user")
         if payload.get("dynamic"):
@@ -99,7 +105,7 @@ def run_attempt(payload: dict[str, Any]) -> dict[str, Any]:
             return _failure(_describe(exc), retryable=True, error_kind="user", tb=traceback.format_exc())
         try:
             outputs = _outputs_dict(task, result)
-            literals = encode_values(outputs, task.outputs, vio, what="output")
+            literals = encode_values(outputs, task.outputs, vio, what="output", codecs=out_codecs)
         except PlaitError as exc:
             return _failure(str(exc), retryable=False, error_kind="user")
         return {"status": "succeeded", "outputs": literals}

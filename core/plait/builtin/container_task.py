@@ -76,14 +76,14 @@ class ContainerTask(TaskType):
         if code is None:
             return Status(Phase.RUNNING)
         stdout, stderr = self.processes.logs(handle)
-        for text, path in ((stdout, ctx.stdout_path), (stderr, ctx.stderr_path)):
-            if text and not path.exists():
-                path.write_text(text)
+        logs = {name: str(Path(handle["workdir"]) / f"{name}.log") for name, text in
+                (("stdout", stdout), ("stderr", stderr)) if text}
         if code != 0:
             tail = "\n".join(stderr.strip().splitlines()[-20:])
             return Status.failed(f"command exited with code {code}" + (f":\n{tail}" if tail else ""),
-                                 retryable=True, error_kind=ErrorKind.USER)
-        return self._outputs(ctx, handle)
+                                 retryable=True, error_kind=ErrorKind.USER, log_links=logs)
+        status = self._outputs(ctx, handle)
+        return Status(status.phase, status.message, status.outputs, status.retryable, status.error_kind, logs)
 
     def _outputs(self, ctx: AttemptContext, handle: Handle) -> Status:
         outdir = ctx.workdir / "outputs"

@@ -33,23 +33,28 @@ def attempt_payload(ctx: AttemptContext, task: TaskTemplate) -> dict[str, Any]:
 
 def status_of(result: dict[str, Any]) -> Status:
     """Turn a worker result into a task status."""
+    logs = result.get("logs") or {}
     if result["status"] == "succeeded":
         outputs = result.get("outputs") or {}
         if "spec" in result:
             outputs = {"$spec": result["spec"]}
-        return Status.succeeded(outputs)
+        return Status.succeeded(outputs, log_links=logs)
     message = result["message"]
     if result.get("traceback"):
         message = f"{message}\n{result['traceback']}"
     return Status.failed(message, retryable=result.get("retryable", True),
-                         error_kind=ErrorKind(result.get("error_kind", "user")))
+                         error_kind=ErrorKind(result.get("error_kind", "user")), log_links=logs)
 
 
 def write_logs(ctx: AttemptContext, result: dict[str, Any]) -> None:
-    for text, path in ((result.get("stdout"), ctx.stdout_path), (result.get("stderr"), ctx.stderr_path)):
+    """Keep the attempt's stdout and stderr in its working folder; note where in the result."""
+    for name in ("stdout", "stderr"):
+        text = result.pop(name, None)
         if text:
+            path = ctx.workdir / f"{name}.log"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
+            result.setdefault("logs", {})[name] = str(path)
 
 
 class PythonTask(TaskType):
