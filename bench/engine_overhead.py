@@ -1,0 +1,47 @@
+"""(b) Engine overhead per map item: a trivial function over 100 to 100,000 items.
+
+    .venv/bin/python bench/engine_overhead.py [--sizes 100,1000,10000,100000]
+
+Every state change is recorded (two events per item in SQLite). Inline runs the function in
+the engine's process; the pool sends each item to a worker process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from common import fresh_home, machine, table
+
+import flows  # noqa: E402
+import plait
+from plait.engine import Engine, RunOptions
+
+
+def per_item(n: int, inline: bool) -> float:
+    engine = Engine()
+    try:
+        started = time.perf_counter()
+        execution = plait.run(flows.trivial_map, {"n": n}, options=RunOptions(inline=inline), engine=engine)
+        took = time.perf_counter() - started
+    finally:
+        engine.close()
+    assert execution.outputs == {"o0": n}, execution.error
+    return took / n * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="100,1000,10000,100000")
+    args = parser.parse_args()
+    fresh_home()
+    per_item(100, True)  # warm up imports and the store
+    rows = []
+    for n in map(int, args.sizes.split(",")):
+        rows.append([f"{n:,}", f"{per_item(n, True):.1f}", f"{per_item(n, False):.1f}"])
+    print(f"engine overhead per map item, µs (whole run / items), {machine()}")
+    print(table(["items", "inline µs/item", "process pool µs/item"], rows))
+
+
+if __name__ == "__main__":
+    main()
