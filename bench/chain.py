@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import time
 
-from common import fresh_home, machine, table
-
 import flows  # noqa: E402
 import plait
+from common import fresh_home, machine, table
 from plait.engine import Engine, RunOptions
 
 
@@ -28,7 +27,7 @@ def run(inline: bool) -> float:
 
 def main() -> None:
     fresh_home()
-    flows.chain100.spec  # compile outside the timing
+    _ = flows.chain100.spec  # compile outside the timing
     run(True)
     inline, pool = run(True), run(False)
     print(f"chain of 100 trivial tasks, {machine()}")

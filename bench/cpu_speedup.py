@@ -12,10 +12,9 @@ import argparse
 import os
 import time
 
-from common import fresh_home, machine, table
-
 import flows  # noqa: E402
 import plait
+from common import fresh_home, machine, table
 from plait.engine import Engine, RunOptions
 
 

@@ -11,10 +11,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from common import fresh_home, machine, table
-
 import flows  # noqa: E402
 import plait
+from common import fresh_home, machine, table
 from plait.engine import Engine, RunOptions
 
 

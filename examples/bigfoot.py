@@ -13,7 +13,6 @@ import json
 from dataclasses import dataclass
 
 import numpy as np
-
 import plait
 from plait import Directory, File, current_context
 

@@ -6,10 +6,9 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import pandas as pd
-
 import plait
 from plait import File, current_context
 
@@ -179,7 +178,7 @@ def fail_on(x: int, bad: list[int]) -> int:
 
 
 @plait.workflow
-def partial_map(n: int, bad: list[int]) -> list[Optional[int]]:
+def partial_map(n: int, bad: list[int]) -> list[int | None]:
     return plait.map(fail_on, over=numbers(n=n), bad=bad, min_success_ratio=0.5)
 
 

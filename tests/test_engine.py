@@ -6,10 +6,9 @@ import asyncio
 import time
 from pathlib import Path
 
-import pytest
-
 import flows
 import plait
+import pytest
 from plait.engine import Engine, RunOptions
 from plait.runner import encode_inputs
 from plait.store import replay

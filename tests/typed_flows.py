@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pandera.pandas as pa
-from pandera.typing import DataFrame, Series
-
 import plait
+from pandera.typing import DataFrame, Series
 
 
 class Positive(pa.DataFrameModel):

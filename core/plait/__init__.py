@@ -1,6 +1,16 @@
 """plait: typed, versioned workflows of pluggable tasks, on a laptop or on Kubernetes."""
 
-from plait.authoring import Outputs, Promise, Task, Workflow, container_task, dynamic, map, task, workflow
+from plait.authoring import (
+    Outputs,
+    Promise,
+    Task,
+    Workflow,
+    container_task,
+    dynamic,
+    map,
+    task,
+    workflow,
+)
 from plait.context import Checkpoint, TaskContext, current_context
 from plait.errors import (
     CompileError,

@@ -13,13 +13,23 @@ import functools
 import inspect
 import re
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, TypeVar, overload
+from typing import Any, Generic, TypeVar, overload
 
 from pydantic import BaseModel
 
 from plait.errors import CompileError, TypeMismatchError
-from plait.spec import Binding, Interface, MapSpec, Node, PythonRef, Resources, TaskTemplate, WorkflowSpec
+from plait.spec import (
+    Binding,
+    Interface,
+    MapSpec,
+    Node,
+    PythonRef,
+    Resources,
+    TaskTemplate,
+    WorkflowSpec,
+)
 from plait.tasktype import TaskConfig
 from plait.types import TypeSpec, ValueIO, engine
 

@@ -11,7 +11,7 @@ from graphlib import CycleError, TopologicalSorter
 
 from pydantic import ValidationError
 
-from plait.errors import CompileError, TypeMismatchError
+from plait.errors import CompileError, TypeMismatchError, UnknownTaskTypeError
 from plait.plugins import load_registry
 from plait.spec import Binding, Node, WorkflowSpec
 from plait.types import TypeSpec, engine
@@ -27,7 +27,10 @@ def check_spec(spec: WorkflowSpec) -> WorkflowSpec:
         raise CompileError(f"workflow {wf!r}: two nodes share an id")
     registry = load_registry()
     for name, template in spec.tasks.items():
-        task_type = registry.task_type(template.type, needed_by=name)
+        try:
+            task_type = registry.task_type(template.type, needed_by=name)
+        except UnknownTaskTypeError as exc:
+            raise UnknownTaskTypeError(f"workflow {wf!r}: {exc}") from None
         if task_type.config_model is not None:
             try:
                 task_type.config_model.model_validate(template.config)

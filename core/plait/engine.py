@@ -14,9 +14,10 @@ import math
 import random
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from plait.blobs import BlobStore
 from plait.errors import PlaitError
@@ -250,7 +251,7 @@ class _Execution:
                 return Status(Phase.TIMED_OUT, f"timed out after {template.timeout:g}s", retryable=True)
             try:
                 await asyncio.wait_for(attempt.wake.wait(), min(interval, remaining))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 interval = min(interval * 2, self.options.max_poll_interval)
 
     async def _stop(self, attempt: _Attempt, kind: str, base: dict[str, Any], phase: Phase, message: str) -> None:

@@ -10,7 +10,8 @@ registered through exactly these hooks (``plait/builtin/``), so they double as e
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pluggy
 

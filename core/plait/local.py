@@ -19,8 +19,9 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 LOG_LIMIT = 1 << 20
 """Bytes of stdout/stderr kept per attempt (the end is kept)."""
@@ -43,7 +44,13 @@ def _worker_main(conn: multiprocessing.connection.Connection) -> None:
             return
         if message is None:
             return
-        job_id, payload = message
+        job_id, payload, env = message
+        if env is not None:  # the engine's environment changed since this worker started
+            os.environ.clear()
+            os.environ.update(env)
+            import fsspec.config
+
+            fsspec.config.set_conf_env(fsspec.config.conf)
         for f in (out, err):
             f.seek(0)
             f.truncate()
@@ -53,6 +60,11 @@ def _worker_main(conn: multiprocessing.connection.Connection) -> None:
         os.dup2(err.fileno(), 2)
         try:
             result = run_attempt(payload)
+        except BaseException as exc:  # never lose the cause to a dead worker
+            import traceback
+
+            result = {"status": "failed", "retryable": True, "error_kind": "system",
+                      "message": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
@@ -79,6 +91,7 @@ class _Worker:
         self.process.start()
         child.close()
         self.job: str | None = None
+        self.env_version = 0
 
 
 class WorkerPool:
@@ -96,10 +109,17 @@ class WorkerPool:
         self._wake_r, self._wake_w = self._ctx.Pipe(duplex=False)
         self._closed = False
         self._thread: threading.Thread | None = None
+        # Workers are forked from a server started once; pass on later changes to the
+        # environment (credentials, endpoints) so a task sees what the engine sees.
+        self._env = dict(os.environ)
+        self._env_version = 1
 
     def submit(self, job_id: str, payload: dict[str, Any], callback: Callback) -> None:
         """Queue ``payload``; ``callback(result)`` is called from the pool's thread when it ends."""
         with self._lock:
+            if os.environ != self._env:
+                self._env = dict(os.environ)
+                self._env_version += 1
             if self._thread is None:
                 self._workers = [_Worker(self._ctx) for _ in range(self.size)]
                 self._thread = threading.Thread(target=self._dispatch, name="plait-workers", daemon=True)
@@ -148,7 +168,10 @@ class WorkerPool:
                         job_id, payload, callback = self._pending.popleft()
                         worker.job = job_id
                         self._callbacks[job_id] = callback
-                        worker.conn.send((job_id, payload))
+                        env = None
+                        if worker.env_version != self._env_version:
+                            env, worker.env_version = self._env, self._env_version
+                        worker.conn.send((job_id, payload, env))
                 busy = [w.conn for w in self._workers if w.job is not None]
                 sentinels = {w.process.sentinel: w for w in self._workers}
             ready = multiprocessing.connection.wait([self._wake_r, *busy, *sentinels], timeout=1.0)

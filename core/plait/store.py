@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
-
-import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from typing import Any
 
 import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 
 from plait.errors import ExecutionNotFoundError
 from plait.spec import WorkflowSpec

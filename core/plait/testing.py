@@ -14,9 +14,10 @@ pytest then runs one test per behaviour of the contract in ``plait/tasktype.py``
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from plait.blobs import BlobStore
 from plait.spec import TaskTemplate

@@ -17,7 +17,8 @@ import json
 import threading
 import types as pytypes
 import typing
-from typing import Any, Callable, Union
+from collections.abc import Callable
+from typing import Any, Union
 
 from pydantic import BaseModel, ConfigDict
 

@@ -93,6 +93,9 @@ def run_attempt(payload: dict[str, Any]) -> dict[str, Any]:
             kwargs = decode_values(payload["inputs"], task.inputs, vio, what="input", codecs=in_codecs)
         except PlaitError as exc:
             return _failure(str(exc), retryable=False, error_kind="user")
+        except Exception as exc:  # the blob store is unreachable, a blob is corrupt: worth a retry
+            return _failure(f"{where}: reading the inputs failed: {_describe(exc)}", retryable=True,
+                            error_kind="system", tb=traceback.format_exc())
         if payload.get("dynamic"):
             return _run_dynamic(task, kwargs)
         try:
@@ -108,6 +111,9 @@ def run_attempt(payload: dict[str, Any]) -> dict[str, Any]:
             literals = encode_values(outputs, task.outputs, vio, what="output", codecs=out_codecs)
         except PlaitError as exc:
             return _failure(str(exc), retryable=False, error_kind="user")
+        except Exception as exc:
+            return _failure(f"{where}: storing the outputs failed: {_describe(exc)}", retryable=True,
+                            error_kind="system", tb=traceback.format_exc())
         return {"status": "succeeded", "outputs": literals}
     finally:
         _context.reset(token)

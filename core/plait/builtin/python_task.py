@@ -10,12 +10,21 @@ import contextlib
 import io
 import os
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from plait.hookspecs import hookimpl
 from plait.local import WorkerPool
 from plait.spec import TaskTemplate
-from plait.tasktype import AttemptContext, ErrorKind, Handle, Phase, Status, TaskType, default_workers
+from plait.tasktype import (
+    AttemptContext,
+    ErrorKind,
+    Handle,
+    Phase,
+    Status,
+    TaskType,
+    default_workers,
+)
 from plait.worker import run_attempt
 
 

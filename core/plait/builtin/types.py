@@ -13,7 +13,8 @@ import datetime as dt
 import enum
 import io
 import typing
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -182,6 +183,9 @@ class Dicts(TypeTransformer):
         def encode(v: Any) -> dict[str, Any]:
             if not isinstance(v, dict):
                 raise TypeMismatchError(f"expected a dict, got {type(v).__name__}")
+            for k in v:
+                if not isinstance(k, key) or isinstance(k, bool):
+                    raise TypeMismatchError(f"expected {key.__name__} keys, got {type(k).__name__} {k!r:.40}")
             return {str(k): enc(x) for k, x in v.items()}
 
         return encode, lambda lit: {key(k): dec(x) for k, x in lit.items()}
@@ -215,7 +219,11 @@ class Structs(TypeTransformer):
 
         def encode(v: Any) -> dict[str, Any]:
             if isinstance(v, dict):
-                v = tp(**v)
+                try:
+                    v = tp(**v)
+                except (TypeError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+                    raise TypeMismatchError(
+                        f"expected {tp.__name__}, got a dict that does not fit it: {exc}") from None
             if not isinstance(v, tp):
                 raise TypeMismatchError(f"expected {tp.__name__}, got {type(v).__name__}")
             return {n: c[0](getattr(v, n)) for n, c in codecs.items()}
