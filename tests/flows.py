@@ -295,3 +295,36 @@ echo_container = plait.container_task(
 def container_wf(word: str) -> str:
     out = echo_container(word=word)
     return to_text(x=out.n)
+
+
+@plait.task
+def stamp(marker: str) -> int:
+    _bump(marker)
+    return 0
+
+
+@plait.task
+def slow_item(x: int, marker: str, seconds: float) -> int:
+    with open(marker, "a") as fh:
+        fh.write(f"{x}\n")
+    time.sleep(seconds)
+    return x
+
+
+@plait.workflow
+def crashable(n: int, marker: str, first_marker: str, seconds: float) -> int:
+    start = stamp(marker=first_marker)
+    items = plait.map(slow_item, over=numbers(n=add(a=n, b=start)), marker=marker, seconds=seconds)
+    return total(xs=items)
+
+
+slow_container_task = plait.container_task(
+    "slow-echo", image="debian:bookworm-slim",
+    command=["sh", "-c", "echo $$ >> {{inputs.marker}}; sleep {{inputs.seconds}}; echo 7 > {{outputs}}/n"],
+    inputs={"marker": str, "seconds": int}, outputs={"n": int},
+)
+
+
+@plait.workflow
+def container_then_double(marker: str, seconds: int) -> int:
+    return double(x=slow_container_task(marker=marker, seconds=seconds))

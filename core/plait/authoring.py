@@ -500,6 +500,13 @@ def trace_workflow(fn: Callable[..., Any], name: str, values: dict[str, Any] | N
     token = _current.set(trace)
     try:
         result = fn(**args)
+    except (TypeError, AttributeError) as exc:
+        if values is not None:
+            raise
+        raise CompileError(
+            f"workflow {name!r}: its body raised {type(exc).__name__}: {exc}. While a workflow compiles, "
+            "task outputs are promises, not values: compute with them inside a task"
+        ) from exc
     finally:
         _current.reset(token)
     output_specs = {n: eng.spec(t) for n, t in outputs.items()}

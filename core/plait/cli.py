@@ -324,6 +324,42 @@ def show_execution(execution_id: str, logs: bool) -> None:
                         console.print(Path(path).read_text()[-4000:].rstrip(), markup=False, highlight=False)
 
 
+@executions.command("resume")
+@click.argument("execution_id")
+@click.option("--inline", is_flag=True, help="Run Python tasks in this process (for debugging).")
+@click.option("--keep-going", is_flag=True, help="On a failure, keep running nodes that do not depend on it.")
+def resume_execution(execution_id: str, inline: bool, keep_going: bool) -> None:
+    """Carry on an execution that stopped: finished work is kept, running work re-attached."""
+    from plait.engine import Engine, RunOptions
+    from plait.progress import Progress
+
+    engine = Engine()
+    try:
+        row = engine.store.execution(execution_id)
+        if row["phase"] == "succeeded":
+            raise InputError(f"execution {row['id']} already succeeded; nothing to resume")
+        spec = engine.store.spec(row["version"])
+        progress = Progress(spec, console)
+        options = RunOptions(inline=inline, fail_fast=not keep_going)
+        with progress:
+            result = asyncio.run(_resume_interruptibly(engine, row["id"], options, progress))
+    finally:
+        engine.close()
+    progress.finish(result)
+    if result.phase.value == "succeeded":
+        console.print(f"outputs: {json.dumps(result.outputs)[:2000]}", markup=False, highlight=False)
+        return
+    err_console.print(f"[bold red]execution {result.execution_id} {result.phase.value}[/] at node "
+                      f"[bold]{result.failed_node}[/]:\n{result.error}", highlight=False)
+    sys.exit(1)
+
+
+async def _resume_interruptibly(engine: Any, execution_id: str, options: Any, progress: Any) -> Any:
+    task = asyncio.create_task(engine.resume(execution_id, options, progress.on_event))
+    asyncio.get_running_loop().add_signal_handler(signal.SIGINT, task.cancel)
+    return await task
+
+
 @executions.command("events")
 @click.argument("execution_id")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")

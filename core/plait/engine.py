@@ -94,14 +94,65 @@ class Engine:
         """Run ``spec`` with input literals; returns when the execution ends (or is cancelled)."""
         return await _Execution(self, spec, options or RunOptions(), listener).run(inputs)
 
+    async def resume(self, execution_id: str, options: RunOptions | None = None,
+                     listener: Listener | None = None) -> ExecutionResult:
+        """Carry on an execution that stopped (a crash, a failure, Ctrl-C) from its events.
+
+        Nodes and map items that succeeded keep their outputs; an attempt that was still
+        running is polled through its stored handle, so work that outlived the old engine is
+        attached to, not started again; everything else runs with fresh attempt numbers.
+        """
+        row = self.store.execution(execution_id)
+        spec = self.store.spec(row["version"])
+        events = list(self.store.events(row["id"]))
+        options = options or RunOptions()
+        options.execution_id, options.project, options.domain = row["id"], row["project"], row["domain"]
+        execution = _Execution(self, spec, options, listener, prior=_Prior.of(events))
+        for event in events:
+            execution.state.apply(event)
+        return await execution.run(execution.state.inputs, resuming=True)
+
+
+_ENDINGS = {p.value for p in Phase if p.terminal}
+
+
+@dataclass
+class _Prior:
+    """What an earlier run of an execution achieved, read from its events."""
+
+    node_outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    item_outputs: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
+    attempts: dict[tuple[str, int | None], int] = field(default_factory=dict)
+    open: dict[tuple[str, int | None], tuple[int, Handle]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, events: list[Event]) -> _Prior:
+        prior = cls()
+        for e in events:
+            if e.kind == "node" and e.phase == "succeeded":
+                prior.node_outputs[e.entity] = e.data.get("outputs") or {}
+            elif e.kind in ("attempt", "item") and "attempt" in e.data:
+                key = (e.data["node"], e.data.get("index"))
+                number = e.data["attempt"]
+                prior.attempts[key] = max(prior.attempts.get(key, 0), number)
+                if e.phase == "running" and e.data.get("handle") is not None:
+                    prior.open[key] = (number, e.data["handle"])
+                elif e.phase in _ENDINGS and prior.open.get(key, (0,))[0] == number:
+                    del prior.open[key]
+                if e.kind == "item" and e.phase == "succeeded":
+                    prior.item_outputs[(e.data["node"], e.data["index"])] = e.data.get("outputs") or {}
+        return prior
+
 
 def new_execution_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S-", time.gmtime()) + uuid.uuid4().hex[:6]
 
 
 class _Execution:
-    def __init__(self, engine: Engine, spec: WorkflowSpec, options: RunOptions, listener: Listener | None) -> None:
+    def __init__(self, engine: Engine, spec: WorkflowSpec, options: RunOptions, listener: Listener | None,
+                 prior: _Prior | None = None) -> None:
         self.engine = engine
+        self.prior = prior or _Prior()
         self.spec = spec
         self.options = options
         self.listener = listener
@@ -125,10 +176,13 @@ class _Execution:
             await asyncio.sleep(0.2)
             self.store.flush()
 
-    async def run(self, inputs: dict[str, Any]) -> ExecutionResult:
+    async def run(self, inputs: dict[str, Any], resuming: bool = False) -> ExecutionResult:
         spec = self.spec
         inputs = {**spec.defaults, **inputs}
-        self.store.create_execution(self.id, spec, self.options.project, self.options.domain)
+        if resuming:
+            self.store.set_execution_phase(self.id, "running")
+        else:
+            self.store.create_execution(self.id, spec, self.options.project, self.options.domain)
         self.emit("execution", "", "running", {"workflow": spec.name, "version": spec.version, "inputs": inputs,
                                                "project": self.options.project, "domain": self.options.domain})
         self.store.flush()
@@ -162,10 +216,15 @@ class _Execution:
         """Run attempts of ``template`` until one succeeds or the retry budgets are spent."""
         task_type = self.engine.registry.task_type(template.type, needed_by=template.name)
         user_failures = system_failures = 0
-        number = 0
+        number = self.prior.attempts.get((path, index), 0)
+        reattach = self.prior.open.pop((path, index), None)
         while True:
-            number += 1
-            status = await self.run_attempt(path, template, task_type, inputs, number, index)
+            if reattach is not None:
+                number, handle = reattach
+                reattach = None
+            else:
+                number, handle = number + 1, None
+            status = await self.run_attempt(path, template, task_type, inputs, number, index, handle)
             if status.phase == Phase.SUCCEEDED:
                 return status.outputs or {}
             if status.phase == Phase.ABORTED:
@@ -186,7 +245,9 @@ class _Execution:
         return delay * random.uniform(0.5, 1.0)
 
     async def run_attempt(self, path: str, template: TaskTemplate, task_type: TaskType,
-                          inputs: dict[str, Any], number: int, index: int | None) -> Status:
+                          inputs: dict[str, Any], number: int, index: int | None,
+                          handle: Handle | None = None) -> Status:
+        """Run one attempt to its end; with ``handle``, attach to one an earlier engine started."""
         item = "" if index is None else f"[{index}]"
         attempt_id = f"{self.id}/{path}{item}/{number}"
         kind = "attempt" if index is None else "item"
@@ -198,7 +259,7 @@ class _Execution:
             project=self.options.project, domain=self.options.domain, item_index=index,
             inline=self.options.inline,
         )
-        attempt = _Attempt(task_type, ctx)
+        attempt = _Attempt(task_type, ctx, handle)
         loop = asyncio.get_running_loop()
         ctx.notify = lambda: loop.call_soon_threadsafe(attempt.wake.set)
         self.running[attempt_id] = attempt
@@ -227,14 +288,15 @@ class _Execution:
 
     async def _drive(self, attempt: _Attempt, template: TaskTemplate, kind: str, base: dict[str, Any]) -> Status:
         ctx, task_type = attempt.ctx, attempt.task_type
-        try:
-            attempt.handle = await self.call(task_type, "submit", ctx, template)
-        except PlaitError as exc:
-            return Status.failed(f"{template.type} could not start the task: {exc}", retryable=False)
-        except Exception as exc:
-            return Status.failed(f"task type {template.type!r} failed in submit: {type(exc).__name__}: {exc}",
-                                 error_kind=ErrorKind.SYSTEM)
-        self.emit(kind, ctx.attempt_id, "running", {**base, "handle": attempt.handle})
+        if attempt.handle is None:
+            try:
+                attempt.handle = await self.call(task_type, "submit", ctx, template)
+            except PlaitError as exc:
+                return Status.failed(f"{template.type} could not start the task: {exc}", retryable=False)
+            except Exception as exc:
+                return Status.failed(f"task type {template.type!r} failed in submit: {type(exc).__name__}: {exc}",
+                                     error_kind=ErrorKind.SYSTEM)
+            self.emit(kind, ctx.attempt_id, "running", {**base, "handle": attempt.handle})
         deadline = time.monotonic() + template.timeout if template.timeout else math.inf
         interval = 0.01
         while True:
@@ -356,6 +418,8 @@ class _Graph:
 
     async def run_node(self, node: Node) -> dict[str, Any]:
         path = self.prefix + node.id
+        if path in self.x.prior.node_outputs:
+            return self.x.prior.node_outputs[path]  # done before a resume
         inputs = {name: self.resolve(b) for name, b in node.inputs.items()}
         try:
             if node.kind == "workflow":
@@ -470,6 +534,9 @@ class _MapNode:
         return {name: offload(values, self.x.io) for name, values in results.items()}
 
     async def run_item(self, index: int) -> dict[str, Any]:
+        done = self.x.prior.item_outputs.get((self.path, index))
+        if done is not None:
+            return done
         inputs = {**self.shared, self.over: self.items[index]}
         template = self.template
         key = template.cache_key(inputs) if template.cache else None

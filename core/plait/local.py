@@ -9,6 +9,7 @@ the whole tree, and the exit code survives an engine restart.
 
 from __future__ import annotations
 
+import atexit
 import collections
 import multiprocessing
 import multiprocessing.connection
@@ -124,6 +125,7 @@ class WorkerPool:
                 self._workers = [_Worker(self._ctx) for _ in range(self.size)]
                 self._thread = threading.Thread(target=self._dispatch, name="plait-workers", daemon=True)
                 self._thread.start()
+                atexit.register(self.shutdown)  # no worker or thread outlives the interpreter
             self._pending.append((job_id, payload, callback))
         self._wake_w.send_bytes(b"")
 
@@ -140,7 +142,11 @@ class WorkerPool:
                     _kill_group(worker.process.pid)
 
     def shutdown(self) -> None:
+        """Stop every worker (killing any running attempt) and the dispatcher thread."""
+        atexit.unregister(self.shutdown)
         with self._lock:
+            if self._closed:
+                return
             self._closed = True
             for worker in self._workers:
                 if worker.job is None:

@@ -79,9 +79,19 @@ class TaskTypeLifecycleTests:
     def case(self, tmp_path: Path) -> LifecycleCase:
         raise NotImplementedError
 
+    def teardown_method(self) -> None:
+        for task_type in getattr(self, "_opened", []):
+            task_type.close()
+        self._opened: list[TaskType] = []
+
+    def _new(self, case: LifecycleCase) -> TaskType:
+        task_type = case.new_task_type()
+        self.__dict__.setdefault("_opened", []).append(task_type)
+        return task_type
+
     def test_submit_then_poll_to_success(self, tmp_path: Path) -> None:
         case = self.case(tmp_path)
-        tt = case.new_task_type()
+        tt = self._new(case)
         ctx = make_context(tmp_path, "lifecycle/quick/1", case.quick_inputs, inline=case.inline)
         handle = tt.submit(ctx, case.quick)
         status = poll_until_done(tt, ctx, handle, case.timeout)
@@ -91,7 +101,7 @@ class TaskTypeLifecycleTests:
 
     def test_abort_twice_and_cleanup_twice_after_success(self, tmp_path: Path) -> None:
         case = self.case(tmp_path)
-        tt = case.new_task_type()
+        tt = self._new(case)
         ctx = make_context(tmp_path, "lifecycle/quick/2", case.quick_inputs, inline=case.inline)
         handle = tt.submit(ctx, case.quick)
         poll_until_done(tt, ctx, handle, case.timeout)
@@ -102,7 +112,7 @@ class TaskTypeLifecycleTests:
 
     def test_abort_stops_running_work(self, tmp_path: Path) -> None:
         case = self.case(tmp_path)
-        tt = case.new_task_type()
+        tt = self._new(case)
         ctx = make_context(tmp_path, "lifecycle/slow/1", case.slow_inputs, inline=case.inline)
         handle = tt.submit(ctx, case.slow)
         wait_for_start(case)
@@ -117,7 +127,7 @@ class TaskTypeLifecycleTests:
 
     def test_submit_again_attaches_instead_of_starting_twice(self, tmp_path: Path) -> None:
         case = self.case(tmp_path)
-        tt = case.new_task_type()
+        tt = self._new(case)
         ctx = make_context(tmp_path, "lifecycle/slow/2", case.slow_inputs, inline=case.inline)
         first = tt.submit(ctx, case.slow)
         wait_for_start(case)
@@ -131,11 +141,11 @@ class TaskTypeLifecycleTests:
 
     def test_submit_after_restart(self, tmp_path: Path) -> None:
         case = self.case(tmp_path)
-        tt = case.new_task_type()
+        tt = self._new(case)
         ctx = make_context(tmp_path, "lifecycle/slow/3", case.slow_inputs, inline=case.inline)
         handle = tt.submit(ctx, case.slow)
         wait_for_start(case)
-        restarted = case.new_task_type()
+        restarted = self._new(case)
         if case.attaches_after_restart:
             again = restarted.submit(make_context(tmp_path, "lifecycle/slow/3", case.slow_inputs), case.slow)
             time.sleep(0.5)
@@ -150,5 +160,3 @@ class TaskTypeLifecycleTests:
                 "a task type whose work dies with its engine must report it as a retryable system failure")
         tt.abort(ctx, handle)
         tt.cleanup(ctx, handle)
-        for t in (tt, restarted):
-            t.close()
