@@ -40,7 +40,7 @@ def chain100(x: int = 0) -> int:
 def burn(ms: float) -> int:
     """About ``ms`` milliseconds of pure-Python work."""
     total = 0
-    for i in range(int(ms * 9_000)):
+    for i in range(int(ms * 13_000)):
         total += i * i % 7
     return total
 

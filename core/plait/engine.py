@@ -162,7 +162,8 @@ class _Execution:
         self.blobs = engine.blobs
         self.io = ValueIO(self.blobs)
         self.running: dict[str, _Attempt] = {}
-        self.workdir = Path(engine.settings.home) / "runs" / self.id
+        self.workdir = str(Path(engine.settings.home) / "runs" / self.id)
+        self.checkpoints = self.blobs.uri("checkpoints", self.id)
 
     def emit(self, kind: str, entity: str, phase: str, data: dict[str, Any] | None = None) -> None:
         event = Event(self.id, kind, entity, phase, data or {}, time.time())
@@ -254,8 +255,8 @@ class _Execution:
         base = {"node": path, "attempt": number} if index is None else {"node": path, "index": index, "attempt": number}
         ctx = AttemptContext(
             execution_id=self.id, node_id=path, attempt_id=attempt_id, attempt=number, inputs=inputs,
-            blobs=self.blobs, workdir=Path(f"{self.workdir}/{path}/{'' if index is None else index}/{number}"),
-            checkpoint_uri=self.blobs.uri("checkpoints", self.id, path + item),
+            blobs=self.blobs, workdir=f"{self.workdir}/{path}/{'' if index is None else index}/{number}",
+            checkpoint_uri=f"{self.checkpoints}/{path}{item}",
             project=self.options.project, domain=self.options.domain, item_index=index,
             inline=self.options.inline,
         )
@@ -299,6 +300,7 @@ class _Execution:
             self.emit(kind, ctx.attempt_id, "running", {**base, "handle": attempt.handle})
         deadline = time.monotonic() + template.timeout if template.timeout else math.inf
         interval = 0.01
+        loop = asyncio.get_running_loop()
         while True:
             attempt.wake.clear()
             try:
@@ -311,10 +313,13 @@ class _Execution:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return Status(Phase.TIMED_OUT, f"timed out after {template.timeout:g}s", retryable=True)
-            try:
-                await asyncio.wait_for(attempt.wake.wait(), min(interval, remaining))
-            except TimeoutError:
+            # Sleep until the task type calls ctx.notify() or the poll interval passes; a
+            # timer handle is much cheaper than wait_for, which this loop runs per map item.
+            timer = loop.call_later(min(interval, remaining), attempt.wake.set)
+            await attempt.wake.wait()
+            if not timer.cancelled() and timer.when() <= loop.time():
                 interval = min(interval * 2, self.options.max_poll_interval)
+            timer.cancel()
 
     async def _stop(self, attempt: _Attempt, kind: str, base: dict[str, Any], phase: Phase, message: str) -> None:
         """Abort, clean up and record an attempt that the engine ends (timeout, Ctrl-C)."""
@@ -488,8 +493,9 @@ class _MapNode:
         self.items: list[Any] = load_offloaded(inputs[self.over], self.x.io)
         self.shared = {k: v for k, v in inputs.items() if k != self.over}
         self.min_ratio = node.map.min_success_ratio
-        workers = 1 if self.x.options.inline else max(1, self.x.engine.settings.workers)
-        self.window = node.map.concurrency or max(64, 4 * workers)
+        task_type = self.x.engine.registry.task_type(self.template.type, needed_by=self.template.name)
+        capacity = task_type.capacity(self.x.options.inline)
+        self.window = node.map.concurrency or (2 * capacity if capacity else 64)
 
     async def run(self) -> dict[str, Any]:
         n = len(self.items)

@@ -113,13 +113,14 @@ class WorkerPool:
         # Workers are forked from a server started once; pass on later changes to the
         # environment (credentials, endpoints) so a task sees what the engine sees.
         self._env = dict(os.environ)
+        self._env_raw = dict(_raw_environ())
         self._env_version = 1
 
     def submit(self, job_id: str, payload: dict[str, Any], callback: Callback) -> None:
         """Queue ``payload``; ``callback(result)`` is called from the pool's thread when it ends."""
         with self._lock:
-            if os.environ != self._env:
-                self._env = dict(os.environ)
+            if _raw_environ() != self._env_raw:  # compared in C: this runs once per map item
+                self._env, self._env_raw = dict(os.environ), dict(_raw_environ())
                 self._env_version += 1
             if self._thread is None:
                 self._workers = [_Worker(self._ctx) for _ in range(self.size)]
@@ -166,6 +167,7 @@ class WorkerPool:
 
     def _dispatch(self) -> None:
         while True:
+            sends = []
             with self._lock:
                 if self._closed:
                     return
@@ -177,9 +179,14 @@ class WorkerPool:
                         env = None
                         if worker.env_version != self._env_version:
                             env, worker.env_version = self._env, self._env_version
-                        worker.conn.send((job_id, payload, env))
+                        sends.append((worker, (job_id, payload, env)))
                 busy = [w.conn for w in self._workers if w.job is not None]
                 sentinels = {w.process.sentinel: w for w in self._workers}
+            for worker, message in sends:  # outside the lock: submit() must never wait on a pipe
+                try:
+                    worker.conn.send(message)
+                except OSError:
+                    pass  # the worker died; its sentinel reports the job
             ready = multiprocessing.connection.wait([self._wake_r, *busy, *sentinels], timeout=1.0)
             for r in ready:
                 if r is self._wake_r:
@@ -216,6 +223,12 @@ class WorkerPool:
                 "status": "failed", "retryable": True, "error_kind": "system",
                 "message": f"the worker process running this attempt died (exit code {code})",
             })
+
+
+def _raw_environ() -> dict[Any, Any]:
+    """The environment as CPython keeps it (a dict of bytes), to compare without decoding."""
+    data = getattr(os.environ, "_data", None)
+    return data if isinstance(data, dict) else dict(os.environ)
 
 
 def _kill_group(pid: int | None) -> None:

@@ -64,7 +64,7 @@ cache = sa.Table(
 )
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Event:
     """One state change. ``entity`` is "" for the execution, a node path, or an attempt id."""
 

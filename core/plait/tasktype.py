@@ -100,7 +100,8 @@ class AttemptContext:
     attempt: int
     inputs: dict[str, Any]
     blobs: BlobStore
-    workdir: Path
+    workdir: Path | str
+    """This attempt's own folder on this machine (created by whoever needs it)."""
     checkpoint_uri: str
     """Where this node (or map item) keeps its checkpoint; every attempt sees the same one."""
     project: str = "default"
@@ -110,13 +111,25 @@ class AttemptContext:
     notify: Callable[[], None] = field(default=lambda: None, repr=False)
     """Call (from any thread) to make the engine poll this attempt now."""
 
+    def __post_init__(self) -> None:
+        # Kept as given: a map item's attempt may never touch its folder, and building a Path
+        # per item is measurable. ``folder`` gives it as a Path.
+        self._folder: Path | None = None
+
+    @property
+    def folder(self) -> Path:
+        """``workdir`` as a Path."""
+        if self._folder is None:
+            self._folder = Path(self.workdir)
+        return self._folder
+
     @property
     def stdout_path(self) -> Path:
-        return self.workdir / "stdout.log"
+        return self.folder / "stdout.log"
 
     @property
     def stderr_path(self) -> Path:
-        return self.workdir / "stderr.log"
+        return self.folder / "stderr.log"
 
     def external_name(self, max_length: int = 63) -> str:
         """A DNS-1123 name derived from the attempt id, stable across restarts."""
@@ -168,6 +181,14 @@ class TaskType:
     def cleanup(self, ctx: AttemptContext, handle: Handle) -> None:
         """Release what submit created; called once the attempt ends, whatever the ending."""
         raise NotImplementedError
+
+    def capacity(self, inline: bool) -> int | None:
+        """How many attempts can run at once here (a worker pool's size), or None if unknown.
+
+        The engine keeps about twice this many map items in flight, so the workers never idle
+        and nothing piles up in a queue. None means a service that queues work itself.
+        """
+        return None
 
     def close(self) -> None:
         """Release process-wide resources (worker pools, clients); called when an engine stops."""

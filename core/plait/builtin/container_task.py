@@ -45,10 +45,10 @@ class ContainerTask(TaskType):
 
     def submit(self, ctx: AttemptContext, task: TaskTemplate) -> Handle:
         config = Container.model_validate(task.config)
-        outdir = ctx.workdir / "outputs"
+        outdir = ctx.folder / "outputs"
         outdir.mkdir(parents=True, exist_ok=True)
         argv = [self._render(arg, ctx, task, outdir) for arg in config.command]
-        handle = self.processes.start(ctx.workdir / "process", argv, env={**task.env, **config.env})
+        handle = self.processes.start(ctx.folder / "process", argv, env={**task.env, **config.env})
         handle["outputs"] = {n: spec.kind for n, spec in task.interface.outputs.items()}
         return handle
 
@@ -63,9 +63,9 @@ class ContainerTask(TaskType):
             literal = ctx.inputs[name]
             kind = task.interface.inputs[name].kind
             if kind == "file":
-                return str(ctx.blobs.get_file(literal["uri"], ctx.workdir / "inputs" / name))
+                return str(ctx.blobs.get_file(literal["uri"], ctx.folder / "inputs" / name))
             if kind == "directory":
-                return str(ctx.blobs.get_dir(literal["uri"], ctx.workdir / "inputs" / name))
+                return str(ctx.blobs.get_dir(literal["uri"], ctx.folder / "inputs" / name))
             if isinstance(literal, str):
                 return literal
             return json.dumps(literal)
@@ -87,7 +87,7 @@ class ContainerTask(TaskType):
         return Status(status.phase, status.message, status.outputs, status.retryable, status.error_kind, logs)
 
     def _outputs(self, ctx: AttemptContext, handle: Handle) -> Status:
-        outdir = ctx.workdir / "outputs"
+        outdir = ctx.folder / "outputs"
         outputs: dict[str, Any] = {}
         for name, kind in handle["outputs"].items():
             path = outdir / name

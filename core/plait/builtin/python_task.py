@@ -6,16 +6,17 @@ On the local platform an attempt runs in a pool of worker processes (one per cor
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import io
 import os
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from plait.hookspecs import hookimpl
 from plait.local import WorkerPool
-from plait.spec import TaskTemplate
+from plait.spec import PythonRef, TaskTemplate
 from plait.tasktype import (
     AttemptContext,
     ErrorKind,
@@ -34,10 +35,15 @@ def attempt_payload(ctx: AttemptContext, task: TaskTemplate) -> dict[str, Any]:
     return {
         "attempt_id": ctx.attempt_id, "execution_id": ctx.execution_id, "node_id": ctx.node_id,
         "attempt": ctx.attempt, "item_index": ctx.item_index, "task": task.name,
-        "ref": task.ref.model_dump(), "inputs": ctx.inputs, "blobs": ctx.blobs.url,
+        "ref": _ref_dict(task.ref), "inputs": ctx.inputs, "blobs": ctx.blobs.url,
         "checkpoint_uri": ctx.checkpoint_uri, "scratch_root": str(ctx.workdir),
         "dynamic": task.dynamic,
     }
+
+
+@functools.lru_cache(maxsize=1024)
+def _ref_dict(ref: PythonRef) -> dict[str, Any]:
+    return ref.model_dump()
 
 
 def status_of(result: dict[str, Any]) -> Status:
@@ -60,7 +66,7 @@ def write_logs(ctx: AttemptContext, result: dict[str, Any]) -> None:
     for name in ("stdout", "stderr"):
         text = result.pop(name, None)
         if text:
-            path = ctx.workdir / f"{name}.log"
+            path = ctx.folder / f"{name}.log"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
             result.setdefault("logs", {})[name] = str(path)
@@ -83,6 +89,9 @@ class PythonTask(TaskType):
             if self._pool is None:
                 self._pool = WorkerPool(int(os.environ.get("PLAIT_WORKERS") or default_workers()))
             return self._pool
+
+    def capacity(self, inline: bool) -> int | None:
+        return 1 if inline else int(os.environ.get("PLAIT_WORKERS") or default_workers())
 
     def submit(self, ctx: AttemptContext, task: TaskTemplate) -> Handle:
         job = ctx.attempt_id
@@ -136,8 +145,12 @@ class PythonTask(TaskType):
 
 def _run_inline(payload: dict[str, Any], ctx: AttemptContext) -> dict[str, Any]:
     out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = out, err
+    try:
         result = run_attempt(payload)
+    finally:
+        sys.stdout, sys.stderr = saved
     result["stdout"], result["stderr"] = out.getvalue(), err.getvalue()
     write_logs(ctx, result)
     return result
