@@ -9,17 +9,18 @@ the whole tree, and the exit code survives an engine restart.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import collections
 import multiprocessing
 import multiprocessing.connection
 import os
+import select
 import shlex
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -93,23 +94,33 @@ class _Worker:
         child.close()
         self.job: str | None = None
         self.env_version = 0
+        self.dead = False
+        # Connection.poll() builds a selector per call; one registered poller is far cheaper.
+        self._poller = select.poll()
+        self._poller.register(parent.fileno(), select.POLLIN)
+
+    def readable(self) -> bool:
+        return bool(self._poller.poll(0))
 
 
 class WorkerPool:
-    """A fixed number of worker processes that run Python task attempts one at a time each."""
+    """A fixed number of worker processes that run Python task attempts one at a time each.
+
+    There is no thread: when an asyncio loop is running, the workers' pipes are watched by
+    it (results are handled the moment they arrive, with no lock or GIL hand-off); without
+    one, :meth:`collect` picks results up, and a task type's ``poll`` calls it.
+    """
 
     def __init__(self, size: int) -> None:
         self.size = size
         self._ctx = multiprocessing.get_context("forkserver")
         self._ctx.set_forkserver_preload(["plait.worker", "plait.builtin.types"])
-        self._lock = threading.Lock()
         self._pending: collections.deque[tuple[str, dict[str, Any], Callback]] = collections.deque()
         self._callbacks: dict[str, Callback] = {}
         self._cancelled: set[str] = set()
         self._workers: list[_Worker] = []
-        self._wake_r, self._wake_w = self._ctx.Pipe(duplex=False)
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
-        self._thread: threading.Thread | None = None
         # Workers are forked from a server started once; pass on later changes to the
         # environment (credentials, endpoints) so a task sees what the engine sees.
         self._env = dict(os.environ)
@@ -117,112 +128,144 @@ class WorkerPool:
         self._env_version = 1
 
     def submit(self, job_id: str, payload: dict[str, Any], callback: Callback) -> None:
-        """Queue ``payload``; ``callback(result)`` is called from the pool's thread when it ends."""
-        with self._lock:
-            if _raw_environ() != self._env_raw:  # compared in C: this runs once per map item
-                self._env, self._env_raw = dict(os.environ), dict(_raw_environ())
-                self._env_version += 1
-            if self._thread is None:
-                self._workers = [_Worker(self._ctx) for _ in range(self.size)]
-                self._thread = threading.Thread(target=self._dispatch, name="plait-workers", daemon=True)
-                self._thread.start()
-                atexit.register(self.shutdown)  # no worker or thread outlives the interpreter
-            self._pending.append((job_id, payload, callback))
-        self._wake_w.send_bytes(b"")
+        """Queue ``payload``; ``callback(result)`` is called when the attempt ends."""
+        if not self._workers:
+            self._workers = [_Worker(self._ctx) for _ in range(self.size)]
+            atexit.register(self.shutdown)  # no worker outlives the interpreter
+        if _raw_environ() != self._env_raw:  # compared in C: this runs once per map item
+            self._env, self._env_raw = dict(os.environ), dict(_raw_environ())
+            self._env_version += 1
+        self._watch_from_running_loop()
+        self._pending.append((job_id, payload, callback))
+        self._pump()
 
     def cancel(self, job_id: str) -> None:
         """Forget a queued job, or kill the worker running it (a new worker replaces it)."""
-        with self._lock:
-            for i, (jid, _, _) in enumerate(self._pending):
-                if jid == job_id:
-                    del self._pending[i]
-                    return
-            for worker in self._workers:
-                if worker.job == job_id:
-                    self._cancelled.add(job_id)
-                    _kill_group(worker.process.pid)
+        for i, (jid, _, _) in enumerate(self._pending):
+            if jid == job_id:
+                del self._pending[i]
+                return
+        for worker in self._workers:
+            if worker.job == job_id:
+                self._cancelled.add(job_id)
+                _kill_group(worker.process.pid)
+                if self._loop is None:
+                    worker.process.join(timeout=5)
+                    self._on_death(worker)
+
+    def collect(self) -> None:
+        """Handle finished attempts and dead workers now, without waiting (no event loop needed)."""
+        if self._loop is not None and not self._loop.is_closed():
+            return  # the loop already handles them as they arrive
+        for worker in list(self._workers):
+            if worker.job is not None and worker.readable():
+                self._on_result(worker)
+            if not worker.process.is_alive():
+                self._on_death(worker)
+        self._pump()
 
     def shutdown(self) -> None:
-        """Stop every worker (killing any running attempt) and the dispatcher thread."""
+        """Stop every worker, killing any running attempt."""
         atexit.unregister(self.shutdown)
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            for worker in self._workers:
-                if worker.job is None:
-                    try:
-                        worker.conn.send(None)
-                    except OSError:
-                        pass
-                else:
-                    _kill_group(worker.process.pid)
-        self._wake_w.send_bytes(b"")
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        if self._closed:
+            return
+        self._closed = True
+        self._unwatch()
+        for worker in self._workers:
+            if worker.job is None:
+                try:
+                    worker.conn.send(None)
+                except OSError:
+                    pass
+            else:
+                _kill_group(worker.process.pid)
         for worker in self._workers:
             worker.process.join(timeout=2)
             if worker.process.is_alive():
                 worker.process.kill()
 
-    def _dispatch(self) -> None:
-        while True:
-            sends = []
-            with self._lock:
-                if self._closed:
-                    return
-                for worker in self._workers:
-                    if worker.job is None and self._pending:
-                        job_id, payload, callback = self._pending.popleft()
-                        worker.job = job_id
-                        self._callbacks[job_id] = callback
-                        env = None
-                        if worker.env_version != self._env_version:
-                            env, worker.env_version = self._env, self._env_version
-                        sends.append((worker, (job_id, payload, env)))
-                busy = [w.conn for w in self._workers if w.job is not None]
-                sentinels = {w.process.sentinel: w for w in self._workers}
-            for worker, message in sends:  # outside the lock: submit() must never wait on a pipe
+    # -- internals -------------------------------------------------------------------------
+
+    def _pump(self) -> None:
+        for worker in self._workers:
+            if not self._pending:
+                return
+            if worker.job is None and not worker.dead:
+                job_id, payload, callback = self._pending.popleft()
+                worker.job = job_id
+                self._callbacks[job_id] = callback
+                env = None
+                if worker.env_version != self._env_version:
+                    env, worker.env_version = self._env, self._env_version
                 try:
-                    worker.conn.send(message)
+                    worker.conn.send((job_id, payload, env))
                 except OSError:
-                    pass  # the worker died; its sentinel reports the job
-            ready = multiprocessing.connection.wait([self._wake_r, *busy, *sentinels], timeout=1.0)
-            for r in ready:
-                if r is self._wake_r:
-                    while self._wake_r.poll():
-                        self._wake_r.recv_bytes()
-                elif r in sentinels:
-                    self._replace(sentinels[r])  # type: ignore[index]
-                else:
-                    worker = next(w for w in self._workers if w.conn is r)
-                    try:
-                        job_id, result = worker.conn.recv()
-                    except (EOFError, OSError):
-                        continue  # the sentinel reports the death
-                    self._finish(worker, job_id, result)
+                    pass  # the worker died; its death is reported with the job
+
+    def _watch_from_running_loop(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        if loop is not self._loop:
+            self._unwatch()
+            self._loop = loop
+            for worker in self._workers:
+                self._watch(worker)
+
+    def _watch(self, worker: _Worker) -> None:
+        if self._loop is not None:
+            self._loop.add_reader(worker.conn.fileno(), self._on_result, worker)
+            self._loop.add_reader(worker.process.sentinel, self._on_death, worker)
+
+    def _unwatch(self, workers: list[_Worker] | None = None) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            self._loop = None if workers is None else loop
+            return
+        for worker in workers if workers is not None else self._workers:
+            loop.remove_reader(worker.conn.fileno())
+            loop.remove_reader(worker.process.sentinel)
+        if workers is None:
+            self._loop = None
+
+    def _on_result(self, worker: _Worker) -> None:
+        try:
+            if not worker.readable():  # readiness seen by the loop may have been consumed since
+                return
+            job_id, result = worker.conn.recv()
+        except (EOFError, OSError):
+            self._on_death(worker)
+            return
+        self._finish(worker, job_id, result)
+        self._pump()
 
     def _finish(self, worker: _Worker, job_id: str, result: dict[str, Any]) -> None:
-        with self._lock:
-            worker.job = None
-            callback = self._callbacks.pop(job_id, None)
-            cancelled = job_id in self._cancelled
+        worker.job = None
+        callback = self._callbacks.pop(job_id, None)
+        if job_id in self._cancelled:
             self._cancelled.discard(job_id)
-        if callback is not None and not cancelled:
+        elif callback is not None:
             callback(result)
 
-    def _replace(self, dead: _Worker) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            job_id = dead.job
-            code = dead.process.exitcode
-            self._workers[self._workers.index(dead)] = _Worker(self._ctx)
-        if job_id is not None:
-            self._finish(dead, job_id, {
+    def _on_death(self, worker: _Worker) -> None:
+        if worker.dead:
+            return
+        worker.dead = True
+        self._unwatch([worker])
+        if self._closed:
+            return
+        worker.process.join(timeout=1)
+        replacement = _Worker(self._ctx)
+        self._workers[self._workers.index(worker)] = replacement
+        self._watch(replacement)
+        if worker.job is not None:
+            self._finish(worker, worker.job, {
                 "status": "failed", "retryable": True, "error_kind": "system",
-                "message": f"the worker process running this attempt died (exit code {code})",
+                "message": f"the worker process running this attempt died (exit code {worker.process.exitcode})",
             })
+        worker.conn.close()
+        self._pump()
 
 
 def _raw_environ() -> dict[Any, Any]:

@@ -81,7 +81,7 @@ class PythonTask(TaskType):
     def __init__(self) -> None:
         self._results: dict[str, dict[str, Any] | None] = {}
         self._pool: WorkerPool | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # a pool is created once even if two threads submit
 
     @property
     def pool(self) -> WorkerPool:
@@ -121,6 +121,9 @@ class PythonTask(TaskType):
                 "this attempt's worker is gone (the engine that started it stopped)",
                 retryable=True, error_kind=ErrorKind.SYSTEM)
         result = self._results[job]
+        if result is None and self._pool is not None:
+            self._pool.collect()  # without a running event loop nobody else picks results up
+            result = self._results[job]
         if result is None:
             return Status(Phase.RUNNING)
         if result.get("status") == "aborted":
