@@ -328,3 +328,14 @@ slow_container_task = plait.container_task(
 @plait.workflow
 def container_then_double(marker: str, seconds: int) -> int:
     return double(x=slow_container_task(marker=marker, seconds=seconds))
+
+
+@plait.task(env={"GREETING": "howdy"}, secrets=["api-token"])
+def uses_env_and_secret(name: str) -> str:
+    token = current_context().secret("api-token")
+    return f"{os.environ['GREETING']} {name}, token has {len(token)} characters"
+
+
+@plait.workflow
+def env_and_secret(name: str) -> str:
+    return uses_env_and_secret(name=name)

@@ -245,3 +245,25 @@ def test_container_tasks_run_their_command_with_typed_outputs():
     execution = plait.run(flows.container_wf, {"word": "hello"})
     assert execution.phase == Phase.SUCCEEDED, execution.error
     assert execution.outputs == {"o0": "42"}
+
+
+@pytest.mark.parametrize("inline", [False, True], ids=["pool", "inline"])
+def test_env_and_secrets_reach_the_task_and_secrets_stay_out_of_the_store(monkeypatch, inline):
+    monkeypatch.setenv("PLAIT_SECRET_API_TOKEN", "s3cr3t-value")
+    engine = Engine()
+    try:
+        execution = plait.run(flows.env_and_secret, {"name": "bob"}, options=RunOptions(inline=inline),
+                              engine=engine)
+        assert execution.outputs == {"o0": "howdy bob, token has 12 characters"}
+        assert "GREETING" not in __import__("os").environ
+        events = list(engine.store.events(execution.execution_id))
+        assert events and not any("s3cr3t-value" in str(e.data) for e in events)
+    finally:
+        engine.close()
+
+
+def test_a_missing_secret_fails_at_once_and_says_where_to_put_it(fast_retries):
+    execution = plait.run(flows.env_and_secret, {"name": "bob"}, options=fast_retries())
+    assert execution.phase == Phase.FAILED
+    assert "needs secret 'api-token'" in execution.error and "PLAIT_SECRET_API_TOKEN" in execution.error
+    assert len(execution.result.state.nodes["uses_env_and_secret"].attempts) == 1

@@ -63,10 +63,19 @@ class TaskContext:
     """1 for the first attempt, 2 for the first retry, and so on."""
     checkpoint: Checkpoint
     item_index: int | None = None
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)
+    """The secrets the task asked for (``@task(secrets=[...])``), by name."""
     extras: dict[str, Any] = field(default_factory=dict)
     """What a task type adds (a SparkSession, the rank of a training process)."""
     _scratch: Path | None = None
     _scratch_root: str | None = None
+
+    def secret(self, name: str) -> str:
+        """The value of a secret the task declared with ``@task(secrets=[name])``."""
+        try:
+            return self.secrets[name]
+        except KeyError:
+            raise PlaitError(f"secret {name!r} was not declared by this task: add it to @task(secrets=[...])") from None
 
     @property
     def scratch(self) -> Path:

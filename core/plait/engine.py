@@ -241,6 +241,17 @@ class _Execution:
                 raise NodeFailed(path, f"attempt {number} {status.phase.value}{why}: {status.message}")
             await asyncio.sleep(self.backoff(user_failures + system_failures))
 
+    def _resolve_secrets(self, template: TaskTemplate, ctx: AttemptContext) -> str | None:
+        """Fill ``ctx.secrets``; return an error naming a missing secret and where to put it."""
+        for name in template.secrets:
+            value = self.engine.settings.secret(name)
+            if value is None:
+                key = "PLAIT_SECRET_" + "".join(c if c.isalnum() else "_" for c in name).upper()
+                return (f"task {template.name} needs secret {name!r}, which is not set: export {key}=... "
+                        f"or write it to {self.engine.settings.home / 'secrets' / name}")
+            ctx.secrets[name] = value
+        return None
+
     def backoff(self, failures: int) -> float:
         delay = min(self.options.backoff_max, self.options.backoff_base * 2 ** (failures - 1))
         return delay * random.uniform(0.5, 1.0)
@@ -260,6 +271,12 @@ class _Execution:
             project=self.options.project, domain=self.options.domain, item_index=index,
             inline=self.options.inline,
         )
+        if template.secrets:
+            missing = self._resolve_secrets(template, ctx)
+            if missing:
+                status = Status.failed(missing, retryable=False)
+                self.emit(kind, attempt_id, "failed", {**base, "message": missing, "error_kind": "user"})
+                return status
         attempt = _Attempt(task_type, ctx, handle)
         loop = asyncio.get_running_loop()
         ctx.notify = lambda: loop.call_soon_threadsafe(attempt.wake.set)

@@ -21,6 +21,14 @@ class Settings:
     blob_url: str
     workers: int
 
+    def secret(self, name: str) -> str | None:
+        """A secret's value: ``PLAIT_SECRET_<NAME>`` in the environment, else ``<home>/secrets/<name>``."""
+        key = "PLAIT_SECRET_" + "".join(c if c.isalnum() else "_" for c in name).upper()
+        if key in os.environ:
+            return os.environ[key]
+        path = self.home / "secrets" / name
+        return path.read_text().rstrip("\n") if path.is_file() else None
+
     @classmethod
     def from_env(cls, home: str | Path | None = None) -> Settings:
         root = Path(home or os.environ.get("PLAIT_HOME") or ".plait").resolve()

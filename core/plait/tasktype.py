@@ -108,6 +108,8 @@ class AttemptContext:
     domain: str = "development"
     item_index: int | None = None
     inline: bool = False
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)
+    """The task's secrets, resolved by the engine; inject them, never log them."""
     notify: Callable[[], None] = field(default=lambda: None, repr=False)
     """Call (from any thread) to make the engine poll this attempt now."""
 

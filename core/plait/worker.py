@@ -85,9 +85,12 @@ def run_attempt(payload: dict[str, Any]) -> dict[str, Any]:
         execution_id=payload["execution_id"], node_id=payload["node_id"],
         attempt_id=payload["attempt_id"], attempt=payload["attempt"],
         checkpoint=Checkpoint(blobs, payload["checkpoint_uri"]), item_index=payload.get("item_index"),
-        _scratch_root=payload.get("scratch_root"),
+        secrets=payload.get("secrets") or {}, _scratch_root=payload.get("scratch_root"),
     )
     token = _context.set(ctx)
+    env = payload.get("env") or {}
+    saved_env = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     try:
         try:
             kwargs = decode_values(payload["inputs"], task.inputs, vio, what="input", codecs=in_codecs)
@@ -117,6 +120,11 @@ def run_attempt(payload: dict[str, Any]) -> dict[str, Any]:
         return {"status": "succeeded", "outputs": literals}
     finally:
         _context.reset(token)
+        for key, old in saved_env.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
 
 
 def _run_dynamic(task: Any, kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -37,7 +37,7 @@ def attempt_payload(ctx: AttemptContext, task: TaskTemplate) -> dict[str, Any]:
         "attempt": ctx.attempt, "item_index": ctx.item_index, "task": task.name,
         "ref": _ref_dict(task.ref), "inputs": ctx.inputs, "blobs": ctx.blobs.url,
         "checkpoint_uri": ctx.checkpoint_uri, "scratch_root": str(ctx.workdir),
-        "dynamic": task.dynamic,
+        "dynamic": task.dynamic, "env": task.env, "secrets": ctx.secrets,
     }
 
 
