@@ -17,7 +17,7 @@ venv: $(STAMP)
 demo: venv
 	$(BIN)/plait run examples/bigfoot.py:hunt --photos 2000 --batch-size 100
 
-test: venv
+test: venv lint typecheck
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: venv

@@ -15,7 +15,7 @@ import re
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
@@ -191,7 +191,7 @@ class Task(Generic[R]):
         self.task_type = task_type
         self.config = config
         self.inputs, self.defaults, self.outputs = _signature_types(fn, "task")
-        self.options = dict(retries=retries, system_retries=system_retries, timeout=timeout,
+        self.options: dict[str, Any] = dict(retries=retries, system_retries=system_retries, timeout=timeout,
                             cache=cache, cache_version=cache_version, resources=resources,
                             image=image, env=env, secrets=secrets, dynamic=dynamic)
         self._template: TaskTemplate | None = None
@@ -277,12 +277,6 @@ class Task(Generic[R]):
         return Outputs(promises)
 
 
-@overload
-def task(fn: F) -> Task[Any]: ...
-@overload
-def task(*, retries: int = ..., **kwargs: Any) -> Callable[[F], Task[Any]]: ...
-
-
 def task(
     fn: Callable[..., Any] | None = None,
     *,
@@ -352,7 +346,7 @@ def container_task(
     ident = re.sub(r"\W", "_", name)
     ret: Any = None
     if outputs:
-        ret = typing.NamedTuple(f"{ident}_outputs", list(outputs.items()))  # type: ignore[misc]
+        ret = typing.NamedTuple(f"{ident}_outputs", list(outputs.items()))  # type: ignore[misc,no-redef]
     run_outside_workflow.__name__ = run_outside_workflow.__qualname__ = ident
     run_outside_workflow.__annotations__ = {**inputs, "return": ret}
     run_outside_workflow.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]

@@ -309,8 +309,8 @@ def show_execution(execution_id: str, logs: bool) -> None:
                       message[0][:100] if message else "")
     console.print(table)
     for node in state.nodes.values():
-        for index, message in sorted(node.item_errors.items())[:10]:
-            console.print(f"[red]{node.node}[{index}] failed:[/] {message.splitlines()[0] if message else ''}",
+        for index, error in sorted(node.item_errors.items())[:10]:
+            console.print(f"[red]{node.node}[{index}] failed:[/] {error.splitlines()[0] if error else ''}",
                           highlight=False)
         for attempt in node.attempts:
             if attempt.phase in ("failed", "timed_out", "aborted") and attempt.message:

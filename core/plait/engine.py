@@ -254,7 +254,7 @@ class _Execution:
 
     def backoff(self, failures: int) -> float:
         delay = min(self.options.backoff_max, self.options.backoff_base * 2 ** (failures - 1))
-        return delay * random.uniform(0.5, 1.0)
+        return float(delay * random.uniform(0.5, 1.0))
 
     async def run_attempt(self, path: str, template: TaskTemplate, task_type: TaskType,
                           inputs: dict[str, Any], number: int, index: int | None,
@@ -279,7 +279,11 @@ class _Execution:
                 return status
         attempt = _Attempt(task_type, ctx, handle)
         loop = asyncio.get_running_loop()
-        ctx.notify = lambda: loop.call_soon_threadsafe(attempt.wake.set)
+
+        def notify() -> None:
+            loop.call_soon_threadsafe(attempt.wake.set)
+
+        ctx.notify = notify
         self.running[attempt_id] = attempt
         try:
             status = await self._drive(attempt, template, kind, base)

@@ -82,7 +82,7 @@ def _tail(f: Any) -> str:
     if size == 0:
         return ""
     f.seek(max(0, size - LOG_LIMIT))
-    return f.read().decode("utf-8", "replace")
+    return str(f.read().decode("utf-8", "replace"))
 
 
 class _Worker:
@@ -296,7 +296,7 @@ class LocalProcess:
               cwd: str | None = None) -> dict[str, Any]:
         """Start ``argv`` unless this workdir already has a process; return the handle."""
         workdir.mkdir(parents=True, exist_ok=True)
-        handle = {"workdir": str(workdir)}
+        handle: dict[str, Any] = {"workdir": str(workdir)}
         pid_file = workdir / "pid"
         if pid_file.exists():
             handle["pid"] = int(pid_file.read_text())
