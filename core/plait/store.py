@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 
 from plait.errors import ExecutionNotFoundError
 from plait.spec import WorkflowSpec
+from plait.tasktype import Phase
 
 metadata = sa.MetaData()
 
@@ -204,6 +205,10 @@ def _insert_ignoring_duplicates(engine: Engine) -> Any:
 # ---------------------------------------------------------------------------------------
 
 
+_PHASES = ("", *(p.value for p in Phase))
+_PHASE_CODE = {name: code for code, name in enumerate(_PHASES)}
+
+
 @dataclass
 class AttemptState:
     attempt_id: str
@@ -228,6 +233,8 @@ class NodeState:
     # Map nodes keep compact per-item state: counts and the failures, not an object per item.
     items: int | None = None
     item_counts: dict[str, int] = field(default_factory=dict)
+    item_phases: bytearray = field(default_factory=bytearray, repr=False)
+    """One byte per item: its phase's code (see _PHASES), 0 before it starts."""
     item_errors: dict[int, str] = field(default_factory=dict)
 
 
@@ -245,7 +252,6 @@ class ExecutionState:
     failed_node: str | None = None
     nodes: dict[str, NodeState] = field(default_factory=dict)
     _attempts: dict[str, AttemptState] = field(default_factory=dict, repr=False)
-    _item_phase: dict[str, str] = field(default_factory=dict, repr=False)
 
     def apply(self, event: Event) -> None:
         data = event.data
@@ -276,11 +282,14 @@ class ExecutionState:
             attempt.waiting = data.get("waiting") if event.phase == "waiting_for_resources" else None
         elif event.kind == "item":
             node = self._node(data["node"])
-            key = f"{node.node}[{data['index']}]"
-            previous = self._item_phase.get(key)
-            if previous is not None:
-                node.item_counts[previous] -= 1
-            self._item_phase[key] = event.phase
+            index = data["index"]
+            phases = node.item_phases
+            if index >= len(phases):
+                phases.extend(bytes(max(index + 1, node.items or 0) - len(phases)))
+            previous = phases[index]
+            if previous:
+                node.item_counts[_PHASES[previous]] -= 1
+            phases[index] = _PHASE_CODE[event.phase]
             node.item_counts[event.phase] = node.item_counts.get(event.phase, 0) + 1
             if event.phase in ("failed", "timed_out"):
                 node.item_errors[data["index"]] = data.get("message", "")
