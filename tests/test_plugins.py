@@ -174,6 +174,67 @@ def test_a_third_party_task_type_is_found_with_its_distribution(site: Site, buil
     assert {"python", "container"} <= set(registry.task_types)
 
 
+MONEY = textwrap.dedent('''
+    from dataclasses import dataclass
+    from decimal import Decimal
+
+    from plait import hookimpl
+    from plait.errors import TypeMismatchError
+    from plait.types import TypeSpec, TypeTransformer
+
+
+    @dataclass(frozen=True)
+    class Money:
+        amount: Decimal
+        currency: str
+
+
+    class MoneyType(TypeTransformer):
+        name = "acme.money"
+        kinds = ("acme.money",)
+
+        def matches(self, tp):
+            return tp is Money
+
+        def spec(self, tp, engine):
+            return TypeSpec(kind="acme.money")
+
+        def codec(self, tp, engine, io):
+            def encode(value):
+                if not isinstance(value, Money):
+                    raise TypeMismatchError(f"expected Money, got {type(value).__name__}")
+                return f"{value.amount} {value.currency}"
+
+            def decode(text):
+                amount, currency = text.split()
+                return Money(Decimal(amount), currency)
+
+            return encode, decode
+
+
+    @hookimpl
+    def plait_types(register):
+        register(MoneyType())
+''')
+
+
+def test_a_plugin_adds_a_value_type_through_the_plait_types_hook(site: Site, build):
+    from plait.types import TypeEngine, ValueIO
+
+    site.install("plait-money", {"money": "money_plait"}, {"money_plait": MONEY})
+    registry = build()
+    money = sys.modules["money_plait"]
+    types = TypeEngine(registry.transformers)
+    assert types.spec(money.Money).kind == "acme.money"
+    assert types.spec(list[money.Money]).describe() == "list[acme.money]"
+    encode, decode = types.codec(list[money.Money], ValueIO(None))
+    value = [money.Money(__import__("decimal").Decimal("12.50"), "EUR")]
+    assert encode(value) == ["12.50 EUR"]
+    assert decode(encode(value)) == value
+    assert types.castable(types.spec(money.Money), types.spec(money.Money | None))
+    assert not types.castable(types.spec(money.Money), types.spec(str))
+
+
 def test_plait_plugins_lists_a_third_party_task_type_with_distribution_and_version(site: Site):
     site.install("plait-acme", {"acme": "acme_plait"}, {"acme_plait": ACME}, version="1.0")
     proc = subprocess.run(check=False, args=[str(VENV_BIN / "plait"), "plugins"], env=cli_env(site), cwd=site.root,

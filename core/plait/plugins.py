@@ -107,7 +107,9 @@ def _entry_points() -> list[importlib.metadata.EntryPoint]:
     seen: dict[str, importlib.metadata.EntryPoint] = {}
     for ep in eps:
         seen.setdefault(ep.name, ep)
-    return list(seen.values())
+    # Built-ins first, then plugins by name: a plugin's types then take precedence over the
+    # built-in ones they specialise (a dataclass of its own, say), whatever order pip chose.
+    return sorted(seen.values(), key=lambda ep: (_distribution_of(ep)[0] != "plait", ep.name))
 
 
 def build_registry(modules: list[tuple[PluginInfo, Any]] | None = None) -> Registry:
@@ -199,6 +201,3 @@ def reset_registry() -> None:
     with _lock:
         _registry = None
 
-
-def import_module(name: str) -> Any:
-    return importlib.import_module(name)
