@@ -339,3 +339,24 @@ def uses_env_and_secret(name: str) -> str:
 @plait.workflow
 def env_and_secret(name: str) -> str:
     return uses_env_and_secret(name=name)
+
+
+@plait.task(retries=1)
+def resumable_dir(log: str) -> list[str]:
+    """Save a folder of results before failing; the retry restores the folder."""
+    ctx = current_context()
+    work = ctx.scratch / "work"
+    restored = ctx.checkpoint.restore_dir(work)
+    with open(log, "a") as fh:
+        fh.write(f"attempt {ctx.attempt} restored={restored}\n")
+    work.mkdir(exist_ok=True)
+    (work / f"part-{ctx.attempt}.txt").write_text(f"from attempt {ctx.attempt}")
+    ctx.checkpoint.save_dir(work)
+    if ctx.attempt == 1:
+        raise RuntimeError("crash after saving part 1")
+    return sorted(p.read_text() for p in work.iterdir())
+
+
+@plait.workflow
+def resumable_dir_wf(log: str) -> list[str]:
+    return resumable_dir(log=log)

@@ -267,3 +267,10 @@ def test_a_missing_secret_fails_at_once_and_says_where_to_put_it(fast_retries):
     assert execution.phase == Phase.FAILED
     assert "needs secret 'api-token'" in execution.error and "PLAIT_SECRET_API_TOKEN" in execution.error
     assert len(execution.result.state.nodes["uses_env_and_secret"].attempts) == 1
+
+
+def test_a_retried_attempt_restores_a_checkpointed_directory(tmp_path, fast_retries):
+    log = tmp_path / "log"
+    execution = plait.run(flows.resumable_dir_wf, {"log": str(log)}, options=fast_retries())
+    assert execution.outputs == {"o0": ["from attempt 1", "from attempt 2"]}
+    assert log.read_text().splitlines() == ["attempt 1 restored=False", "attempt 2 restored=True"]
