@@ -360,3 +360,23 @@ def resumable_dir(log: str) -> list[str]:
 @plait.workflow
 def resumable_dir_wf(log: str) -> list[str]:
     return resumable_dir(log=log)
+
+
+@plait.task
+def big_text(i: int) -> str:
+    return "x" * (1 << 20) + str(i)  # over the inline limit: offloaded to the blob store on its own
+
+
+@plait.task
+def lengths(texts: list[str]) -> list[int]:
+    return [len(t) for t in texts]
+
+
+@plait.workflow
+def big_values(n: int) -> list[int]:
+    return lengths(texts=plait.map(big_text, over=numbers(n=n)))
+
+
+@plait.workflow
+def cached_map(n: int, marker: str) -> list[int]:
+    return plait.map(cached_square, over=numbers(n=n), marker=marker)

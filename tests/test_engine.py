@@ -274,3 +274,24 @@ def test_a_retried_attempt_restores_a_checkpointed_directory(tmp_path, fast_retr
     execution = plait.run(flows.resumable_dir_wf, {"log": str(log)}, options=fast_retries())
     assert execution.outputs == {"o0": ["from attempt 1", "from attempt 2"]}
     assert log.read_text().splitlines() == ["attempt 1 restored=False", "attempt 2 restored=True"]
+
+
+def test_large_values_offloaded_one_by_one_arrive_whole_inside_a_list():
+    execution = plait.run(flows.big_values, {"n": 2})
+    assert execution.outputs == {"o0": [(1 << 20) + 1, (1 << 20) + 1]}
+
+
+def test_cached_map_items_are_recorded_as_cached_successes(tmp_path):
+    marker = tmp_path / "calls"
+    first = plait.run(flows.cached_map, {"n": 3, "marker": str(marker)})
+    second = plait.run(flows.cached_map, {"n": 3, "marker": str(marker)})
+    assert first.outputs == second.outputs == {"o0": [0, 1, 4]}
+    assert lines(marker) == 3
+    assert second.result.state.nodes["map-cached_square"].item_counts == {"succeeded": 3}
+
+
+def test_inline_mode_judges_a_timeout_when_the_task_returns(tmp_path, fast_retries):
+    marker = tmp_path / "calls"
+    execution = plait.run(flows.sleepy_wf, {"seconds": 1.5, "marker": str(marker)}, options=fast_retries(inline=True))
+    assert execution.phase == Phase.FAILED
+    assert [a.phase for a in execution.result.state.nodes["sleepy"].attempts] == ["timed_out", "timed_out"]

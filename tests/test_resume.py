@@ -37,6 +37,7 @@ def test_resuming_a_failed_execution_keeps_counting_attempts_and_finishes(tmp_pa
         stored = replay(failed.execution_id, engine.store.events(failed.execution_id))
         assert stored.phase == "succeeded"
         assert [a.number for a in stored.nodes["flaky"].attempts] == [1, 2, 3, 4]
+        assert stored.snapshot() == result.state.snapshot()
         assert engine.store.execution(failed.execution_id)["phase"] == "succeeded"
     finally:
         engine.close()
@@ -98,3 +99,18 @@ def test_a_resumed_engine_attaches_to_a_container_that_outlived_the_old_one(tmp_
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert '"o0": 14' in resumed.stdout
     assert len(lines(marker)) == 1, "the container command was started a second time instead of attached to"
+
+
+def test_a_failure_after_a_resume_is_what_the_store_replays(tmp_path, fast_retries):
+    marker = tmp_path / "calls"
+    engine = Engine()
+    try:
+        failed = plait.run(flows.flaky_wf, {"marker": str(marker), "fail_times": 10}, options=fast_retries(),
+                           engine=engine)
+        again = asyncio.run(engine.resume(failed.execution_id, fast_retries()))
+        assert again.phase == Phase.FAILED and "failure number 6" in again.error
+        stored = replay(failed.execution_id, engine.store.events(failed.execution_id))
+        assert stored.error == again.error
+        assert stored.snapshot() == again.state.snapshot()
+    finally:
+        engine.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -108,6 +109,7 @@ class Engine:
         options = options or RunOptions()
         options.execution_id, options.project, options.domain = row["id"], row["project"], row["domain"]
         execution = _Execution(self, spec, options, listener, prior=_Prior.of(events))
+        execution.run_number = max((e.run for e in events), default=0) + 1
         for event in events:
             execution.state.apply(event)
         return await execution.run(execution.state.inputs, resuming=True)
@@ -153,6 +155,7 @@ class _Execution:
                  prior: _Prior | None = None) -> None:
         self.engine = engine
         self.prior = prior or _Prior()
+        self.run_number = 0
         self.spec = spec
         self.options = options
         self.listener = listener
@@ -166,7 +169,7 @@ class _Execution:
         self.checkpoints = self.blobs.uri("checkpoints", self.id)
 
     def emit(self, kind: str, entity: str, phase: str, data: dict[str, Any] | None = None) -> None:
-        event = Event(self.id, kind, entity, phase, data or {}, time.time())
+        event = Event(self.id, kind, entity, phase, data or {}, time.time(), self.run_number)
         self.store.append(event)
         self.state.apply(event)
         if self.listener is not None:
@@ -175,7 +178,10 @@ class _Execution:
     async def _flush_periodically(self) -> None:
         while True:
             await asyncio.sleep(0.2)
-            self.store.flush()
+            try:
+                self.store.flush()
+            except Exception as exc:  # the events stay buffered; the next flush tries again
+                print(f"plait: writing events to {self.store.url} failed, will retry: {exc}", file=sys.stderr)
 
     async def run(self, inputs: dict[str, Any], resuming: bool = False) -> ExecutionResult:
         spec = self.spec
@@ -196,6 +202,8 @@ class _Execution:
             phase, error, failed = Phase.FAILED, exc.message, exc.node
         except asyncio.CancelledError:
             phase, error = Phase.ABORTED, "aborted by the user"
+        except Exception as exc:  # the store or blob store failed outside any node
+            phase, error = Phase.FAILED, f"engine error: {type(exc).__name__}: {exc}"
         finally:
             flusher.cancel()
         data: dict[str, Any] = {"outputs": outputs} if phase == Phase.SUCCEEDED else {"error": error, "failed_node": failed}
@@ -310,6 +318,7 @@ class _Execution:
 
     async def _drive(self, attempt: _Attempt, template: TaskTemplate, kind: str, base: dict[str, Any]) -> Status:
         ctx, task_type = attempt.ctx, attempt.task_type
+        deadline = time.monotonic() + template.timeout if template.timeout else math.inf
         if attempt.handle is None:
             try:
                 attempt.handle = await self.call(task_type, "submit", ctx, template)
@@ -319,7 +328,6 @@ class _Execution:
                 return Status.failed(f"task type {template.type!r} failed in submit: {type(exc).__name__}: {exc}",
                                      error_kind=ErrorKind.SYSTEM)
             self.emit(kind, ctx.attempt_id, "running", {**base, "handle": attempt.handle})
-        deadline = time.monotonic() + template.timeout if template.timeout else math.inf
         interval = 0.01
         loop = asyncio.get_running_loop()
         while True:
@@ -330,6 +338,11 @@ class _Execution:
                 status = Status.failed(f"task type {template.type!r} failed in poll: {type(exc).__name__}: {exc}",
                                        error_kind=ErrorKind.SYSTEM)
             if status.phase.terminal:
+                if ctx.inline and time.monotonic() > deadline:
+                    # Inline, the task ran inside submit and could not be interrupted: it is
+                    # judged by its timeout when it returns, as the process pool would have.
+                    return Status(Phase.TIMED_OUT, f"ran past its timeout of {template.timeout:g}s "
+                                                   "(inline mode judges a timeout when the task returns)")
                 return status
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -464,6 +477,10 @@ class _Graph:
         except asyncio.CancelledError:
             self.x.emit("node", path, "aborted", {"error": "aborted"})
             raise
+        except Exception as exc:  # a blob store, cache or plugin error outside an attempt
+            message = f"{type(exc).__name__}: {exc}"
+            self.x.emit("node", path, "failed", {"error": message})
+            raise NodeFailed(path, message) from exc
         self.x.emit("node", path, "succeeded", {"outputs": outputs})
         return outputs
 
@@ -570,6 +587,8 @@ class _MapNode:
         if key is not None and not self.x.options.overwrite_cache:
             cached = self.x.store.cached(key)
             if cached is not None:
+                self.x.emit("item", f"{self.x.id}/{self.path}[{index}]/cached", "succeeded",
+                            {"node": self.path, "index": index, "attempt": 0, "cached": True, "outputs": cached})
                 return cached
         try:
             outputs = await self.x.run_task(self.path, template, inputs, index)

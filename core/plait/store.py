@@ -47,12 +47,13 @@ events = sa.Table(
     "events", metadata,
     sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("execution_id", sa.String(64), nullable=False),
+    sa.Column("run", sa.Integer, nullable=False, default=0),
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("entity", sa.String(512), nullable=False),
     sa.Column("phase", sa.String(32), nullable=False),
     sa.Column("ts", sa.Float, nullable=False),
     sa.Column("data", sa.Text, nullable=False),
-    sa.UniqueConstraint("execution_id", "entity", "phase", name="uq_event_once"),
+    sa.UniqueConstraint("execution_id", "run", "entity", "phase", name="uq_event_once"),
 )
 
 cache = sa.Table(
@@ -75,6 +76,8 @@ class Event:
     phase: str
     data: dict[str, Any] = field(default_factory=dict)
     ts: float = 0.0
+    run: int = 0
+    """0 for the first run of an execution, 1 for its first resume, and so on."""
 
 
 class EventStore:
@@ -95,7 +98,7 @@ class EventStore:
     def append(self, event: Event) -> None:
         """Buffer ``event``; it is written by the next :meth:`flush` (automatic every 2,000)."""
         self._buffer.append((
-            event.execution_id, event.kind, event.entity, event.phase, event.ts or time.time(),
+            event.execution_id, event.run, event.kind, event.entity, event.phase, event.ts or time.time(),
             orjson.dumps(event.data, default=str, option=orjson.OPT_NON_STR_KEYS).decode(),
         ))
         if len(self._buffer) >= 2000:
@@ -106,14 +109,18 @@ class EventStore:
         if not self._buffer:
             return
         rows, self._buffer = self._buffer, []
-        with self.engine.begin() as conn:
-            if self._sqlite:  # the hot path: skip SQLAlchemy's per-row parameter handling
-                conn.exec_driver_sql(
-                    "INSERT OR IGNORE INTO events (execution_id, kind, entity, phase, ts, data) "
-                    "VALUES (?, ?, ?, ?, ?, ?)", rows)
-            else:
-                columns = ("execution_id", "kind", "entity", "phase", "ts", "data")
-                conn.execute(self._insert_once, [dict(zip(columns, r)) for r in rows])
+        try:
+            with self.engine.begin() as conn:
+                if self._sqlite:  # the hot path: skip SQLAlchemy's per-row parameter handling
+                    conn.exec_driver_sql(
+                        "INSERT OR IGNORE INTO events (execution_id, run, kind, entity, phase, ts, data) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+                else:
+                    columns = ("execution_id", "run", "kind", "entity", "phase", "ts", "data")
+                    conn.execute(self._insert_once, [dict(zip(columns, r)) for r in rows])
+        except Exception:
+            self._buffer[:0] = rows  # keep them for the next flush: no event is dropped
+            raise
 
     def create_execution(self, execution_id: str, spec: WorkflowSpec, project: str, domain: str) -> None:
         now = time.time()
@@ -140,7 +147,7 @@ class EventStore:
                                 .order_by(events.c.seq)).mappings()
             for r in rows:
                 yield Event(r["execution_id"], r["kind"], r["entity"], r["phase"],
-                            json.loads(r["data"]), r["ts"])
+                            json.loads(r["data"]), r["ts"], r["run"])
 
     def execution(self, execution_id: str) -> dict[str, Any]:
         with self.engine.connect() as conn:
@@ -193,7 +200,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 def _insert_ignoring_duplicates(engine: Engine) -> Any:
     if engine.dialect.name == "sqlite":
         from sqlalchemy.dialects.sqlite import insert
-        return insert(events).on_conflict_do_nothing(index_elements=["execution_id", "entity", "phase"])
+        return insert(events).on_conflict_do_nothing(index_elements=["execution_id", "run", "entity", "phase"])
     if engine.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
         return pg_insert(events).on_conflict_do_nothing(constraint="uq_event_once")

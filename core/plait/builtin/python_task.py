@@ -152,6 +152,11 @@ def _run_inline(payload: dict[str, Any], ctx: AttemptContext) -> dict[str, Any]:
     sys.stdout, sys.stderr = out, err
     try:
         result = run_attempt(payload)
+    except BaseException as exc:  # sys.exit() in a task must not end the engine
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        result = {"status": "failed", "message": f"{type(exc).__name__}: {exc}", "retryable": True,
+                  "error_kind": "user"}
     finally:
         sys.stdout, sys.stderr = saved
     result["stdout"], result["stderr"] = out.getvalue(), err.getvalue()
