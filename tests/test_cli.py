@@ -114,3 +114,26 @@ def test_ctrl_c_aborts_every_running_attempt_and_records_it(tmp_path):
     time.sleep(0.5)
     for pid in map(int, marker.read_text().split()):
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2], pid
+
+
+def test_a_second_ctrl_c_does_not_cut_the_abort_short(tmp_path):
+    marker = tmp_path / "starts"
+    proc = subprocess.Popen([*PLAIT, "run", f"{FLOWS}:container_then_double", "--marker", str(marker),
+                             "--seconds", "120"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert time.monotonic() < deadline, "the container task did not start"
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out + err
+    pid = int(marker.read_text().split()[0])
+    time.sleep(0.3)
+    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+    listed = plait("executions", "list", "--limit", "1", check=True).stdout
+    xid = re.search(r"\d{8}-\d{6}-[0-9a-f]{6}", listed).group(0)
+    events = plait("executions", "events", xid, check=True).stdout
+    assert re.search(r"attempt\s+aborted\s+\S*slow_echo/1", events), events

@@ -212,3 +212,44 @@ def test_iterating_over_a_promise_is_a_compile_error_suggesting_map():
 
     with pytest.raises(CompileError, match=r"cannot iterate over Promise\(numbers\.o0: list\[int\]\).*plait\.map"):
         _ = wf.spec
+
+
+def test_a_container_command_using_an_unknown_input_is_a_compile_error():
+    typo = plait.container_task("typo", image="debian", command=["echo", "{{inputs.mesage}}"],
+                                inputs={"message": str}, outputs={})
+
+    @plait.workflow
+    def wf(message: str) -> None:
+        typo(message=message)
+
+    with pytest.raises(CompileError, match=r"uses \{\{inputs\.mesage\}\}, but the task's inputs are message"):
+        _ = wf.spec
+
+
+def test_two_different_tasks_with_one_name_are_a_compile_error():
+    first = plait.container_task("step", image="debian", command=["true"])
+    second = plait.container_task("step", image="debian", command=["false"])
+
+    @plait.workflow
+    def wf() -> None:
+        first()
+        second()
+
+    with pytest.raises(CompileError, match="two different tasks are both named 'step'"):
+        _ = wf.spec
+
+
+def test_a_sub_workflow_given_an_unknown_input_or_too_many_is_a_compile_error():
+    @plait.workflow
+    def unknown(a: int) -> int:
+        return flows.arithmetic(a=a, bb=100)
+
+    with pytest.raises(CompileError, match="has no input 'bb'; its inputs are a, b"):
+        _ = unknown.spec
+
+    @plait.workflow
+    def too_many(a: int) -> int:
+        return flows.arithmetic(a, 5, 6)
+
+    with pytest.raises(CompileError, match="takes 2 inputs, got 3"):
+        _ = too_many.spec

@@ -265,7 +265,11 @@ class Task(Generic[R]):
             if map_spec is not None and name == map_spec.over:
                 expected, value_tp = TypeSpec(kind="list", args=(expected,)), list[tp]  # type: ignore[valid-type]
             bindings[name] = _bind(bound[name], expected, value_tp, where)
-        trace.tasks.setdefault(template.name, template)
+        known = trace.tasks.setdefault(template.name, template)
+        if known is not template and known != template:
+            raise CompileError(
+                f"workflow {where_wf!r}: two different tasks are both named {template.name!r}; "
+                "give one another name (task(name=...))")
         node = Node(id=node_id, kind=typing.cast(Any, kind), task=template.name, inputs=bindings, map=map_spec)
         trace.nodes.append(node)
         spec_outputs = WorkflowSpec(name="", tasks={template.name: template}).node_outputs(node)
@@ -442,10 +446,16 @@ class Workflow:
         spec = self.spec
         node_id = trace.new_id(self.fn.__name__)
         names = list(spec.inputs)
+        if len(args) > len(names):
+            raise CompileError(f"workflow {trace.name!r}, node {node_id!r}: {spec.name} takes {len(names)} "
+                               f"inputs, got {len(args)}")
         bound = dict(zip(names, args))
         for k, v in kwargs.items():
             if k in bound:
                 raise CompileError(f"workflow {trace.name!r}, node {node_id!r}: input {k!r} is bound twice")
+            if k not in spec.inputs:
+                raise CompileError(f"workflow {trace.name!r}, node {node_id!r}: {spec.name} has no input {k!r}; "
+                                   f"its inputs are {', '.join(names) or 'none'}")
             bound[k] = v
         hints = typing.get_type_hints(self.fn)
         bindings = {}
@@ -457,7 +467,8 @@ class Workflow:
                     continue
                 raise CompileError(f"{where}: missing; workflow {spec.name} needs it ({t.describe()})")
             bindings[name] = _bind(bound[name], t, hints[name], where)
-        trace.subworkflows.setdefault(spec.name, spec)
+        if trace.subworkflows.setdefault(spec.name, spec) != spec:
+            raise CompileError(f"workflow {trace.name!r}: two different sub-workflows are both named {spec.name!r}")
         trace.nodes.append(Node(id=node_id, kind="workflow", workflow=spec.name, inputs=bindings))
         promises = {n: Promise(trace, node_id, n, t) for n, t in spec.outputs.items()}
         if not promises:

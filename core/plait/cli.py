@@ -29,7 +29,7 @@ def main() -> None:
     """Entry point: run the CLI, printing plait errors without a traceback."""
     try:
         cli(standalone_mode=False)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, KeyboardInterrupt):
         err_console.print("aborted")
         sys.exit(130)
     except click.ClickException as exc:
@@ -40,6 +40,9 @@ def main() -> None:
             raise
         err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
         sys.exit(2)
+    finally:
+        # The work is over; a late Ctrl-C must not interrupt stopping the worker processes.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @click.group()
@@ -161,7 +164,6 @@ def run(ctx: click.Context, target: str, inline: bool, keep_going: bool, overwri
     Inputs are the workflow's parameters, as --name value (JSON for lists, dicts and structs).
     """
     from plait.engine import Engine, RunOptions
-    from plait.progress import Progress
     from plait.runner import encode_inputs
 
     if workers:
@@ -174,35 +176,50 @@ def run(ctx: click.Context, target: str, inline: bool, keep_going: bool, overwri
                          project=project, domain=domain)
     try:
         literals = encode_inputs(wf, values, engine)
-        progress = Progress(spec, console)
-        result = asyncio.run(_run_interruptibly(engine, spec, literals, options, progress))
+        result = _drive(spec, lambda listener: engine.run(spec, literals, options, listener))
     finally:
         engine.close()
+    if result.phase.value != "succeeded":
+        _report_failure(result)
+    _print_outputs(wf, result.outputs or {}, engine, as_json)
+
+
+def _drive(spec: Any, start: Any) -> Any:
+    """Run an execution with live progress; Ctrl-C (or SIGTERM) aborts it cleanly, once."""
+    from plait.progress import Progress
+
+    progress = Progress(spec, console)
+
+    async def main() -> Any:
+        task = asyncio.create_task(start(progress.on_event))
+        loop = asyncio.get_running_loop()
+
+        def interrupt() -> None:
+            # A second Ctrl-C must not cut short the abort and cleanup the first one started.
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+                loop.add_signal_handler(sig, lambda: err_console.print("still aborting…"))
+            err_console.print("\ninterrupted: aborting running attempts…")
+            task.cancel()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, interrupt)
+        with progress:
+            return await task
+
+    result = asyncio.run(main())
     progress.finish(result)
-    if result.phase.value == "succeeded":
-        _print_outputs(wf, result.outputs or {}, engine, as_json)
-        return
+    return result
+
+
+def _report_failure(result: Any) -> None:
     if result.phase.value == "aborted":
         err_console.print(f"execution {result.execution_id} aborted; every running attempt was stopped")
         sys.exit(130)
-    err_console.print(f"[bold red]execution {result.execution_id} failed[/] at node "
+    err_console.print(f"[bold red]execution {result.execution_id} {result.phase.value}[/] at node "
                       f"[bold]{result.failed_node}[/]:\n{result.error}", highlight=False)
     err_console.print(f"details: plait executions show {result.execution_id}")
     sys.exit(1)
-
-
-async def _run_interruptibly(engine: Any, spec: Any, literals: dict[str, Any], options: Any, progress: Any) -> Any:
-    loop = asyncio.get_running_loop()
-    task = asyncio.create_task(engine.run(spec, literals, options, progress.on_event))
-
-    def interrupt() -> None:
-        err_console.print("\ninterrupted: aborting running attempts…")
-        task.cancel()
-
-    loop.add_signal_handler(signal.SIGINT, interrupt)
-    loop.add_signal_handler(signal.SIGTERM, interrupt)
-    with progress:
-        return await task
 
 
 def _print_outputs(wf: Any, outputs: dict[str, Any], engine: Any, as_json: bool) -> None:
@@ -331,33 +348,20 @@ def show_execution(execution_id: str, logs: bool) -> None:
 def resume_execution(execution_id: str, inline: bool, keep_going: bool) -> None:
     """Carry on an execution that stopped: finished work is kept, running work re-attached."""
     from plait.engine import Engine, RunOptions
-    from plait.progress import Progress
 
     engine = Engine()
     try:
         row = engine.store.execution(execution_id)
         if row["phase"] == "succeeded":
             raise InputError(f"execution {row['id']} already succeeded; nothing to resume")
-        spec = engine.store.spec(row["version"])
-        progress = Progress(spec, console)
         options = RunOptions(inline=inline, fail_fast=not keep_going)
-        with progress:
-            result = asyncio.run(_resume_interruptibly(engine, row["id"], options, progress))
+        result = _drive(engine.store.spec(row["version"]),
+                        lambda listener: engine.resume(row["id"], options, listener))
     finally:
         engine.close()
-    progress.finish(result)
-    if result.phase.value == "succeeded":
-        console.print(f"outputs: {json.dumps(result.outputs)[:2000]}", markup=False, highlight=False)
-        return
-    err_console.print(f"[bold red]execution {result.execution_id} {result.phase.value}[/] at node "
-                      f"[bold]{result.failed_node}[/]:\n{result.error}", highlight=False)
-    sys.exit(1)
-
-
-async def _resume_interruptibly(engine: Any, execution_id: str, options: Any, progress: Any) -> Any:
-    task = asyncio.create_task(engine.resume(execution_id, options, progress.on_event))
-    asyncio.get_running_loop().add_signal_handler(signal.SIGINT, task.cancel)
-    return await task
+    if result.phase.value != "succeeded":
+        _report_failure(result)
+    console.print(f"outputs: {json.dumps(result.outputs)[:2000]}", markup=False, highlight=False)
 
 
 @executions.command("events")

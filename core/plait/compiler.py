@@ -38,6 +38,10 @@ def check_spec(spec: WorkflowSpec) -> WorkflowSpec:
                 raise CompileError(
                     f"workflow {wf!r}: task {name!r} has an invalid {template.type} configuration:\n{exc}"
                 ) from None
+        try:
+            task_type.check(template)
+        except CompileError as exc:
+            raise CompileError(f"workflow {wf!r}: {exc}") from None
     for node in spec.nodes:
         _check_node(spec, node, nodes)
     missing = set(spec.outputs) ^ set(spec.output_bindings)

@@ -95,6 +95,7 @@ class _Worker:
         self.job: str | None = None
         self.env_version = 0
         self.dead = False
+        self.retiring = False
         # Connection.poll() builds a selector per call; one registered poller is far cheaper.
         self._poller = select.poll()
         self._poller.register(parent.fileno(), select.POLLIN)
@@ -148,6 +149,7 @@ class WorkerPool:
         for worker in self._workers:
             if worker.job == job_id:
                 self._cancelled.add(job_id)
+                worker.retiring = True  # its result may already be in the pipe: no new job for it
                 _kill_group(worker.process.pid)
                 if self._loop is None:
                     worker.process.join(timeout=5)
@@ -190,7 +192,7 @@ class WorkerPool:
         for worker in self._workers:
             if not self._pending:
                 return
-            if worker.job is None and not worker.dead:
+            if worker.job is None and not worker.dead and not worker.retiring:
                 job_id, payload, callback = self._pending.popleft()
                 worker.job = job_id
                 self._callbacks[job_id] = callback

@@ -164,6 +164,13 @@ class TaskType:
     config_model: ClassVar[type[BaseModel] | None] = None
     blocking: ClassVar[bool] = True
 
+    def check(self, task: TaskTemplate) -> None:
+        """Reject a task this type cannot run, at compile time (raise CompileError saying why).
+
+        Called after ``config_model`` has validated the task's configuration; the default
+        accepts everything.
+        """
+
     def pools(self, task: TaskTemplate, config: BaseModel | None) -> dict[str, int]:
         """Return the rate-limited pools one attempt of ``task`` holds, with token counts."""
         return {}

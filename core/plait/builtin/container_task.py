@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import ConfigDict
 
+from plait.errors import CompileError, PlaitError
 from plait.hookspecs import hookimpl
 from plait.local import LocalProcess
 from plait.spec import TaskTemplate
@@ -43,6 +44,16 @@ class ContainerTask(TaskType):
     def __init__(self) -> None:
         self.processes = LocalProcess()
 
+    def check(self, task: TaskTemplate) -> None:
+        config = Container.model_validate(task.config)
+        for arg in config.command:
+            for match in _PLACEHOLDER.finditer(arg):
+                name = match.group(2)
+                if name is not None and name not in task.interface.inputs:
+                    raise CompileError(
+                        f"container task {task.name!r}: the command uses {{{{inputs.{name}}}}}, but the "
+                        f"task's inputs are {', '.join(task.interface.inputs) or 'none'}")
+
     def submit(self, ctx: AttemptContext, task: TaskTemplate) -> Handle:
         config = Container.model_validate(task.config)
         outdir = ctx.folder / "outputs"
@@ -58,8 +69,8 @@ class ContainerTask(TaskType):
                 return str(outdir)
             name = match.group(2)
             if name not in ctx.inputs:
-                raise KeyError(f"container task {task.name}: the command uses {{{{inputs.{name}}}}}, "
-                               f"but the task has no input {name!r}")
+                raise PlaitError(f"container task {task.name}: the command uses {{{{inputs.{name}}}}}, "
+                                 f"but the task has no input {name!r}")
             literal = ctx.inputs[name]
             kind = task.interface.inputs[name].kind
             if kind == "file":
