@@ -145,15 +145,7 @@ class TypeEngine:
         return result
 
     def codec(self, tp: Any, io: ValueIO) -> Codec:
-        encode, decode = self.transformer_for(tp).codec(tp, self, io)
-
-        def decode_anywhere(lit: Any) -> Any:
-            # A value offloaded on its own may arrive inside a list (a map's results).
-            if type(lit) is dict and len(lit) == 1 and "$ref" in lit:
-                lit = load_offloaded(lit, io)
-            return decode(lit)
-
-        return encode, decode_anywhere
+        return self.transformer_for(tp).codec(tp, self, io)
 
     def castable(self, src: TypeSpec, dst: TypeSpec) -> bool:
         """Whether a value of type ``src`` may be bound to an input of type ``dst``."""

@@ -21,7 +21,15 @@ from pydantic import BaseModel
 from plait.errors import PlaitError, TypeMismatchError
 from plait.files import Directory, File
 from plait.hookspecs import hookimpl
-from plait.types import Codec, TypeEngine, TypeSpec, TypeTransformer, ValueIO, optional_arg
+from plait.types import (
+    Codec,
+    TypeEngine,
+    TypeSpec,
+    TypeTransformer,
+    ValueIO,
+    load_offloaded,
+    optional_arg,
+)
 
 
 def _check(expected: type | tuple[type, ...], name: str) -> Callable[[Any], None]:
@@ -157,7 +165,12 @@ class Lists(TypeTransformer):
             except TypeMismatchError as exc:
                 raise TypeMismatchError(f"list item: {exc}") from None
 
-        return encode, lambda lit: [dec(x) for x in lit]
+        def decode(lit: list[Any]) -> list[Any]:
+            # The engine builds lists (a map's results) of values that were each offloaded
+            # to the blob store on their own if large: unwrap those references here.
+            return [dec(load_offloaded(x, vio) if type(x) is dict and "$ref" in x else x) for x in lit]
+
+        return encode, decode
 
     def castable(self, src: TypeSpec, dst: TypeSpec, engine: TypeEngine) -> bool:
         return engine.castable(src.args[0], dst.args[0])
