@@ -269,7 +269,8 @@ class _Execution:
                           handle: Handle | None = None) -> Status:
         """Run one attempt to its end; with ``handle``, attach to one an earlier engine started."""
         item = "" if index is None else f"[{index}]"
-        attempt_id = f"{self.id}/{path}{item}/{number}"
+        entity = f"{path}{item}/{number}"  # the attempt id without the execution's: shorter rows
+        attempt_id = f"{self.id}/{entity}"
         kind = "attempt" if index is None else "item"
         base = {"node": path, "attempt": number} if index is None else {"node": path, "index": index, "attempt": number}
         ctx = AttemptContext(
@@ -283,7 +284,7 @@ class _Execution:
             missing = self._resolve_secrets(template, ctx)
             if missing:
                 status = Status.failed(missing, retryable=False)
-                self.emit(kind, attempt_id, "failed", {**base, "message": missing, "error_kind": "user"})
+                self.emit(kind, entity, "failed", {**base, "message": missing, "error_kind": "user"})
                 return status
         attempt = _Attempt(task_type, ctx, handle)
         loop = asyncio.get_running_loop()
@@ -313,7 +314,7 @@ class _Execution:
             data["error_kind"] = status.error_kind.value
         if status.log_links:
             data["logs"] = status.log_links
-        self.emit(kind, attempt_id, status.phase.value, data)
+        self.emit(kind, entity, status.phase.value, data)
         return status
 
     async def _drive(self, attempt: _Attempt, template: TaskTemplate, kind: str, base: dict[str, Any]) -> Status:
@@ -327,7 +328,7 @@ class _Execution:
             except Exception as exc:
                 return Status.failed(f"task type {template.type!r} failed in submit: {type(exc).__name__}: {exc}",
                                      error_kind=ErrorKind.SYSTEM)
-            self.emit(kind, ctx.attempt_id, "running", {**base, "handle": attempt.handle})
+            self.emit(kind, _entity(ctx), "running", {**base, "handle": attempt.handle})
         interval = 0.01
         loop = asyncio.get_running_loop()
         while True:
@@ -365,7 +366,7 @@ class _Execution:
         await self._cleanup(attempt)
         data = {**base, "message": message}
         self._log_paths(attempt.ctx, data)
-        self.emit(kind, attempt.ctx.attempt_id, phase.value, data)
+        self.emit(kind, _entity(attempt.ctx), phase.value, data)
 
     async def _cleanup(self, attempt: _Attempt) -> None:
         if attempt.handle is None:
@@ -373,7 +374,7 @@ class _Execution:
         try:
             await self.call(attempt.task_type, "cleanup", attempt.ctx, attempt.handle)
         except Exception as exc:
-            self.emit("attempt", attempt.ctx.attempt_id, "cleanup_failed",
+            self.emit("attempt", _entity(attempt.ctx), "cleanup_failed",
                       {"node": attempt.ctx.node_id, "attempt": attempt.ctx.attempt, "message": str(exc)})
 
     @staticmethod
@@ -381,6 +382,11 @@ class _Execution:
         logs = {name: str(p) for name, p in (("stdout", ctx.stdout_path), ("stderr", ctx.stderr_path)) if p.exists()}
         if logs:
             data["logs"] = logs
+
+
+def _entity(ctx: AttemptContext) -> str:
+    """An attempt's entity in the event log: its id less the execution id it is stored under."""
+    return ctx.attempt_id[len(ctx.execution_id) + 1:]
 
 
 class _Graph:
@@ -587,7 +593,7 @@ class _MapNode:
         if key is not None and not self.x.options.overwrite_cache:
             cached = self.x.store.cached(key)
             if cached is not None:
-                self.x.emit("item", f"{self.x.id}/{self.path}[{index}]/cached", "succeeded",
+                self.x.emit("item", f"{self.path}[{index}]/cached", "succeeded",
                             {"node": self.path, "index": index, "attempt": 0, "cached": True, "outputs": cached})
                 return cached
         try:
