@@ -27,6 +27,7 @@ from plait.settings import Settings
 from plait.spec import Binding, Node, TaskTemplate, WorkflowSpec
 from plait.store import Event, EventStore, ExecutionState
 from plait.tasktype import AttemptContext, ErrorKind, Handle, Phase, Status, TaskType
+from plait.tokens import TokenConfig, TokenManager
 from plait.types import ValueIO, load_offloaded, offload
 
 Listener = Callable[[Event, ExecutionState], None]
@@ -84,6 +85,7 @@ class Engine:
         self.store = EventStore(self.settings.db_url)
         self.blobs = BlobStore(self.settings.blob_url)
         self.registry = registry or load_registry()
+        self.tokens = TokenManager(TokenConfig.load())
 
     def close(self) -> None:
         for task_type in self.registry.task_types.values():
@@ -286,6 +288,40 @@ class _Execution:
                 status = Status.failed(missing, retryable=False)
                 self.emit(kind, entity, "failed", {**base, "message": missing, "error_kind": "user"})
                 return status
+        pools = self._pools(task_type, template)
+        if not pools:
+            return await self._run_holding(ctx, template, task_type, handle, kind, entity, base)
+        tokens = self.engine.tokens
+        tenant = f"{ctx.project}/{ctx.domain}"
+        base = {**base, "pools": dict(pools), "tenant": tenant}
+        try:
+            for pool, count in pools:
+                tokens.allocator(pool).check(tenant, count)
+        except PlaitError as exc:
+            self.emit(kind, entity, "failed", {**base, "message": str(exc), "error_kind": "user"})
+            return Status.failed(str(exc), retryable=False)
+        try:
+            for pool, count in pools:
+                def waiting(position: int, queued: int, pool: str = pool) -> None:
+                    self.emit(kind, entity, "waiting_for_resources", {
+                        **base, "waiting": {"pool": pool, "position": position, "queued": queued, "tenant": tenant}})
+                await tokens.acquire(pool, tenant, attempt_id, count, on_wait=waiting)
+            return await self._run_holding(ctx, template, task_type, handle, kind, entity, base)
+        finally:
+            for pool, _ in pools:
+                tokens.release(pool, attempt_id)
+
+    def _pools(self, task_type: TaskType, template: TaskTemplate) -> list[tuple[str, int]]:
+        """The pools one attempt of ``template`` holds, in a fixed order (no lock-order deadlock)."""
+        if type(task_type).pools is TaskType.pools:
+            return []
+        config = task_type.config_model.model_validate(template.config) if task_type.config_model else None
+        return sorted(task_type.pools(template, config).items())
+
+    async def _run_holding(self, ctx: AttemptContext, template: TaskTemplate, task_type: TaskType,
+                           handle: Handle | None, kind: str, entity: str, base: dict[str, Any]) -> Status:
+        """Run an attempt whose tokens are held, from submit (or re-attach) to its recorded end."""
+        attempt_id = ctx.attempt_id
         attempt = _Attempt(task_type, ctx, handle)
         loop = asyncio.get_running_loop()
 

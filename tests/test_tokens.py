@@ -1,0 +1,285 @@
+"""Tenant tokens: the allocation rule (property tests), a simulated saturation scenario, and
+the engine enforcing a task type's pools."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import time
+from pathlib import Path
+
+import plait
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from plait.builtin.python_task import PythonTask
+from plait.engine import Engine, RunOptions
+from plait.runner import encode_inputs
+from plait.tokens import Allocator, PoolConfig, TokenConfig, TokenRequestError, jain_index
+
+TENANTS = ["a/dev", "b/dev", "c/dev"]
+
+
+def eligible_waiting(alloc: Allocator) -> list[str]:
+    """Waiting requests that could be granted right now (there should never be any)."""
+    free = alloc.pool.capacity - alloc.used
+    found = []
+    for tenant, queue in alloc.waiting.items():
+        if queue:
+            count = queue[0][3]
+            if count <= free and alloc.held.get(tenant, 0) + count <= alloc.cap(tenant):
+                found.append(queue[0][2])
+    return found
+
+
+operations = st.lists(
+    st.one_of(
+        st.tuples(st.just("request"), st.sampled_from(TENANTS), st.integers(1, 3), st.integers(0, 2)),
+        st.tuples(st.just("release"), st.integers(0, 10_000)),
+    ),
+    max_size=120,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(capacity=st.integers(1, 8), caps=st.dictionaries(st.sampled_from(TENANTS), st.integers(3, 8)),
+       weights=st.dictionaries(st.sampled_from(TENANTS), st.sampled_from([0.5, 1.0, 2.0, 3.0])), ops=operations)
+def test_never_above_capacity_or_cap_and_never_idle_while_someone_eligible_waits(capacity, caps, weights, ops):
+    alloc = Allocator(PoolConfig("svc", capacity), weights, caps)
+    held: list[str] = []
+    for n, op in enumerate(ops):
+        if op[0] == "request":
+            _, tenant, count, priority = op
+            if count > min(capacity, alloc.cap(tenant)):
+                with pytest.raises(TokenRequestError):
+                    alloc.request(f"r{n}", tenant, count, priority)
+                continue
+            alloc.request(f"r{n}", tenant, count, priority)
+        elif held:
+            alloc.release(held[op[1] % len(held)])
+        held = list(alloc.leases)
+        assert alloc.used == sum(lease.count for lease in alloc.leases.values()) <= capacity
+        for tenant in TENANTS:
+            assert alloc.held.get(tenant, 0) <= alloc.cap(tenant)
+        assert eligible_waiting(alloc) == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(capacity=st.integers(2, 12), weights=st.lists(st.sampled_from([1, 2, 3]), min_size=2, max_size=4),
+       releases=st.lists(st.integers(0, 10_000), min_size=1, max_size=200))
+def test_under_saturation_every_tenant_holds_its_weighted_share_within_one_token(capacity, weights, releases):
+    tenants = [f"t{i}/dev" for i in range(len(weights))]
+    alloc = Allocator(PoolConfig("svc", capacity), dict(zip(tenants, map(float, weights))))
+    for i in range(capacity):  # the pool is busy with earlier work when the backlogs arrive
+        alloc.request(f"earlier{i}", "earlier/dev")
+    n = 0
+    for tenant in tenants:  # everyone has far more work queued than the pool can run
+        for _ in range(capacity * 3):
+            alloc.request(f"r{n}", tenant)
+            n += 1
+    for i in range(capacity):  # as the earlier work ends, the pool goes to the backlogs fairly
+        alloc.release(f"earlier{i}")
+    total = sum(weights)
+    for pick in releases:
+        leases = sorted(alloc.leases)
+        alloc.release(leases[pick % len(leases)])
+        for tenant in tenants:  # keep every tenant backlogged
+            alloc.request(f"r{n}", tenant)
+            n += 1
+        assert alloc.used == capacity
+        for tenant, weight in zip(tenants, weights):
+            share = capacity * weight / total
+            assert abs(alloc.held.get(tenant, 0) - share) <= 1, (alloc.held, share)
+
+
+def test_within_a_tenant_priority_comes_first_then_arrival():
+    alloc = Allocator(PoolConfig("svc", 1))
+    alloc.request("first", "a/dev")
+    alloc.request("low", "a/dev", priority=0)
+    alloc.request("high", "a/dev", priority=5)
+    alloc.request("low-later", "a/dev", priority=0)
+    order = []
+    for holder in ["first", "high", "low", "low-later"]:
+        assert list(alloc.leases) == [holder]
+        order.append(holder)
+        alloc.release(holder)
+    assert order == ["first", "high", "low", "low-later"]
+
+
+def test_a_request_larger_than_the_pool_or_the_cap_fails_at_once():
+    alloc = Allocator(PoolConfig("snowflake:acme", 4), caps={"a/dev": 2})
+    with pytest.raises(TokenRequestError, match="pool 'snowflake:acme'.*5 tokens.*capacity is 4"):
+        alloc.request("x", "b/dev", 5)
+    with pytest.raises(TokenRequestError, match="tenant a/dev's cap is 2"):
+        alloc.request("y", "a/dev", 3)
+
+
+def test_acquiring_twice_with_one_lease_id_is_a_no_op():
+    alloc = Allocator(PoolConfig("svc", 2))
+    assert alloc.request("x", "a/dev") == ["x"]
+    assert alloc.request("x", "a/dev") == []
+    assert alloc.used == 1
+
+
+def test_a_rate_limited_pool_grants_no_faster_than_its_rate():
+    alloc = Allocator(PoolConfig("svc", 10, rate=2.0))
+    for i in range(20):
+        alloc.request(f"r{i}", "a/dev", now=0.0)
+    assert alloc.used == 10  # the bucket starts full: a burst of up to capacity
+    for lease in list(alloc.leases):
+        alloc.release(lease, now=0.0)
+    assert alloc.used == 0  # nothing refilled yet
+    assert alloc.grant(now=1.0) and alloc.used == 2  # two per second
+    assert alloc.next_refill(1.0) == pytest.approx(1.5)
+
+
+def simulate(capacity: int, arrivals: dict[str, tuple[float, int]], weights: dict[str, float],
+             duration: float = 1.0) -> tuple[dict[str, list[tuple[float, int]]], dict[str, float]]:
+    """Discrete-event run: each tenant submits ``n`` queries of ``duration`` at its arrival time.
+
+    Returns each tenant's (time, tokens held) after every change, and its first start time.
+    """
+    alloc = Allocator(PoolConfig("svc", capacity), weights)
+    events: list[tuple[float, int, str, str]] = []  # (time, order, kind, lease or tenant)
+    order = 0
+    for tenant, (at, _) in arrivals.items():
+        events.append((at, order, "arrive", tenant))
+        order += 1
+    heapq.heapify(events)
+    held_over_time: dict[str, list[tuple[float, int]]] = {t: [] for t in arrivals}
+    first_start: dict[str, float] = {}
+
+    def started(granted: list[str], now: float) -> None:
+        nonlocal order
+        for lease in granted:
+            tenant = alloc.leases[lease].tenant
+            first_start.setdefault(tenant, now)
+            heapq.heappush(events, (now + duration, order, "finish", lease))
+            order += 1
+
+    while events:
+        now, _, kind, what = heapq.heappop(events)
+        if kind == "arrive":
+            for i in range(arrivals[what][1]):
+                started(alloc.request(f"{what}#{i}", what), now)
+        else:
+            started(alloc.release(what), now)
+        if events and events[0][0] == now:
+            continue  # record the state once everything at this instant has happened
+        for tenant in arrivals:
+            held_over_time[tenant].append((now, alloc.held.get(tenant, 0)))
+    return held_over_time, first_start
+
+
+def test_scenario_three_tenants_weights_1_1_2_share_a_pool_of_4_and_a_late_tenant_starts_at_once():
+    weights = {"a/dev": 1.0, "b/dev": 1.0, "c/dev": 2.0, "late/dev": 1.0, "idle/dev": 1.0}
+    arrivals = {"a/dev": (0.0, 60), "b/dev": (0.0, 60), "c/dev": (0.0, 60), "late/dev": (10.5, 5)}
+    held, first_start = simulate(4, arrivals, weights)
+    # a came first to an empty pool and took it (work-conserving, never pre-empted); from the
+    # first releases on, while a, b and c are all backlogged, they hold 1, 1 and 2
+    for tenant, want in (("a/dev", 1), ("b/dev", 1), ("c/dev", 2)):
+        assert {n for t, n in held[tenant] if 1 <= t < 10.5} == {want}
+    # the late tenant starts at the very next release after it arrives: within one token
+    assert first_start["late/dev"] == 11.0
+    # fairness of the weighted throughput over the saturated period
+    usage = {t: sum(n for at, n in held[t] if 1 <= at < 10.5) for t in ("a/dev", "b/dev", "c/dev")}
+    assert jain_index([usage[t] / weights[t] for t in usage]) > 0.99
+
+
+# ---------------------------------------------------------------------------------------
+# The engine enforces a task type's pools
+# ---------------------------------------------------------------------------------------
+
+
+class PooledPython(PythonTask):
+    """The python task type, declaring one token of the pool 'svc:test' per attempt."""
+
+    name = "pooled"
+
+    def pools(self, task, config):
+        return {"svc:test": 1}
+
+
+@plait.task(task_type="pooled")
+def query(i: int, log: str, seconds: float) -> int:
+    with open(log, "a") as fh:
+        fh.write(f"start {i} {time.time()}\n")
+    time.sleep(seconds)
+    with open(log, "a") as fh:
+        fh.write(f"end {i} {time.time()}\n")
+    return i
+
+
+@plait.task
+def count_to(n: int) -> list[int]:
+    return list(range(n))
+
+
+@plait.workflow
+def flood(n: int, log: str, seconds: float) -> list[int]:
+    return plait.map(query, over=count_to(n=n), log=log, seconds=seconds)
+
+
+@pytest.fixture
+def pooled(monkeypatch):
+    monkeypatch.setenv("PLAIT_POOLS", "svc:test=2")
+    engine = Engine()
+    engine.registry.task_types["pooled"] = task_type = PooledPython()
+    yield engine
+    task_type.close()
+    del engine.registry.task_types["pooled"]
+    engine.close()
+
+
+def most_at_once(log: Path) -> int:
+    running = peak = 0
+    for line in sorted(log.read_text().splitlines(), key=lambda entry: float(entry.split()[2])):
+        running += 1 if line.startswith("start") else -1
+        peak = max(peak, running)
+    return peak
+
+
+def test_the_engine_never_runs_more_attempts_than_the_pool_allows(pooled, tmp_path):
+    log = tmp_path / "log"
+    execution = plait.run(flood, {"n": 6, "log": str(log), "seconds": 0.3}, engine=pooled)
+    assert execution.outputs == {"o0": list(range(6))}
+    assert most_at_once(log) == 2
+    waits = [e for e in pooled.store.events(execution.execution_id) if e.phase == "waiting_for_resources"]
+    assert waits, "no attempt was recorded as waiting for its tokens"
+    assert waits[0].data["waiting"]["pool"] == "svc:test" and waits[0].data["waiting"]["position"] >= 1
+    assert pooled.tokens.snapshot()["svc:test"]["used"] == 0, "a token leaked"
+
+
+def test_a_tenant_flooding_a_pool_does_not_starve_another(pooled, tmp_path):
+    flood_log, small_log = tmp_path / "flood", tmp_path / "small"
+
+    async def both():
+        spec = flood.spec
+        big = asyncio.create_task(pooled.run(
+            spec, encode_inputs(flood, {"n": 20, "log": str(flood_log), "seconds": 0.2}, pooled),
+            RunOptions(project="loud", domain="prod")))
+        while not flood_log.exists():
+            await asyncio.sleep(0.02)
+        small = await pooled.run(
+            spec, encode_inputs(flood, {"n": 2, "log": str(small_log), "seconds": 0.2}, pooled),
+            RunOptions(project="quiet", domain="prod"))
+        return await big, small
+
+    big, small = asyncio.run(both())
+    assert big.phase.value == small.phase.value == "succeeded"
+    ends = [float(line.split()[2]) for line in flood_log.read_text().splitlines() if line.startswith("end")]
+    small_end = max(float(line.split()[2]) for line in small_log.read_text().splitlines())
+    # the quiet tenant got its fair half of the pool: it finished long before the flood did
+    assert small_end < sorted(ends)[len(ends) // 2]
+
+
+def test_config_comes_from_plait_toml_and_the_environment(tmp_path, monkeypatch):
+    (tmp_path / "plait.toml").write_text(
+        '[pools."snowflake:acme"]\ncapacity = 4\nrate = 2.5\n'
+        '[tenants."analytics/prod"]\nweight = 2\ncaps = { "snowflake:acme" = 3 }\n')
+    monkeypatch.setenv("PLAIT_POOLS", "bigquery:p=10")
+    config = TokenConfig.load(tmp_path)
+    assert config.pools["snowflake:acme"] == PoolConfig("snowflake:acme", 4, 2.5)
+    assert config.pools["bigquery:p"].capacity == 10
+    assert config.weights == {"analytics/prod": 2.0}
+    assert config.caps == {"analytics/prod": {"snowflake:acme": 3}}
