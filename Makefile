@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-core
 
-.PHONY: venv demo test bench lint typecheck clean
+.PHONY: venv demo test bench lint typecheck clean services
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,11 @@ venv: $(STAMP)
 demo: venv
 	$(BIN)/plait run examples/bigfoot.py:hunt --photos 2000 --batch-size 100
 
-test: venv lint typecheck
+# Real servers the tests start themselves: redis-server from Debian's packages.
+services:
+	@command -v redis-server >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q redis-server; }
+
+test: venv services lint typecheck
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: venv

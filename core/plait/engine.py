@@ -27,7 +27,7 @@ from plait.settings import Settings
 from plait.spec import Binding, Node, TaskTemplate, WorkflowSpec
 from plait.store import Event, EventStore, ExecutionState
 from plait.tasktype import AttemptContext, ErrorKind, Handle, Phase, Status, TaskType
-from plait.tokens import TokenConfig, TokenManager
+from plait.tokens import TokenConfig, token_manager
 from plait.types import ValueIO, load_offloaded, offload
 
 Listener = Callable[[Event, ExecutionState], None]
@@ -85,11 +85,12 @@ class Engine:
         self.store = EventStore(self.settings.db_url)
         self.blobs = BlobStore(self.settings.blob_url)
         self.registry = registry or load_registry()
-        self.tokens = TokenManager(TokenConfig.load())
+        self.tokens = token_manager(TokenConfig.load())
 
     def close(self) -> None:
         for task_type in self.registry.task_types.values():
             task_type.close()
+        self.tokens.close()
         self.store.close()
 
     async def run(self, spec: WorkflowSpec, inputs: dict[str, Any], options: RunOptions | None = None,
@@ -208,6 +209,7 @@ class _Execution:
             phase, error = Phase.FAILED, f"engine error: {type(exc).__name__}: {exc}"
         finally:
             flusher.cancel()
+            self.engine.tokens.detach()
         data: dict[str, Any] = {"outputs": outputs} if phase == Phase.SUCCEEDED else {"error": error, "failed_node": failed}
         self.emit("execution", "", phase.value, data)
         self.store.flush()
@@ -296,7 +298,7 @@ class _Execution:
         base = {**base, "pools": dict(pools), "tenant": tenant}
         try:
             for pool, count in pools:
-                tokens.allocator(pool).check(tenant, count)
+                tokens.check(pool, tenant, count)
         except PlaitError as exc:
             self.emit(kind, entity, "failed", {**base, "message": str(exc), "error_kind": "user"})
             return Status.failed(str(exc), retryable=False)

@@ -47,6 +47,8 @@ class TokenConfig:
     caps: dict[str, dict[str, int]] = field(default_factory=dict)
     """tenant -> pool -> most tokens it may hold."""
     default_capacity: int = 16
+    url: str | None = None
+    """Where tokens live: None for this process, ``redis://host:port/db`` to share them."""
 
     def pool(self, name: str) -> PoolConfig:
         return self.pools.get(name) or PoolConfig(name, self.default_capacity)
@@ -64,7 +66,8 @@ class TokenConfig:
             data = tomllib.loads((root / "plait.toml").read_text())
         elif (root / "pyproject.toml").is_file():
             data = tomllib.loads((root / "pyproject.toml").read_text()).get("tool", {}).get("plait", {})
-        config = cls(default_capacity=int(data.get("default_pool_capacity", 16)))
+        config = cls(default_capacity=int(data.get("default_pool_capacity", 16)),
+                     url=os.environ.get("PLAIT_TOKENS_URL") or data.get("tokens_url"))
         try:
             for name, spec in data.get("pools", {}).items():
                 config.pools[name] = PoolConfig(name, int(spec["capacity"]), _rate(spec.get("rate")))
@@ -249,6 +252,16 @@ class TokenManager:
         self._granted: dict[str, asyncio.Future[None]] = {}
         self._timer: asyncio.TimerHandle | None = None
 
+    def check(self, pool: str, tenant: str, count: int) -> None:
+        """Raise TokenRequestError for a request no amount of waiting would grant."""
+        self.allocator(pool).check(tenant, count)
+
+    def detach(self) -> None:
+        """An execution's event loop is ending (nothing to do in-process)."""
+
+    def close(self) -> None:
+        """Release process-wide resources (none in-process)."""
+
     def allocator(self, pool: str) -> Allocator:
         alloc = self.pools.get(pool)
         if alloc is None:
@@ -320,6 +333,17 @@ class TokenManager:
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
         return {name: alloc.snapshot() for name, alloc in sorted(self.pools.items())}
+
+
+def token_manager(config: TokenConfig) -> Any:
+    """The backend ``config`` names: in-process by default, Redis for ``redis://`` URLs."""
+    if config.url:
+        if not config.url.startswith(("redis://", "rediss://", "unix://")):
+            raise PlaitError(f"tokens_url {config.url!r} is not supported; use redis://host:port/db")
+        from plait.tokens_redis import RedisTokenManager
+
+        return RedisTokenManager(config.url, config)
+    return TokenManager(config)
 
 
 def jain_index(values: list[float]) -> float:
