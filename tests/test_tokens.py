@@ -283,3 +283,30 @@ def test_config_comes_from_plait_toml_and_the_environment(tmp_path, monkeypatch)
     assert config.pools["bigquery:p"].capacity == 10
     assert config.weights == {"analytics/prod": 2.0}
     assert config.caps == {"analytics/prod": {"snowflake:acme": 3}}
+
+
+def test_plait_pools_shows_holders_and_waiters_of_a_running_execution(pooled, tmp_path):
+    import subprocess
+    import sys
+    import threading
+
+    log = tmp_path / "log"
+    done = threading.Event()
+
+    def run() -> None:
+        plait.run(flood, {"n": 6, "log": str(log), "seconds": 1.0}, engine=pooled)
+        done.set()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    while not log.exists():
+        time.sleep(0.05)
+    time.sleep(0.5)  # the events are written
+    out = subprocess.run([sys.executable, "-m", "plait.cli", "pools"], capture_output=True, text=True,
+                         check=True, env={**__import__("os").environ, "COLUMNS": "200"}).stdout
+    thread.join(60)
+    assert done.is_set()
+    row = next(line for line in out.splitlines() if "svc:test" in line)
+    cells = [c.strip() for c in row.split("│")[1:-1]]
+    assert cells[0] == "svc:test" and cells[1] == "2" and cells[3] == "default/development"
+    assert cells[4] == "2" and int(cells[5]) >= 1, out

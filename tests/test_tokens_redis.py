@@ -156,3 +156,16 @@ def test_two_engines_running_workflows_never_exceed_the_shared_pool(url, tmp_pat
     assert [r.phase.value for r in results] == ["succeeded", "succeeded"]
     assert most_at_once(log) == 2
     assert RedisTokenManager(url).snapshot()["svc:test"]["used"] == 0
+
+
+def test_plait_pools_reads_the_shared_pools_from_redis(url, monkeypatch):
+    holder = manager(url, capacity=2)
+    holder.try_acquire("svc", "team/prod", "one")
+    holder.try_acquire("svc", "team/prod", "two")
+    holder.try_acquire("svc", "other/dev", "three")
+    monkeypatch.setenv("PLAIT_TOKENS_URL", url)
+    out = subprocess.run([sys.executable, "-m", "plait.cli", "pools"], capture_output=True, text=True, check=True,
+                         env={**__import__("os").environ, "COLUMNS": "200"}).stdout
+    rows = [[c.strip() for c in line.split("│")[1:-1]] for line in out.splitlines() if line.count("│") > 2]
+    assert ["svc", "2", "", "other/dev", "", "1"] in rows
+    assert ["", "", "", "team/prod", "2", ""] in rows

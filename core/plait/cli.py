@@ -258,6 +258,58 @@ def plugins() -> None:
         err_console.print(f"[red]plugin {name!r} failed to load:[/] {error}", highlight=False)
 
 
+@cli.command()
+def pools() -> None:
+    """Each rate-limited pool: capacity, and tokens held and requests waiting per tenant."""
+    from plait.tokens import TokenConfig, token_manager
+
+    config = TokenConfig.load()
+    if config.url:
+        manager = token_manager(config)
+        try:
+            live = manager.snapshot()
+        finally:
+            manager.close()
+        source = config.url
+    else:
+        live = _pools_from_store()
+        source = "running executions in the local store"
+    names = sorted(set(live) | set(config.pools))
+    table = Table("pool", "capacity", "rate/s", "tenant", "holding", "waiting")
+    for name in names:
+        pool = config.pool(name)
+        state = live.get(name, {})
+        tenants = sorted(set(state.get("holders", {})) | set(state.get("waiters", {}))) or [""]
+        for i, tenant in enumerate(tenants):
+            table.add_row(name if i == 0 else "", str(state.get("capacity") or pool.capacity) if i == 0 else "",
+                          f"{pool.rate:g}" if pool.rate and i == 0 else "", tenant,
+                          str(state.get("holders", {}).get(tenant, "")), str(state.get("waiters", {}).get(tenant, "")))
+    console.print(table)
+    console.print(f"[dim]tokens: {source}[/]")
+
+
+def _pools_from_store() -> dict[str, dict[str, Any]]:
+    """Holders and waiters of in-process pools, from the events of running executions."""
+    store = _store()
+    live: dict[str, dict[str, Any]] = {}
+    for row in store.list_executions(200):
+        if row["phase"] != "running":
+            continue
+        latest: dict[str, Any] = {}
+        for event in store.events(row["id"]):
+            if event.kind in ("attempt", "item"):
+                latest[event.entity] = event
+        for event in latest.values():
+            if "pools" not in event.data or event.phase not in ("running", "waiting_for_resources"):
+                continue
+            for pool, count in event.data["pools"].items():
+                state = live.setdefault(pool, {"holders": {}, "waiters": {}})
+                side = "holders" if event.phase == "running" else "waiters"
+                tenant = event.data["tenant"]
+                state[side][tenant] = state[side].get(tenant, 0) + (count if side == "holders" else 1)
+    return live
+
+
 # ---------------------------------------------------------------------------------------
 # plait executions
 # ---------------------------------------------------------------------------------------
@@ -321,6 +373,10 @@ def show_execution(execution_id: str, logs: bool) -> None:
             items = f"{node.items} (" + ", ".join(f"{k} {v}" for k, v in sorted(node.item_counts.items()) if v) + ")"
         last = node.attempts[-1] if node.attempts else None
         message = (node.error or (last.message if last else "") or "").splitlines()
+        if last is not None and last.waiting:
+            w = last.waiting
+            message = [f"waiting for {w['pool']}: place {w['position']} of {w['tenant']}'s queue, "
+                       f"{w['queued']} waiting in the pool"]
         extra = " (cached)" if node.cached else ""
         table.add_row(node.node, _phase(node.phase) + extra, str(len(node.attempts)), items,
                       message[0][:100] if message else "")

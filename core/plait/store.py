@@ -131,7 +131,7 @@ class EventStore:
                                                    body=spec.model_dump_json()))
             conn.execute(executions.insert().values(
                 id=execution_id, workflow=spec.name, version=spec.version, project=project,
-                domain=domain, created=now, phase="queued", updated=now))
+                domain=domain, created=now, phase="running", updated=now))
 
     def set_execution_phase(self, execution_id: str, phase: str) -> None:
         with self.engine.begin() as conn:

@@ -34,6 +34,10 @@ local function split(s)
 end
 local function used() return tonumber(redis.call('HGET', P .. ':meta', 'used') or '0') end
 local function expire()
+  -- a full scan at most every 100 ms per pool: expiry is measured in seconds anyway
+  local last = tonumber(redis.call('HGET', P .. ':meta', 'expired_ms') or '0')
+  if now - last < 100 then return end
+  redis.call('HSET', P .. ':meta', 'expired_ms', now)
   local leases = redis.call('HGETALL', P .. ':leases')
   for i = 1, #leases, 2 do
     local f = split(leases[i + 1])
