@@ -310,3 +310,43 @@ def test_plait_pools_shows_holders_and_waiters_of_a_running_execution(pooled, tm
     cells = [c.strip() for c in row.split("│")[1:-1]]
     assert cells[0] == "svc:test" and cells[1] == "2" and cells[3] == "default/development"
     assert cells[4] == "2" and int(cells[5]) >= 1, out
+
+
+def test_aborting_an_execution_releases_held_tokens_and_withdraws_waiting_requests(pooled, tmp_path):
+    log = tmp_path / "log"
+
+    async def run_then_cancel():
+        task = asyncio.create_task(pooled.run(
+            flood.spec, encode_inputs(flood, {"n": 5, "log": str(log), "seconds": 30.0}, pooled)))
+        while not log.exists() or len(log.read_text().splitlines()) < 2:
+            await asyncio.sleep(0.05)
+        snapshot = pooled.tokens.snapshot()["svc:test"]
+        task.cancel()
+        return snapshot, await task
+
+    during, result = asyncio.run(run_then_cancel())
+    assert during["used"] == 2 and during["waiters"]["default/development"] >= 1
+    assert result.phase.value == "aborted"
+    after = pooled.tokens.snapshot()["svc:test"]
+    assert after["used"] == 0 and after["waiters"] == {}, "tokens leaked past the abort"
+
+
+def test_within_a_tenant_a_higher_priority_execution_gets_tokens_first(pooled, tmp_path):
+    low, high = tmp_path / "low", tmp_path / "high"
+
+    async def both():
+        spec = flood.spec
+        first = asyncio.create_task(pooled.run(
+            spec, encode_inputs(flood, {"n": 6, "log": str(low), "seconds": 0.3}, pooled), RunOptions()))
+        while not low.exists():
+            await asyncio.sleep(0.02)
+        second = await pooled.run(
+            spec, encode_inputs(flood, {"n": 2, "log": str(high), "seconds": 0.3}, pooled), RunOptions(priority=5))
+        return await first, second
+
+    asyncio.run(both())
+    starts_low = sorted(float(line.split()[2]) for line in low.read_text().splitlines() if line.startswith("start"))
+    starts_high = sorted(float(line.split()[2]) for line in high.read_text().splitlines() if line.startswith("start"))
+    # the high-priority items jump the queue: they start before the low-priority backlog
+    assert starts_high[-1] < starts_low[-1]
+    assert sum(s < starts_high[-1] for s in starts_low) <= 4

@@ -155,10 +155,11 @@ def parse_value(raw: str, tp: Any, flag: str) -> Any:
 @click.option("--workers", type=int, help="Worker processes for Python tasks (default: one per core).")
 @click.option("--project", default="default", show_default=True, help="Tenant project.")
 @click.option("--domain", default="development", show_default=True, help="Tenant domain.")
+@click.option("--priority", default=0, show_default=True, help="Within the tenant, higher gets pool tokens first.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outputs as JSON literals.")
 @click.pass_context
 def run(ctx: click.Context, target: str, inline: bool, keep_going: bool, overwrite_cache: bool,
-        workers: int | None, project: str, domain: str, as_json: bool) -> None:
+        workers: int | None, project: str, domain: str, priority: int, as_json: bool) -> None:
     """Run a workflow: plait run FILE.py:WORKFLOW --input value ...
 
     Inputs are the workflow's parameters, as --name value (JSON for lists, dicts and structs).
@@ -173,7 +174,7 @@ def run(ctx: click.Context, target: str, inline: bool, keep_going: bool, overwri
     spec = wf.spec
     engine = Engine()
     options = RunOptions(inline=inline, fail_fast=not keep_going, overwrite_cache=overwrite_cache,
-                         project=project, domain=domain)
+                         project=project, domain=domain, priority=priority)
     try:
         literals = encode_inputs(wf, values, engine)
         result = _drive(spec, lambda listener: engine.run(spec, literals, options, listener))

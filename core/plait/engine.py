@@ -65,6 +65,8 @@ class RunOptions:
     backoff_max: float = 60.0
     max_poll_interval: float = 1.0
     execution_id: str | None = None
+    priority: int = 0
+    """Within its tenant, an execution with a higher priority gets pool tokens first."""
 
 
 @dataclass
@@ -307,7 +309,7 @@ class _Execution:
                 def waiting(position: int, queued: int, pool: str = pool) -> None:
                     self.emit(kind, entity, "waiting_for_resources", {
                         **base, "waiting": {"pool": pool, "position": position, "queued": queued, "tenant": tenant}})
-                await tokens.acquire(pool, tenant, attempt_id, count, on_wait=waiting)
+                await tokens.acquire(pool, tenant, attempt_id, count, self.options.priority, on_wait=waiting)
             return await self._run_holding(ctx, template, task_type, handle, kind, entity, base)
         finally:
             for pool, _ in pools:

@@ -49,6 +49,8 @@ class TokenConfig:
     default_capacity: int = 16
     url: str | None = None
     """Where tokens live: None for this process, ``redis://host:port/db`` to share them."""
+    lease_seconds: float = 30.0
+    """How long a shared lease outlives its engine's last renewal (Redis only)."""
 
     def pool(self, name: str) -> PoolConfig:
         return self.pools.get(name) or PoolConfig(name, self.default_capacity)
@@ -67,7 +69,9 @@ class TokenConfig:
         elif (root / "pyproject.toml").is_file():
             data = tomllib.loads((root / "pyproject.toml").read_text()).get("tool", {}).get("plait", {})
         config = cls(default_capacity=int(data.get("default_pool_capacity", 16)),
-                     url=os.environ.get("PLAIT_TOKENS_URL") or data.get("tokens_url"))
+                     url=os.environ.get("PLAIT_TOKENS_URL") or data.get("tokens_url"),
+                     lease_seconds=float(os.environ.get("PLAIT_TOKEN_LEASE_SECONDS")
+                                         or data.get("token_lease_seconds", 30.0)))
         try:
             for name, spec in data.get("pools", {}).items():
                 config.pools[name] = PoolConfig(name, int(spec["capacity"]), _rate(spec.get("rate")))
@@ -342,7 +346,7 @@ def token_manager(config: TokenConfig) -> Any:
             raise PlaitError(f"tokens_url {config.url!r} is not supported; use redis://host:port/db")
         from plait.tokens_redis import RedisTokenManager
 
-        return RedisTokenManager(config.url, config)
+        return RedisTokenManager(config.url, config, lease_seconds=config.lease_seconds)
     return TokenManager(config)
 
 
