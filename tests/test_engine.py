@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 from pathlib import Path
 
@@ -295,3 +296,40 @@ def test_inline_mode_judges_a_timeout_when_the_task_returns(tmp_path, fast_retri
     execution = plait.run(flows.sleepy_wf, {"seconds": 1.5, "marker": str(marker)}, options=fast_retries(inline=True))
     assert execution.phase == Phase.FAILED
     assert [a.phase for a in execution.result.state.nodes["sleepy"].attempts] == ["timed_out", "timed_out"]
+
+
+def test_cancelling_while_a_blocking_submit_runs_aborts_what_it_started(tmp_path):
+    from plait.builtin.container_task import ContainerTask
+
+    class SlowToStart(ContainerTask):
+        """A container task type whose submit takes a while (a slow API), off the event loop."""
+
+        def submit(self, ctx, task):
+            time.sleep(1.0)
+            return super().submit(ctx, task)
+
+    marker = tmp_path / "starts"
+    engine = Engine()
+    engine.registry.task_types["container"] = SlowToStart()
+    try:
+        spec = flows.container_then_double.spec
+        literals = encode_inputs(flows.container_then_double, {"marker": str(marker), "seconds": 60}, engine)
+
+        async def cancel_during_submit():
+            task = asyncio.create_task(engine.run(spec, literals))
+            await asyncio.sleep(0.5)  # inside the slow submit
+            task.cancel()
+            return await task
+
+        result = asyncio.run(cancel_during_submit())
+        assert result.phase == Phase.ABORTED
+        time.sleep(0.3)
+        pid_file = engine.settings.home / "runs" / result.execution_id / "slow_echo" / "1" / "process" / "pid"
+        pid = int(pid_file.read_text())  # the slow submit did start the command
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2], \
+            "the command the cancelled submit started is still running"
+        assert str(marker) not in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+        assert result.state.nodes["slow_echo"].phase == "aborted"
+    finally:
+        engine.registry.task_types["container"] = ContainerTask()
+        engine.close()

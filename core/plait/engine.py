@@ -10,6 +10,7 @@ state.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import random
 import sys
@@ -362,7 +363,7 @@ class _Execution:
         deadline = time.monotonic() + template.timeout if template.timeout else math.inf
         if attempt.handle is None:
             try:
-                attempt.handle = await self.call(task_type, "submit", ctx, template)
+                attempt.handle = await self._submit(task_type, ctx, template)
             except PlaitError as exc:
                 return Status.failed(f"{template.type} could not start the task: {exc}", retryable=False)
             except Exception as exc:
@@ -395,6 +396,19 @@ class _Execution:
             if not timer.cancelled() and timer.when() <= loop.time():
                 interval = min(interval * 2, self.options.max_poll_interval)
             timer.cancel()
+
+    async def _submit(self, task_type: TaskType, ctx: AttemptContext, template: TaskTemplate) -> Handle:
+        if not task_type.blocking:
+            return task_type.submit(ctx, template)
+        started = asyncio.ensure_future(asyncio.to_thread(task_type.submit, ctx, template))
+        try:
+            return await asyncio.shield(started)
+        except asyncio.CancelledError:
+            # Ctrl-C while the plugin was starting the work: the thread goes on and starts it,
+            # so wait for its handle; the caller then aborts and cleans up what it started.
+            with contextlib.suppress(Exception):
+                self.running[ctx.attempt_id].handle = await started
+            raise
 
     async def _stop(self, attempt: _Attempt, kind: str, base: dict[str, Any], phase: Phase, message: str) -> None:
         """Abort, clean up and record an attempt that the engine ends (timeout, Ctrl-C)."""
