@@ -6,10 +6,13 @@ STAMP := $(VENV)/.installed-core
 
 .PHONY: venv demo test bench lint typecheck clean services
 
-$(STAMP): pyproject.toml constraints.txt
+PLUGINS := plugins/papermill
+
+$(STAMP): pyproject.toml constraints.txt $(addsuffix /pyproject.toml,$(PLUGINS))
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade "pip>=24"
-	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[test]"
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[test]" \
+		$(addprefix -e ,$(PLUGINS))
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -31,7 +34,7 @@ bench: venv
 	$(BIN)/python bench/map_memory.py
 
 lint: venv
-	$(BIN)/ruff check core tests examples bench
+	$(BIN)/ruff check core plugins tests examples bench
 
 typecheck: venv
 	$(BIN)/mypy

@@ -7,6 +7,7 @@ from plait.authoring import (
     Workflow,
     container_task,
     dynamic,
+    external_task,
     map,
     task,
     workflow,
@@ -35,5 +36,5 @@ __all__ = [
     "Outputs", "PermanentError", "Phase", "PlaitError", "PluginError", "Promise", "Resources",
     "RetryableError", "Status", "Task", "TaskConfig", "TaskContext", "TaskType", "TypeMismatchError",
     "UnknownTaskTypeError", "Workflow", "WorkflowSpec", "container_task", "current_context", "dynamic",
-    "hookimpl", "map", "run", "task", "workflow",
+    "external_task", "hookimpl", "map", "run", "task", "workflow",
 ]

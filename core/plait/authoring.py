@@ -322,6 +322,34 @@ def task(
     return wrap(fn) if fn is not None else wrap
 
 
+def external_task(name: str, plugin: TaskConfig, *, inputs: dict[str, Any] | None = None,
+                  outputs: dict[str, Any] | None = None, **options: Any) -> Task[Any]:
+    """A task whose work is not a Python function: a typed interface plus a task type's config.
+
+    Plugins build their task constructors on it (``container_task``, a notebook, a query):
+    ``inputs`` and ``outputs`` map names to types, ``plugin`` says how to run it, and
+    ``options`` are :func:`task`'s (retries, timeout, cache, ...).
+    """
+    inputs, outputs = dict(inputs or {}), dict(outputs or {})
+    kind = type(plugin).task_type
+
+    def run_outside_workflow(**kwargs: Any) -> Any:
+        raise CompileError(f"{kind} task {name!r} runs only inside a workflow")
+
+    params = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=t)
+              for n, t in inputs.items()]
+    ident = re.sub(r"\W", "_", name)
+    ret: Any = None
+    if outputs:
+        ret = typing.NamedTuple(f"{ident}_outputs", list(outputs.items()))  # type: ignore[misc,no-redef]
+    run_outside_workflow.__name__ = run_outside_workflow.__qualname__ = ident
+    run_outside_workflow.__annotations__ = {**inputs, "return": ret}
+    run_outside_workflow.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    t: Task[Any] = task(run_outside_workflow, plugin=plugin, name=name, **options)
+    t.runs_python = False
+    return t
+
+
 def container_task(
     name: str,
     *,
@@ -340,24 +368,8 @@ def container_task(
     """
     from plait.builtin.container_task import Container
 
-    inputs, outputs = dict(inputs or {}), dict(outputs or {})
-
-    def run_outside_workflow(**kwargs: Any) -> Any:
-        raise CompileError(f"container task {name!r} runs only inside a workflow")
-
-    params = [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=t)
-              for n, t in inputs.items()]
-    ident = re.sub(r"\W", "_", name)
-    ret: Any = None
-    if outputs:
-        ret = typing.NamedTuple(f"{ident}_outputs", list(outputs.items()))  # type: ignore[misc,no-redef]
-    run_outside_workflow.__name__ = run_outside_workflow.__qualname__ = ident
-    run_outside_workflow.__annotations__ = {**inputs, "return": ret}
-    run_outside_workflow.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-    t: Task[Any] = task(run_outside_workflow, plugin=Container(image=image, command=command, env=env or {}),
-                        name=name, **options)
-    t.runs_python = False
-    return t
+    config = Container(image=image, command=command, env=env or {})
+    return external_task(name, config, inputs=inputs, outputs=outputs, **options)
 
 
 def dynamic(fn: Callable[..., Any] | None = None, **options: Any) -> Any:

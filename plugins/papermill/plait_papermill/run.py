@@ -1,0 +1,89 @@
+"""``python -m plait_papermill.run JOB.json``: execute one notebook, write RESULT.json beside it.
+
+Runs in its own process (supervised by plait's LocalProcess) so an abort kills it, and
+writes a result the task type reads: recorded outputs, or the failing cell.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def main(job_path: str) -> int:
+    job = json.loads(Path(job_path).read_text())
+    workdir = Path(job["workdir"])
+    result: dict[str, Any]
+    os.environ["PLAIT_NOTEBOOK_RECORD"] = str(workdir / "record.jsonl")
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    executed = workdir / "executed.ipynb"
+    try:
+        papermill.execute_notebook(
+            job["path"], str(executed), parameters=job["parameters"], kernel_name=job["kernel"],
+            progress_bar=False, execution_timeout=job.get("cell_timeout"), cwd=str(Path(job["path"]).parent),
+        )
+        result = {"status": "succeeded", "records": _records(workdir / "record.jsonl")}
+    except PapermillExecutionError as exc:
+        number, source = _failed_cell(executed, exc.exec_count)
+        result = {"status": "failed", "cell": number, "ename": exc.ename, "evalue": exc.evalue,
+                  "source": source, "traceback": _plain(exc.traceback)}
+    except Exception as exc:  # a missing kernel, an unreadable notebook
+        result = {"status": "error", "message": f"{type(exc).__name__}: {exc}"}
+    _render_html(executed, workdir / "report.html")
+    tmp = workdir / "result.json.tmp"
+    tmp.write_text(json.dumps(result))
+    tmp.replace(workdir / "result.json")
+    return 0
+
+
+def _records(path: Path) -> dict[str, Any]:
+    records: dict[str, Any] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            item = json.loads(line)
+            records[item["name"]] = item["value"]
+    return records
+
+
+def _failed_cell(notebook: Path, exec_count: int) -> tuple[int, str]:
+    """The failing cell's number in the user's notebook (papermill's injected cell not
+    counted), and its source."""
+    try:
+        cells = json.loads(notebook.read_text())["cells"]
+    except (OSError, KeyError, ValueError):
+        return exec_count, ""
+    number = 0
+    for cell in cells:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "injected-parameters" in tags or any(t.startswith("papermill-error-cell") for t in tags):
+            continue  # cells papermill added, not the user's
+        number += 1
+        if cell.get("execution_count") == exec_count:
+            source = cell["source"]
+            return number, "".join(source) if isinstance(source, list) else source
+    return exec_count, ""
+
+
+def _plain(lines: list[str]) -> str:
+    import re
+
+    return re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(lines))
+
+
+def _render_html(notebook: Path, target: Path) -> None:
+    if not notebook.exists():
+        return
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(str(notebook), as_version=4))
+    target.write_text(body)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

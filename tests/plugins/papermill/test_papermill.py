@@ -1,0 +1,106 @@
+"""plait-papermill with real papermill and ipykernel."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import notebooks  # noqa: E402  (tests/plugins/papermill is on sys.path through conftest)
+import plait
+import pytest
+from plait.tasktype import Phase
+from plait.testing import LifecycleCase, TaskTypeLifecycleTests, make_context, poll_until_done
+from plait.types import engine as type_engine
+from plait_papermill.hooks import MARKER, PapermillTask
+
+
+def marked_processes(attempt_id: str) -> list[int]:
+    needle = f"{MARKER}={attempt_id}".encode() + b"\0"
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if needle in (entry / "environ").read_bytes():
+                    stat = (entry / "stat").read_text().split()
+                    if stat[2] != "Z":
+                        found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
+class TestPapermillLifecycle(TaskTypeLifecycleTests):
+    def case(self, tmp_path: Path) -> LifecycleCase:
+        type_engine()
+        marker = tmp_path / "starts"
+        return LifecycleCase(
+            new_task_type=PapermillTask,
+            quick=notebooks.quick.template, quick_inputs={"a": 2, "b": 3}, expected_outputs={"total": 5},
+            slow=notebooks.slow.template, slow_inputs={"marker": str(marker), "seconds": 60},
+            starts=lambda: len(marker.read_text().splitlines()) if marker.exists() else 0,
+            timeout=120,
+        )
+
+
+def test_inputs_are_parameters_and_recorded_values_are_typed_outputs():
+    execution = plait.run(notebooks.analyse, {"n": 5, "title": "xs"})
+    assert execution.phase == Phase.SUCCEEDED, execution.error
+    assert execution.outputs == {"mean": 2.0, "rows": 5, "doubled_total": 20.0, "summary": "xs: 2.0"}
+
+
+def test_the_executed_notebook_and_its_html_report_are_kept():
+    execution = plait.run(notebooks.analyse, {"n": 3, "title": "t"})
+    attempt = execution.result.state.nodes["stats"].attempts[-1]
+    blobs = plait.engine.Engine().blobs
+    report = blobs.read_bytes(attempt.logs["report"]).decode()
+    assert "<html" in report and "mean is 1.0" in report
+    executed = blobs.read_bytes(attempt.logs["notebook"]).decode()
+    assert '"title = \\"t\\"' in executed or "title = \\\"t\\\"" in executed or "title = 't'" in executed
+
+
+def test_a_failing_cell_names_its_number_source_and_exception(fast_retries):
+    execution = plait.run(notebooks.divide, {"divisor": 0}, options=fast_retries())
+    assert execution.phase == Phase.FAILED
+    assert "cell 3 raised ZeroDivisionError: division by zero" in execution.error
+    assert "ratio = value / divisor" in execution.error
+    assert plait.run(notebooks.divide, {"divisor": 4}).outputs == {"o0": 0.25}
+
+
+def test_a_missing_notebook_is_a_compile_error(tmp_path):
+    from plait_papermill import notebook_task
+
+    ghost = notebook_task("ghost", tmp_path / "nowhere.ipynb", outputs={"x": int})
+
+    @plait.workflow
+    def wf() -> int:
+        return ghost()
+
+    with pytest.raises(plait.CompileError, match="no notebook at .*nowhere.ipynb"):
+        _ = wf.spec
+
+
+def test_abort_stops_the_kernel_too(tmp_path):
+    type_engine()
+    marker = tmp_path / "starts"
+    task_type = PapermillTask()
+    ctx = make_context(tmp_path, "abort/slow/1", {"marker": str(marker), "seconds": 60})
+    handle = task_type.submit(ctx, notebooks.slow.template)
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert time.monotonic() < deadline, "the notebook did not start"
+        time.sleep(0.1)
+    kernel = int(marker.read_text().split()[0])
+    assert kernel in marked_processes(ctx.attempt_id)
+    task_type.abort(ctx, handle)
+    assert poll_until_done(task_type, ctx, handle, 30).phase in (Phase.FAILED, Phase.ABORTED)
+    time.sleep(0.3)
+    assert marked_processes(ctx.attempt_id) == [], "a process of the aborted notebook is still running"
+    task_type.cleanup(ctx, handle)
+
+
+def test_retried_notebook_counts_against_the_user_budget(fast_retries):
+    execution = plait.run(notebooks.divide, {"divisor": 0}, options=fast_retries())
+    attempts = execution.result.state.nodes["failing"].attempts
+    assert [a.error_kind for a in attempts] == ["user"]
+    assert os.environ.get(MARKER) is None
