@@ -6,12 +6,14 @@ STAMP := $(VENV)/.installed-core
 
 .PHONY: venv demo test bench lint typecheck clean services
 
-PLUGINS := plugins/papermill
+PLUGINS := plugins/papermill plugins/pytorch
+# torch is pinned to the CPU build that machines of this kind keep in /opt/wheels.
+FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 
 $(STAMP): pyproject.toml constraints.txt $(addsuffix /pyproject.toml,$(PLUGINS))
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade "pip>=24"
-	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[test]" \
+	$(BIN)/python -m pip install -q --disable-pip-version-check $(FIND_LINKS) -c constraints.txt -e ".[test]" \
 		$(addprefix -e ,$(PLUGINS))
 	touch $(STAMP)
 

@@ -113,7 +113,7 @@ def dies_wf(marker: str) -> int:
     return dies(marker=marker)
 
 
-@plait.task(timeout=1.0, retries=1)
+@plait.task(timeout=2.0, retries=1)
 def sleepy(seconds: float, marker: str) -> int:
     _bump(marker)
     time.sleep(seconds)

@@ -293,7 +293,7 @@ def test_cached_map_items_are_recorded_as_cached_successes(tmp_path):
 
 def test_inline_mode_judges_a_timeout_when_the_task_returns(tmp_path, fast_retries):
     marker = tmp_path / "calls"
-    execution = plait.run(flows.sleepy_wf, {"seconds": 1.5, "marker": str(marker)}, options=fast_retries(inline=True))
+    execution = plait.run(flows.sleepy_wf, {"seconds": 2.5, "marker": str(marker)}, options=fast_retries(inline=True))
     assert execution.phase == Phase.FAILED
     assert [a.phase for a in execution.result.state.nodes["sleepy"].attempts] == ["timed_out", "timed_out"]
 

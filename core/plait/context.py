@@ -70,6 +70,13 @@ class TaskContext:
     _scratch: Path | None = None
     _scratch_root: str | None = None
 
+    def __getattr__(self, name: str) -> Any:
+        # What a task type adds is reachable as an attribute too: current_context().rank
+        extras = self.__dict__.get("extras") or {}
+        if name in extras:
+            return extras[name]
+        raise AttributeError(f"the task context has no {name!r}; it has {sorted(extras) or 'no extras'} from its task type")
+
     def secret(self, name: str) -> str:
         """The value of a secret the task declared with ``@task(secrets=[name])``."""
         try:

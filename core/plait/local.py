@@ -285,11 +285,17 @@ def _kill_group(pid: int | None) -> None:
         pass
 
 
+PROCESS_MARKER = "PLAIT_PROCESS"
+"""Set in a supervised command's environment; its descendants inherit it, so abort finds
+them even when they start sessions of their own (a Jupyter kernel, torchrun's ranks)."""
+
+
 class LocalProcess:
     """Supervise one command line per attempt, in ``workdir``, as its own process group.
 
     The files in ``workdir`` (``pid``, ``exit_code``, ``stdout.log``, ``stderr.log``) are the
-    state, so another engine process can poll, abort or clean up after a restart.
+    state, so another engine process can poll, abort or clean up after a restart. Killing it
+    kills its process group and every process that inherited its ``PLAIT_PROCESS`` marker.
     """
 
     _children: dict[str, subprocess.Popen[bytes]] = {}
@@ -307,7 +313,7 @@ class LocalProcess:
             '"$@" >"$PLAIT_WORKDIR/stdout.log" 2>"$PLAIT_WORKDIR/stderr.log"; '
             'echo $? >"$PLAIT_WORKDIR/exit_code.tmp"; mv "$PLAIT_WORKDIR/exit_code.tmp" "$PLAIT_WORKDIR/exit_code"'
         )
-        full_env = {**os.environ, **(env or {}), "PLAIT_WORKDIR": str(workdir)}
+        full_env = {**os.environ, **(env or {}), "PLAIT_WORKDIR": str(workdir), PROCESS_MARKER: str(workdir)}
         proc = subprocess.Popen(["/bin/sh", "-c", script, "plait-process", *argv], env=full_env,
                                 cwd=cwd, start_new_session=True, stdin=subprocess.DEVNULL)
         self._children[str(workdir)] = proc
@@ -333,6 +339,7 @@ class LocalProcess:
 
     def kill(self, handle: dict[str, Any]) -> None:
         _kill_group(handle.get("pid"))
+        kill_marked(handle["workdir"])
         child = self._children.get(handle["workdir"])
         if child is not None:
             try:
@@ -346,6 +353,21 @@ class LocalProcess:
 
     def forget(self, handle: dict[str, Any]) -> None:
         self._children.pop(handle["workdir"], None)
+
+
+def kill_marked(workdir: str) -> None:
+    """Kill every process whose environment carries the marker of the command in ``workdir``."""
+    needle = f"{PROCESS_MARKER}={workdir}".encode() + b"\0"
+    me = os.getpid()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        try:
+            with open(f"/proc/{entry.name}/environ", "rb") as fh:
+                if needle in fh.read():
+                    os.kill(int(entry.name), signal.SIGKILL)
+        except (OSError, ValueError):
+            continue
 
 
 def _alive(pid: int) -> bool:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -16,8 +14,6 @@ from plait.spec import TaskTemplate
 from plait.tasktype import ErrorKind, Handle, Phase
 
 from plait_papermill.config import Notebook
-
-MARKER = "PLAIT_NOTEBOOK_ATTEMPT"
 
 
 class PapermillTask(TaskType):
@@ -45,7 +41,7 @@ class PapermillTask(TaskType):
             job.write_text(json.dumps({"path": config.path, "kernel": config.kernel, "parameters": parameters,
                                        "workdir": str(workdir), "cell_timeout": config.cell_timeout}))
         handle = self.processes.start(workdir / "process", [sys.executable, "-m", "plait_papermill.run", str(job)],
-                                      env={**task.env, MARKER: ctx.attempt_id})
+                                      env=task.env)
         handle["notebook"] = str(workdir)
         handle["outputs"] = {n: spec.kind for n, spec in task.interface.outputs.items()}
         return handle
@@ -104,25 +100,11 @@ class PapermillTask(TaskType):
         return value
 
     def abort(self, ctx: AttemptContext, handle: Handle) -> None:
-        self.processes.kill(handle)
-        _kill_marked(ctx.attempt_id)  # the kernel runs in a session of its own
+        self.processes.kill(handle)  # the kernel too: it runs in a session of its own, but inherits the marker
 
     def cleanup(self, ctx: AttemptContext, handle: Handle) -> None:
         self.abort(ctx, handle)
         self.processes.forget(handle)
-
-
-def _kill_marked(attempt_id: str) -> None:
-    """Kill every process whose environment names this attempt (a notebook's kernel)."""
-    needle = f"{MARKER}={attempt_id}".encode() + b"\0"
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            if needle in (entry / "environ").read_bytes():
-                os.kill(int(entry.name), signal.SIGKILL)
-        except (OSError, ValueError):
-            continue
 
 
 @hookimpl

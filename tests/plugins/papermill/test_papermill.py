@@ -9,14 +9,15 @@ from pathlib import Path
 import notebooks  # noqa: E402  (tests/plugins/papermill is on sys.path through conftest)
 import plait
 import pytest
+from plait.local import PROCESS_MARKER
 from plait.tasktype import Phase
 from plait.testing import LifecycleCase, TaskTypeLifecycleTests, make_context, poll_until_done
 from plait.types import engine as type_engine
-from plait_papermill.hooks import MARKER, PapermillTask
+from plait_papermill.hooks import PapermillTask
 
 
-def marked_processes(attempt_id: str) -> list[int]:
-    needle = f"{MARKER}={attempt_id}".encode() + b"\0"
+def marked_processes(workdir: str) -> list[int]:
+    needle = f"{PROCESS_MARKER}={workdir}".encode() + b"\0"
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -91,11 +92,11 @@ def test_abort_stops_the_kernel_too(tmp_path):
         assert time.monotonic() < deadline, "the notebook did not start"
         time.sleep(0.1)
     kernel = int(marker.read_text().split()[0])
-    assert kernel in marked_processes(ctx.attempt_id)
+    assert kernel in marked_processes(handle["workdir"])
     task_type.abort(ctx, handle)
     assert poll_until_done(task_type, ctx, handle, 30).phase in (Phase.FAILED, Phase.ABORTED)
     time.sleep(0.3)
-    assert marked_processes(ctx.attempt_id) == [], "a process of the aborted notebook is still running"
+    assert marked_processes(handle["workdir"]) == [], "a process of the aborted notebook is still running"
     task_type.cleanup(ctx, handle)
 
 
@@ -103,4 +104,4 @@ def test_retried_notebook_counts_against_the_user_budget(fast_retries):
     execution = plait.run(notebooks.divide, {"divisor": 0}, options=fast_retries())
     attempts = execution.result.state.nodes["failing"].attempts
     assert [a.error_kind for a in attempts] == ["user"]
-    assert os.environ.get(MARKER) is None
+    assert os.environ.get(PROCESS_MARKER) is None

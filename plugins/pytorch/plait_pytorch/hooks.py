@@ -1,0 +1,137 @@
+"""The ``pytorch`` task type and the torch value types, registered through plait's hooks."""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from plait import AttemptContext, Status, TaskType, hookimpl
+from plait.builtin.python_task import attempt_payload, status_of
+from plait.errors import TypeMismatchError
+from plait.local import LocalProcess
+from plait.spec import TaskTemplate
+from plait.tasktype import ErrorKind, Handle, Phase
+from plait.types import Codec, TypeEngine, TypeSpec, TypeTransformer, ValueIO
+
+from plait_pytorch.config import PyTorch
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class PyTorchTask(TaskType):
+    """Runs the task's function on every rank under ``torch.distributed.run``."""
+
+    name = "pytorch"
+    config_model = PyTorch
+
+    def __init__(self) -> None:
+        self.processes = LocalProcess()
+
+    def submit(self, ctx: AttemptContext, task: TaskTemplate) -> Handle:
+        config = PyTorch.model_validate(task.config)
+        workdir = ctx.folder / "torch"
+        workdir.mkdir(parents=True, exist_ok=True)
+        job = workdir / "job.json"
+        if not job.exists():
+            job.write_text(json.dumps({"workdir": str(workdir), "backend": config.backend,
+                                       "payload": attempt_payload(ctx, task)}))
+        nproc = config.nproc_per_node * (config.workers if config.elastic is None else 1)
+        argv = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}",
+                f"--log-dir={workdir / 'ranks'}", "--tee=3"]
+        if config.elastic is None:
+            argv += ["--nnodes=1", "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{_free_port()}"]
+        else:
+            e = config.elastic
+            argv += [f"--nnodes={e.min_nodes}:{e.max_nodes}", f"--max-restarts={e.max_restarts}",
+                     f"--rdzv-backend={e.rdzv_backend}", f"--rdzv-endpoint=127.0.0.1:{_free_port()}"]
+        argv += ["-m", "plait_pytorch.rank", str(job)]
+        handle = self.processes.start(workdir / "process", argv, env={**task.env, "OMP_NUM_THREADS": "1"})
+        handle["torch"] = str(workdir)
+        return handle
+
+    def poll(self, ctx: AttemptContext, handle: Handle) -> Status:
+        code = self.processes.exit_code(handle)
+        if code is None:
+            return Status(Phase.RUNNING)
+        workdir = Path(handle["torch"])
+        result = workdir / "result.json"
+        if code == 0 and result.exists():
+            return status_of(json.loads(result.read_text()))
+        errors = sorted(workdir.glob("error-*.json"))
+        if errors:
+            first = json.loads(errors[0].read_text())
+            status = status_of(first)
+            return Status(status.phase, f"rank {first['rank']} failed: {status.message}", status.outputs,
+                          status.retryable, status.error_kind)
+        _, stderr = self.processes.logs(handle)
+        tail = "\n".join(stderr.strip().splitlines()[-30:])
+        return Status.failed(f"torch.distributed.run exited with code {code}:\n{tail}", error_kind=ErrorKind.SYSTEM)
+
+    def abort(self, ctx: AttemptContext, handle: Handle) -> None:
+        self.processes.kill(handle)  # torchrun and its ranks share its process group
+
+    def cleanup(self, ctx: AttemptContext, handle: Handle) -> None:
+        self.processes.kill(handle)
+        self.processes.forget(handle)
+
+
+class TorchValues(TypeTransformer):
+    """Tensors and modules, stored with ``torch.save`` in the blob store."""
+
+    name = "torch"
+    kinds = ("torch.tensor", "torch.module")
+
+    def matches(self, tp: Any) -> bool:
+        module = getattr(tp, "__module__", "") or ""
+        if not module.startswith("torch"):
+            return False
+        import torch
+
+        return isinstance(tp, type) and (issubclass(tp, torch.Tensor) or issubclass(tp, torch.nn.Module))
+
+    def spec(self, tp: Any, engine: TypeEngine) -> TypeSpec:
+        import torch
+
+        return TypeSpec(kind="torch.tensor" if issubclass(tp, torch.Tensor) else "torch.module")
+
+    def codec(self, tp: Any, engine: TypeEngine, vio: ValueIO) -> Codec:
+        import torch
+
+        def encode(value: Any) -> dict[str, str]:
+            if not isinstance(value, tp):
+                raise TypeMismatchError(f"expected {tp.__name__}, got {type(value).__name__}")
+            if isinstance(value, torch.Tensor):
+                value = value.detach().cpu()
+            elif isinstance(value, torch.nn.Module):
+                value = value.cpu()
+            buffer = io.BytesIO()
+            torch.save(value, buffer)
+            return {"uri": vio.require_blobs().put_bytes(buffer.getvalue(), ".pt")}
+
+        def decode(literal: dict[str, str]) -> Any:
+            data = io.BytesIO(vio.require_blobs().read_bytes(literal["uri"]))
+            return torch.load(data, weights_only=issubclass(tp, torch.Tensor))
+
+        return encode, decode
+
+    def castable(self, src: TypeSpec, dst: TypeSpec, engine: TypeEngine) -> bool:
+        return src.kind == dst.kind
+
+
+@hookimpl
+def plait_task_types(register: Callable[[TaskType], None]) -> None:
+    register(PyTorchTask())
+
+
+@hookimpl
+def plait_types(register: Callable[[TypeTransformer], None]) -> None:
+    register(TorchValues())

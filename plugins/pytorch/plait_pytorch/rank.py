@@ -1,0 +1,51 @@
+"""One rank of a PyTorch task, started by ``torch.distributed.run``.
+
+``python -m torch.distributed.run ... -m plait_pytorch.rank JOB.json``: every rank joins the
+process group, runs the task's function with plait's context (rank, local rank, world size
+in ``current_context()``), and rank 0 writes the attempt's result. A rank that fails writes
+its traceback to ``error-<rank>.json`` and exits non-zero, which makes torchrun stop the
+others.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+
+def main(job_path: str) -> int:
+    import torch
+    import torch.distributed as dist
+    from plait.worker import run_attempt
+
+    job = json.loads(Path(job_path).read_text())
+    workdir = Path(job["workdir"])
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"])
+    world_size = int(os.environ["WORLD_SIZE"])
+    backend = job.get("backend") or ("nccl" if torch.cuda.is_available() else "gloo")
+    if backend == "nccl":
+        torch.cuda.set_device(local_rank % torch.cuda.device_count())
+    dist.init_process_group(backend)
+    payload = dict(job["payload"])
+    payload["extras"] = {"rank": rank, "local_rank": local_rank, "world_size": world_size, "backend": backend}
+    payload["discard_outputs"] = rank != 0
+    try:
+        result = run_attempt(payload)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    if result["status"] != "succeeded":
+        (workdir / f"error-{rank}.json").write_text(json.dumps({**result, "rank": rank}))
+        print(result.get("traceback") or result["message"], file=sys.stderr)
+        return 1
+    if rank == 0:
+        tmp = workdir / "result.json.tmp"
+        tmp.write_text(json.dumps(result))
+        tmp.replace(workdir / "result.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
