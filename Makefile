@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-core
 
 .PHONY: venv demo test bench lint typecheck clean services
 
-PLUGINS := plugins/papermill plugins/pytorch
+PLUGINS := plugins/papermill plugins/pytorch plugins/spark
 # torch is pinned to the CPU build that machines of this kind keep in /opt/wheels.
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 

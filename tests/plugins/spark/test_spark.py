@@ -1,0 +1,85 @@
+"""plait-spark with real PySpark in local mode (Java 17)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import plait
+import sparkflows  # noqa: E402
+from plait.tasktype import Phase
+from plait.testing import LifecycleCase, TaskTypeLifecycleTests, make_context, poll_until_done
+from plait.types import engine as type_engine
+from plait_spark.hooks import SparkTask
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def java_processes_of(workdir: str) -> list[int]:
+    needle = f"PLAIT_PROCESS={workdir}".encode() + b"\0"
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if needle in (entry / "environ").read_bytes() and "java" in (entry / "cmdline").read_text() \
+                        and alive(int(entry.name)):
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
+class TestSparkLifecycle(TaskTypeLifecycleTests):
+    def case(self, tmp_path: Path) -> LifecycleCase:
+        type_engine()
+        marker = tmp_path / "starts"
+        return LifecycleCase(
+            new_task_type=SparkTask,
+            quick=sparkflows.count.template, quick_inputs={"rows": 10}, expected_outputs={"o0": 10},
+            slow=sparkflows.slow.template, slow_inputs={"seconds": 60, "marker": str(marker)},
+            starts=lambda: len(marker.read_text().splitlines()) if marker.exists() else 0,
+            timeout=120,
+        )
+
+
+def test_a_spark_frame_feeds_a_pandas_task_and_back():
+    execution = plait.run(sparkflows.round_trip, {"rows": 100})
+    assert execution.phase == Phase.SUCCEEDED, execution.error
+    assert execution.outputs == {"o0": 2 * sum(i * i for i in range(100))}
+
+
+def test_an_analysis_error_shows_sparks_message_not_a_py4j_wall():
+    execution = plait.run(sparkflows.analysis_error, {"rows": 3})
+    assert execution.phase == Phase.FAILED
+    assert "AnalysisException" in execution.error and "nope" in execution.error
+    assert "\tat org." not in execution.error
+
+
+def test_a_jvm_error_shows_the_java_cause_without_its_stack():
+    execution = plait.run(sparkflows.jvm_error, {"rows": 3})
+    assert execution.phase == Phase.FAILED
+    assert "DIVIDE_BY_ZERO" in execution.error
+    assert "\tat org." not in execution.error and "at org.apache" not in execution.error
+
+
+def test_abort_leaves_no_jvm_behind(tmp_path):
+    type_engine()
+    marker = tmp_path / "starts"
+    task_type = SparkTask()
+    ctx = make_context(tmp_path, "abort/slow/1", {"seconds": 60, "marker": str(marker)})
+    handle = task_type.submit(ctx, sparkflows.slow.template)
+    deadline = time.monotonic() + 90
+    while not marker.exists():
+        assert time.monotonic() < deadline, "the Spark task did not start"
+        time.sleep(0.2)
+    assert java_processes_of(handle["workdir"]), "no JVM found for the running Spark task"
+    task_type.abort(ctx, handle)
+    assert poll_until_done(task_type, ctx, handle, 30).phase in (Phase.FAILED, Phase.ABORTED)
+    time.sleep(0.5)
+    assert java_processes_of(handle["workdir"]) == [], "the JVM outlived the abort"
+    task_type.cleanup(ctx, handle)
