@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-core
 
-.PHONY: venv demo test bench lint typecheck clean services
+.PHONY: venv demo demo-mix test bench lint typecheck clean services
 
 PLUGINS := plugins/papermill plugins/pytorch plugins/spark
 # torch is pinned to the CPU build that machines of this kind keep in /opt/wheels.
@@ -21,6 +21,10 @@ venv: $(STAMP)
 
 demo: venv
 	$(BIN)/plait run examples/bigfoot.py:hunt --photos 2000 --batch-size 100
+
+# Spark prepares data, PyTorch trains on it with 2 processes, a notebook reports.
+demo-mix: venv
+	$(BIN)/plait run examples/mix.py:train_and_report --rows 20000 --epochs 5
 
 # Real servers the tests start themselves: redis-server from Debian's packages.
 services:
