@@ -94,3 +94,16 @@ def test_abort_leaves_no_rank_behind(tmp_path):
     assert not any(alive(pid) for pid in ranks), "a rank outlived the abort"
     assert not alive(handle["pid"])
     task_type.cleanup(ctx, handle)
+
+
+def test_an_elastic_job_runs_under_a_rendezvous():
+    execution = plait.run(training.elastic, {"x": 10})
+    assert execution.phase == Phase.SUCCEEDED, execution.error
+    assert execution.outputs == {"o0": 10 + 11}
+
+
+def test_an_elastic_config_with_min_nodes_above_max_nodes_is_rejected():
+    import pytest
+    from plait_pytorch import Elastic, PyTorch
+    with pytest.raises(ValueError, match="min_nodes <= max_nodes"):
+        PyTorch(elastic=Elastic(min_nodes=3, max_nodes=2))

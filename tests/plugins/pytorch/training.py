@@ -10,7 +10,7 @@ import plait
 import torch
 import torch.distributed as dist
 from plait import current_context
-from plait_pytorch import PyTorch
+from plait_pytorch import Elastic, PyTorch
 
 
 @plait.task(plugin=PyTorch(nproc_per_node=2))
@@ -98,3 +98,15 @@ def gather(tag: str) -> list[int]:
 @plait.workflow
 def failing(x: int) -> int:
     return rank_one_fails(x=x)
+
+
+@plait.task(plugin=PyTorch(nproc_per_node=2, elastic=Elastic(min_nodes=1, max_nodes=1, max_restarts=1)))
+def elastic_sum(x: int) -> int:
+    t = torch.tensor([x + current_context().rank])
+    dist.all_reduce(t)
+    return int(t.item())
+
+
+@plait.workflow
+def elastic(x: int) -> int:
+    return elastic_sum(x=x)
