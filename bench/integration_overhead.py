@@ -16,8 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import integrations  # noqa: E402
 import plait
+import spark_tasks  # noqa: E402
+import torch_tasks  # noqa: E402
 from common import fresh_home, machine, table
 from plait.engine import Engine
 
@@ -62,10 +63,10 @@ def main() -> None:
                        capture_output=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
     def plait_spark() -> None:
-        assert plait.run(integrations.spark_job, {"rows": 1000}, engine=engine).outputs == {"o0": 1000}
+        assert plait.run(spark_tasks.spark_job, {"rows": 1000}, engine=engine).outputs == {"o0": 1000}
 
     def plait_ddp() -> None:
-        assert plait.run(integrations.ddp_job, {"size": 1000}, engine=engine).outputs == {"o0": 2000.0}
+        assert plait.run(torch_tasks.ddp_job, {"size": 1000}, engine=engine).outputs == {"o0": 2000.0}
 
     results = {name: [] for name in ("bare_spark", "plait_spark", "bare_ddp", "plait_ddp")}
     for _ in range(3):
