@@ -35,9 +35,9 @@ def main(job_path: str) -> int:
     except Exception as exc:  # a missing kernel, an unreadable notebook
         result = {"status": "error", "message": f"{type(exc).__name__}: {exc}"}
     _render_html(executed, workdir / "report.html")
-    tmp = workdir / "result.json.tmp"
-    tmp.write_text(json.dumps(result))
-    tmp.replace(workdir / "result.json")
+    from plait.process_task import write_result
+
+    write_result(workdir, result)
     return 0
 
 

@@ -13,9 +13,9 @@ from typing import Any
 from plait import AttemptContext, Status, TaskType, hookimpl
 from plait.builtin.python_task import attempt_payload, status_of
 from plait.errors import TypeMismatchError
-from plait.local import LocalProcess
+from plait.process_task import ProcessTask
 from plait.spec import TaskTemplate
-from plait.tasktype import ErrorKind, Handle, Phase
+from plait.tasktype import Handle
 from plait.types import Codec, TypeEngine, TypeSpec, TypeTransformer, ValueIO
 
 from plait_pytorch.config import PyTorch
@@ -27,61 +27,40 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class PyTorchTask(TaskType):
+class PyTorchTask(ProcessTask):
     """Runs the task's function on every rank under ``torch.distributed.run``."""
 
     name = "pytorch"
     config_model = PyTorch
 
-    def __init__(self) -> None:
-        self.processes = LocalProcess()
+    def job(self, ctx: AttemptContext, task: TaskTemplate, folder: Path) -> dict[str, Any]:
+        return {"backend": PyTorch.model_validate(task.config).backend, "payload": attempt_payload(ctx, task)}
 
-    def submit(self, ctx: AttemptContext, task: TaskTemplate) -> Handle:
+    def command(self, ctx: AttemptContext, task: TaskTemplate, job: Path) -> list[str]:
         config = PyTorch.model_validate(task.config)
-        workdir = ctx.folder / "torch"
-        workdir.mkdir(parents=True, exist_ok=True)
-        job = workdir / "job.json"
-        if not job.exists():
-            job.write_text(json.dumps({"workdir": str(workdir), "backend": config.backend,
-                                       "payload": attempt_payload(ctx, task)}))
         nproc = config.nproc_per_node * (config.workers if config.elastic is None else 1)
         argv = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}",
-                f"--log-dir={workdir / 'ranks'}", "--tee=3"]
+                f"--log-dir={job.parent / 'ranks'}", "--tee=3"]
         if config.elastic is None:
-            argv += ["--nnodes=1", "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{_free_port()}"]
+            argv += ["--nnodes=1"]
         else:
             e = config.elastic
-            argv += [f"--nnodes={e.min_nodes}:{e.max_nodes}", f"--max-restarts={e.max_restarts}",
-                     f"--rdzv-backend={e.rdzv_backend}", f"--rdzv-endpoint=127.0.0.1:{_free_port()}"]
-        argv += ["-m", "plait_pytorch.rank", str(job)]
-        handle = self.processes.start(workdir / "process", argv, env={**task.env, "OMP_NUM_THREADS": "1"})
-        handle["torch"] = str(workdir)
-        return handle
+            argv += [f"--nnodes={e.min_nodes}:{e.max_nodes}", f"--max-restarts={e.max_restarts}"]
+        backend = config.elastic.rdzv_backend if config.elastic else "c10d"
+        return [*argv, f"--rdzv-backend={backend}", f"--rdzv-endpoint=127.0.0.1:{_free_port()}",
+                "-m", "plait_pytorch.rank", str(job)]
 
-    def poll(self, ctx: AttemptContext, handle: Handle) -> Status:
-        code = self.processes.exit_code(handle)
-        if code is None:
-            return Status(Phase.RUNNING)
-        workdir = Path(handle["torch"])
-        result = workdir / "result.json"
-        if code == 0 and result.exists():
-            return status_of(json.loads(result.read_text()))
-        errors = sorted(workdir.glob("error-*.json"))
-        if errors:
-            first = json.loads(errors[0].read_text())
-            status = status_of(first)
-            return Status(status.phase, f"rank {first['rank']} failed: {status.message}", status.outputs,
-                          status.retryable, status.error_kind)
-        _, stderr = self.processes.logs(handle)
-        tail = "\n".join(stderr.strip().splitlines()[-30:])
-        return Status.failed(f"torch.distributed.run exited with code {code}:\n{tail}", error_kind=ErrorKind.SYSTEM)
+    def environment(self, ctx: AttemptContext, task: TaskTemplate) -> dict[str, str]:
+        return {**task.env, "OMP_NUM_THREADS": "1"}
 
-    def abort(self, ctx: AttemptContext, handle: Handle) -> None:
-        self.processes.kill(handle)  # torchrun and its ranks share its process group
-
-    def cleanup(self, ctx: AttemptContext, handle: Handle) -> None:
-        self.processes.kill(handle)
-        self.processes.forget(handle)
+    def failure(self, ctx: AttemptContext, handle: Handle, code: int) -> Status:
+        errors = sorted(Path(handle["job"]).glob("error-*.json"))
+        if not errors:
+            return super().failure(ctx, handle, code)
+        first = json.loads(errors[0].read_text())
+        status = status_of(first)
+        return Status(status.phase, f"rank {first['rank']} failed: {status.message}", status.outputs,
+                      status.retryable, status.error_kind)
 
 
 class TorchValues(TypeTransformer):

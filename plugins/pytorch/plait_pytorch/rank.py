@@ -18,6 +18,7 @@ from pathlib import Path
 def main(job_path: str) -> int:
     import torch
     import torch.distributed as dist
+    from plait.process_task import write_result
     from plait.worker import run_attempt
 
     job = json.loads(Path(job_path).read_text())
@@ -41,9 +42,7 @@ def main(job_path: str) -> int:
         print(result.get("traceback") or result["message"], file=sys.stderr)
         return 1
     if rank == 0:
-        tmp = workdir / "result.json.tmp"
-        tmp.write_text(json.dumps(result))
-        tmp.replace(workdir / "result.json")
+        write_result(workdir, result)
     return 0
 
 

@@ -57,6 +57,7 @@ def main(job_path: str) -> int:
     os.environ["PYSPARK_PYTHON"] = sys.executable
     job = json.loads(Path(job_path).read_text())
     workdir = Path(job["workdir"])
+    from plait.process_task import write_result
     from plait.worker import run_attempt
 
     payload = dict(job["payload"])
@@ -69,9 +70,7 @@ def main(job_path: str) -> int:
     if result["status"] == "failed":
         result["message"] = readable(result["message"])
         result["traceback"] = readable(result.get("traceback", ""))
-    tmp = workdir / "result.json.tmp"
-    tmp.write_text(json.dumps(result))
-    tmp.replace(workdir / "result.json")
+    write_result(workdir, result)
     return 0
 
 
