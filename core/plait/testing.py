@@ -55,6 +55,39 @@ def make_context(tmp: Path, attempt_id: str, inputs: dict[str, Any], *, inline: 
     )
 
 
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` is running (a zombie waiting to be reaped is not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def marked_processes(workdir: str, command_contains: str = "") -> list[int]:
+    """Live processes started for the LocalProcess command in ``workdir`` (and their descendants).
+
+    A task type's test asserts this is empty after abort: no kernel, rank or JVM left behind.
+    """
+    from plait.local import PROCESS_MARKER
+
+    needle = f"{PROCESS_MARKER}={workdir}".encode() + b"\0"
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if needle not in (entry / "environ").read_bytes():
+                continue
+            if command_contains and command_contains not in (entry / "cmdline").read_text():
+                continue
+        except OSError:
+            continue
+        if alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
 def poll_until_done(task_type: TaskType, ctx: AttemptContext, handle: Handle, timeout: float) -> Status:
     """Poll until a terminal phase; fail the test if it takes longer than ``timeout``."""
     deadline = time.monotonic() + timeout

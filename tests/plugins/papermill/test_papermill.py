@@ -11,24 +11,15 @@ import plait
 import pytest
 from plait.local import PROCESS_MARKER
 from plait.tasktype import Phase
-from plait.testing import LifecycleCase, TaskTypeLifecycleTests, make_context, poll_until_done
+from plait.testing import (
+    LifecycleCase,
+    TaskTypeLifecycleTests,
+    make_context,
+    marked_processes,
+    poll_until_done,
+)
 from plait.types import engine as type_engine
 from plait_papermill.hooks import PapermillTask
-
-
-def marked_processes(workdir: str) -> list[int]:
-    needle = f"{PROCESS_MARKER}={workdir}".encode() + b"\0"
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if needle in (entry / "environ").read_bytes():
-                    stat = (entry / "stat").read_text().split()
-                    if stat[2] != "Z":
-                        found.append(int(entry.name))
-            except OSError:
-                pass
-    return found
 
 
 class TestPapermillLifecycle(TaskTypeLifecycleTests):

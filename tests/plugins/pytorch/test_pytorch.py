@@ -9,17 +9,10 @@ import plait
 import torch
 import training  # noqa: E402
 from plait.tasktype import Phase
-from plait.testing import LifecycleCase, TaskTypeLifecycleTests
+from plait.testing import LifecycleCase, TaskTypeLifecycleTests, alive
 from plait.types import ValueIO
 from plait.types import engine as type_engine
 from plait_pytorch.hooks import PyTorchTask
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except OSError:
-        return False
 
 
 class TestPyTorchLifecycle(TaskTypeLifecycleTests):

@@ -8,30 +8,15 @@ from pathlib import Path
 import plait
 import sparkflows  # noqa: E402
 from plait.tasktype import Phase
-from plait.testing import LifecycleCase, TaskTypeLifecycleTests, make_context, poll_until_done
+from plait.testing import (
+    LifecycleCase,
+    TaskTypeLifecycleTests,
+    make_context,
+    marked_processes,
+    poll_until_done,
+)
 from plait.types import engine as type_engine
 from plait_spark.hooks import SparkTask
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except OSError:
-        return False
-
-
-def java_processes_of(workdir: str) -> list[int]:
-    needle = f"PLAIT_PROCESS={workdir}".encode() + b"\0"
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if needle in (entry / "environ").read_bytes() and "java" in (entry / "cmdline").read_text() \
-                        and alive(int(entry.name)):
-                    found.append(int(entry.name))
-            except OSError:
-                pass
-    return found
 
 
 class TestSparkLifecycle(TaskTypeLifecycleTests):
@@ -77,9 +62,9 @@ def test_abort_leaves_no_jvm_behind(tmp_path):
     while not marker.exists():
         assert time.monotonic() < deadline, "the Spark task did not start"
         time.sleep(0.2)
-    assert java_processes_of(handle["workdir"]), "no JVM found for the running Spark task"
+    assert marked_processes(handle["workdir"], "java"), "no JVM found for the running Spark task"
     task_type.abort(ctx, handle)
     assert poll_until_done(task_type, ctx, handle, 30).phase in (Phase.FAILED, Phase.ABORTED)
     time.sleep(0.5)
-    assert java_processes_of(handle["workdir"]) == [], "the JVM outlived the abort"
+    assert marked_processes(handle["workdir"], "java") == [], "the JVM outlived the abort"
     task_type.cleanup(ctx, handle)
