@@ -1,0 +1,174 @@
+"""The local warehouse: BigQuery or Snowflake SQL on an embedded DuckDB database.
+
+For offline work a query task can run with ``connection="local"`` (or ``PLAIT_OFFLINE=1``):
+its SQL is translated from the vendor's dialect by sqlglot and runs on one DuckDB file,
+``$PLAIT_HOME/warehouse.duckdb`` (or ``PLAIT_WAREHOUSE``), so tables one task writes are
+there for the next. A table's catalog (project, database) is dropped and its schema
+(dataset) created on first use. Queries run on threads of the engine's process; a query in
+flight when the engine stops is lost, and the task's next attempt runs it again.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from plait import PlaitError
+from plait.settings import Settings
+from plait.tasktype import default_workers
+
+from plait_sql.template import Parameter
+
+
+def offline() -> bool:
+    """Whether ``PLAIT_OFFLINE`` asks every service task to run on its local stand-in."""
+    return os.environ.get("PLAIT_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
+def warehouse_path() -> Path:
+    configured = os.environ.get("PLAIT_WAREHOUSE")
+    return Path(configured) if configured else Settings.from_env().home / "warehouse.duckdb"
+
+
+class LocalQueryError(Exception):
+    """A query the local warehouse could not translate or run; the message says why."""
+
+
+@dataclass
+class _Job:
+    future: Future[Any]
+    cursor: Any
+    cancelled: bool = False
+    frames: dict[str, Any] = field(default_factory=dict)
+
+
+class LocalWarehouse:
+    """One DuckDB database shared by the local query tasks of this process."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or warehouse_path()
+        self._connection: Any = None
+        self._jobs: dict[str, _Job] = {}
+        self._lock = threading.Lock()
+        self._threads = ThreadPoolExecutor(max_workers=max(2, default_workers()),
+                                           thread_name_prefix="plait-warehouse")
+
+    def connection(self) -> Any:
+        with self._lock:
+            if self._connection is None:
+                import duckdb
+
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    self._connection = duckdb.connect(str(self.path))
+                except duckdb.IOException as e:
+                    raise PlaitError(f"cannot open the local warehouse {self.path}: {e}. Another process "
+                                     "may hold it; set PLAIT_WAREHOUSE to another file") from None
+            return self._connection
+
+    def translate(self, sql: str, dialect: str) -> list[Any]:
+        """Parse ``sql`` in ``dialect``; drop each table's catalog (the local file is the only one)."""
+        import sqlglot
+        from sqlglot import exp
+
+        try:
+            statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
+        except sqlglot.errors.ParseError as e:
+            raise LocalQueryError(f"the query is not valid {dialect} SQL: {e}") from None
+        for statement in statements:
+            for table in statement.find_all(exp.Table):
+                table.set("catalog", None)
+        if not statements:
+            raise LocalQueryError("the query is empty")
+        return statements
+
+    def submit(self, key: str, sql: str, dialect: str, parameters: list[Parameter],
+               frames: dict[str, Callable[[], Any]], destination: str | None,
+               notify: Callable[[], None]) -> None:
+        """Start the query as job ``key``; a second submit of the same key attaches to it."""
+        statements = self.translate(sql, dialect)
+        with self._lock:
+            if key in self._jobs:
+                return
+        cursor = self.connection().cursor()
+        job = _Job(Future(), cursor)
+        with self._lock:
+            self._jobs[key] = job
+        job.future = self._threads.submit(self._run, job, statements, parameters, frames, destination)
+        job.future.add_done_callback(lambda _: notify())
+
+    @staticmethod
+    def _run(job: _Job, statements: list[Any], parameters: list[Parameter],
+             frames: dict[str, Callable[[], Any]], destination: str | None) -> Any:
+        from sqlglot import exp
+
+        cursor = job.cursor
+        for name, load in frames.items():
+            cursor.register(name, load())
+        values = {p.name: p.value for p in parameters}
+        result = None
+        for i, statement in enumerate(statements):
+            if job.cancelled:
+                raise LocalQueryError("cancelled")
+            for table in statement.find_all(exp.Table):
+                if table.db:
+                    cursor.execute(f'CREATE SCHEMA IF NOT EXISTS "{table.db}"')
+            last = i == len(statements) - 1
+            text = statement.sql(dialect="duckdb")
+            if last and destination:
+                schema = destination.rsplit(".", 1)[0] if "." in destination else None
+                if schema:
+                    cursor.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+                text = f"CREATE OR REPLACE TABLE {destination} AS {text}"
+            names = {n.name for n in statement.find_all(exp.Placeholder, exp.Parameter)}
+            cursor.execute(text, {n: values[n] for n in names if n in values})
+            if last and not destination and cursor.description is not None:
+                result = cursor.fetch_arrow_table()
+        return result
+
+    def poll(self, key: str) -> tuple[str, Any]:
+        """``("running", None)``, ``("done", result)``, ``("failed", message)`` or ``("lost", None)``."""
+        with self._lock:
+            job = self._jobs.get(key)
+        if job is None:
+            return "lost", None
+        if not job.future.done():
+            return "running", None
+        error = job.future.exception()
+        if error is None:
+            return "done", job.future.result()
+        if job.cancelled:
+            return "cancelled", None
+        return "failed", f"{type(error).__name__}: {error}" if not isinstance(error, LocalQueryError) else str(error)
+
+    def cancel(self, key: str) -> None:
+        with self._lock:
+            job = self._jobs.get(key)
+        if job is not None and not job.future.done():
+            job.cancelled = True
+            job.cursor.interrupt()
+
+    def forget(self, key: str) -> None:
+        with self._lock:
+            job = self._jobs.pop(key, None)
+        if job is not None:
+            job.cancelled = True
+            job.cursor.interrupt()
+            job.future.cancel()
+            if job.future.done():
+                job.cursor.close()
+            else:
+                job.future.add_done_callback(lambda _: job.cursor.close())
+
+    def close(self) -> None:
+        for key in list(self._jobs):
+            self.forget(key)
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
