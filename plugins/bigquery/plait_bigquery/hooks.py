@@ -132,24 +132,32 @@ class BigQueryTask(QueryTask):
             maximum_bytes_billed=config.maximum_bytes_billed)
         if config.dataset:
             job_config.default_dataset = f"{client.project}.{config.dataset}"
+        sql = rendered.sql
         if "destination" in handle:
-            job_config.destination = handle["destination"]
-            job_config.write_disposition = "WRITE_TRUNCATE"
+            # DDL rather than QueryJobConfig.destination: the same statement works on BigQuery and
+            # on its emulators, which ignore a job's destination.
+            client.create_dataset(handle["destination"].rsplit(".", 1)[0], exists_ok=True)
+            sql = f"CREATE OR REPLACE TABLE `{handle['destination']}` AS\n{sql}"
         try:
-            client.query(rendered.sql, job_config=job_config, job_id=job_id, location=config.location)
+            client.query(sql, job_config=job_config, job_id=job_id, location=config.location, job_retry=None)
         except Conflict:
             pass  # another submit of this attempt got there first: it is the same job
         return handle
 
     @staticmethod
     def _load(client: Any, ctx: AttemptContext, table: str, uri: str, config: BigQuery) -> None:
+        """Load a data-frame input (Parquet) into ``table`` for the query to read."""
+        import pyarrow.parquet as pq
         from google.cloud import bigquery
 
-        dataset = table.rsplit(".", 1)[0]
-        client.create_dataset(dataset, exists_ok=True)
+        data = ctx.blobs.read_bytes(uri)
+        schema = [bigquery.SchemaField(f.name, _column_type(f.type)) for f in pq.read_schema(io.BytesIO(data))
+                  if f.name != "__index_level_0__"]
+        client.create_dataset(table.rsplit(".", 1)[0], exists_ok=True)
         job = client.load_table_from_file(
-            io.BytesIO(ctx.blobs.read_bytes(uri)), table, location=config.location,
-            job_config=bigquery.LoadJobConfig(source_format="PARQUET", write_disposition="WRITE_TRUNCATE"))
+            io.BytesIO(data), table, location=config.location,
+            job_config=bigquery.LoadJobConfig(source_format="PARQUET", schema=schema,
+                                              write_disposition="WRITE_TRUNCATE"))
         job.result()
 
     def poll_remote(self, ctx: AttemptContext, handle: Handle) -> Status:
@@ -204,6 +212,27 @@ def job_id_for(ctx: AttemptContext) -> str:
 
 def _label(value: str) -> str:
     return re.sub(r"[^a-z0-9_-]", "-", value.lower())[:63]
+
+
+def _column_type(arrow: Any) -> str:
+    """The BigQuery column type of a Parquet (Arrow) column."""
+    import pyarrow as pa
+
+    if pa.types.is_boolean(arrow):
+        return "BOOL"
+    if pa.types.is_integer(arrow):
+        return "INT64"
+    if pa.types.is_floating(arrow):
+        return "FLOAT64"
+    if pa.types.is_decimal(arrow):
+        return "NUMERIC"
+    if pa.types.is_date(arrow):
+        return "DATE"
+    if pa.types.is_timestamp(arrow):
+        return "TIMESTAMP" if arrow.tz else "DATETIME"
+    if pa.types.is_binary(arrow) or pa.types.is_large_binary(arrow):
+        return "BYTES"
+    return "STRING"
 
 
 def _parameter(p: Parameter) -> Any:

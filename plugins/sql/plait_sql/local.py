@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -146,20 +147,26 @@ class LocalWarehouse:
             return "cancelled", None
         return "failed", f"{type(error).__name__}: {error}" if not isinstance(error, LocalQueryError) else str(error)
 
+    def jobs(self) -> list[str]:
+        """The keys of the jobs this warehouse holds (running or not yet cleaned up)."""
+        with self._lock:
+            return list(self._jobs)
+
     def cancel(self, key: str) -> None:
         with self._lock:
             job = self._jobs.get(key)
         if job is not None and not job.future.done():
             job.cancelled = True
-            job.cursor.interrupt()
+            threading.Thread(target=_interrupt_until_done, args=(job,), daemon=True).start()
 
     def forget(self, key: str) -> None:
         with self._lock:
             job = self._jobs.pop(key, None)
         if job is not None:
             job.cancelled = True
-            job.cursor.interrupt()
             job.future.cancel()
+            if not job.future.done():
+                threading.Thread(target=_interrupt_until_done, args=(job,), daemon=True).start()
             if job.future.done():
                 job.cursor.close()
             else:
@@ -172,3 +179,12 @@ class LocalWarehouse:
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
+
+
+def _interrupt_until_done(job: _Job, seconds: float = 60.0) -> None:
+    # DuckDB's interrupt reaches only a statement already executing; one sent while the job's
+    # thread is between statements would be lost, so keep sending until the job ends.
+    deadline = time.monotonic() + seconds
+    while not job.future.done() and time.monotonic() < deadline:
+        job.cursor.interrupt()
+        time.sleep(0.05)
