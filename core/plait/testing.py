@@ -41,17 +41,20 @@ class LifecycleCase:
     attaches_after_restart: bool = True
     timeout: float = 60.0
     inline: bool = False
+    secrets: dict[str, str] = field(default_factory=dict)
+    """The resolved secrets each attempt gets (a service's password, say)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def make_context(tmp: Path, attempt_id: str, inputs: dict[str, Any], *, inline: bool = False) -> AttemptContext:
+def make_context(tmp: Path, attempt_id: str, inputs: dict[str, Any], *, inline: bool = False,
+                 secrets: dict[str, str] | None = None) -> AttemptContext:
     """An attempt context backed by a blob store and working folder under ``tmp``."""
     blobs = BlobStore(str(tmp / "blobs"))
     safe = attempt_id.replace("/", "_")
     return AttemptContext(
         execution_id="lifecycle", node_id="n", attempt_id=attempt_id, attempt=1, inputs=inputs,
         blobs=blobs, workdir=tmp / "runs" / safe, checkpoint_uri=blobs.uri("checkpoints", safe),
-        inline=inline,
+        inline=inline, secrets=dict(secrets or {}),
     )
 
 
@@ -99,6 +102,10 @@ def poll_until_done(task_type: TaskType, ctx: AttemptContext, handle: Handle, ti
         time.sleep(0.05)
 
 
+def _context(case: LifecycleCase, tmp: Path, attempt_id: str, inputs: dict[str, Any]) -> AttemptContext:
+    return make_context(tmp, attempt_id, inputs, inline=case.inline, secrets=case.secrets)
+
+
 def wait_for_start(case: LifecycleCase, count: int = 1, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while case.starts() < count:
@@ -125,7 +132,7 @@ class TaskTypeLifecycleTests:
     def test_submit_then_poll_to_success(self, tmp_path: Path) -> None:
         case = self.case(tmp_path)
         tt = self._new(case)
-        ctx = make_context(tmp_path, "lifecycle/quick/1", case.quick_inputs, inline=case.inline)
+        ctx = _context(case, tmp_path, "lifecycle/quick/1", case.quick_inputs)
         handle = tt.submit(ctx, case.quick)
         status = poll_until_done(tt, ctx, handle, case.timeout)
         assert status.phase == Phase.SUCCEEDED, status.message
@@ -135,7 +142,7 @@ class TaskTypeLifecycleTests:
     def test_abort_twice_and_cleanup_twice_after_success(self, tmp_path: Path) -> None:
         case = self.case(tmp_path)
         tt = self._new(case)
-        ctx = make_context(tmp_path, "lifecycle/quick/2", case.quick_inputs, inline=case.inline)
+        ctx = _context(case, tmp_path, "lifecycle/quick/2", case.quick_inputs)
         handle = tt.submit(ctx, case.quick)
         poll_until_done(tt, ctx, handle, case.timeout)
         tt.abort(ctx, handle)
@@ -146,7 +153,7 @@ class TaskTypeLifecycleTests:
     def test_abort_stops_running_work(self, tmp_path: Path) -> None:
         case = self.case(tmp_path)
         tt = self._new(case)
-        ctx = make_context(tmp_path, "lifecycle/slow/1", case.slow_inputs, inline=case.inline)
+        ctx = _context(case, tmp_path, "lifecycle/slow/1", case.slow_inputs)
         handle = tt.submit(ctx, case.slow)
         wait_for_start(case)
         started = time.monotonic()
@@ -161,10 +168,10 @@ class TaskTypeLifecycleTests:
     def test_submit_again_attaches_instead_of_starting_twice(self, tmp_path: Path) -> None:
         case = self.case(tmp_path)
         tt = self._new(case)
-        ctx = make_context(tmp_path, "lifecycle/slow/2", case.slow_inputs, inline=case.inline)
+        ctx = _context(case, tmp_path, "lifecycle/slow/2", case.slow_inputs)
         first = tt.submit(ctx, case.slow)
         wait_for_start(case)
-        second = tt.submit(make_context(tmp_path, "lifecycle/slow/2", case.slow_inputs, inline=case.inline), case.slow)
+        second = tt.submit(_context(case, tmp_path, "lifecycle/slow/2", case.slow_inputs), case.slow)
         time.sleep(0.5)
         assert case.starts() == 1, "submitting the same attempt id twice started the work twice"
         assert tt.poll(ctx, second).phase == tt.poll(ctx, first).phase
@@ -175,12 +182,12 @@ class TaskTypeLifecycleTests:
     def test_submit_after_restart(self, tmp_path: Path) -> None:
         case = self.case(tmp_path)
         tt = self._new(case)
-        ctx = make_context(tmp_path, "lifecycle/slow/3", case.slow_inputs, inline=case.inline)
+        ctx = _context(case, tmp_path, "lifecycle/slow/3", case.slow_inputs)
         handle = tt.submit(ctx, case.slow)
         wait_for_start(case)
         restarted = self._new(case)
         if case.attaches_after_restart:
-            again = restarted.submit(make_context(tmp_path, "lifecycle/slow/3", case.slow_inputs), case.slow)
+            again = restarted.submit(_context(case, tmp_path, "lifecycle/slow/3", case.slow_inputs), case.slow)
             time.sleep(0.5)
             assert case.starts() == 1, "a restarted engine's submit started the work a second time"
             assert restarted.poll(ctx, again).phase == Phase.RUNNING

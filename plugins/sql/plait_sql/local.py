@@ -129,7 +129,7 @@ class LocalWarehouse:
             names = {n.name for n in statement.find_all(exp.Placeholder, exp.Parameter)}
             cursor.execute(text, {n: values[n] for n in names if n in values})
             if last and not destination and cursor.description is not None:
-                result = cursor.fetch_arrow_table()
+                result = cursor.to_arrow_table() if hasattr(cursor, "to_arrow_table") else cursor.fetch_arrow_table()
         return result
 
     def poll(self, key: str) -> tuple[str, Any]:
