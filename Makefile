@@ -4,9 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-core
 
-.PHONY: venv demo demo-mix test bench lint typecheck clean services
+.PHONY: venv demo demo-bigfoot test bench lint typecheck clean services
 
-PLUGINS := plugins/papermill plugins/pytorch plugins/spark
+PLUGINS := plugins/papermill plugins/pytorch plugins/spark plugins/sql plugins/bigquery plugins/snowflake \
+	plugins/sagemaker
 # torch is pinned to the CPU build that machines of this kind keep in /opt/wheels.
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 
@@ -19,12 +20,14 @@ $(STAMP): pyproject.toml constraints.txt $(addsuffix /pyproject.toml,$(PLUGINS))
 
 venv: $(STAMP)
 
+# Spark prepares data, a Snowflake query (on the local DuckDB warehouse) cleans it, PyTorch
+# trains on it with 2 processes, a notebook reports.
 demo: venv
-	$(BIN)/plait run examples/bigfoot.py:hunt --photos 2000 --batch-size 100
-
-# Spark prepares data, PyTorch trains on it with 2 processes, a notebook reports.
-demo-mix: venv
 	$(BIN)/plait run examples/mix.py:train_and_report --rows 20000 --epochs 5
+
+# A plain-Python map over 2,000 photos.
+demo-bigfoot: venv
+	$(BIN)/plait run examples/bigfoot.py:hunt --photos 2000 --batch-size 100
 
 # Real servers the tests start themselves: redis-server from Debian's packages.
 services:

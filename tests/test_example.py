@@ -23,13 +23,13 @@ def test_bigfoot_hunt_finds_the_planted_figures():
     assert planted > 0 and found == planted and false_alarms == 0
 
 
-def test_the_mixed_example_runs_spark_then_pytorch_then_a_notebook():
+def test_the_mixed_example_runs_spark_then_sql_then_pytorch_then_a_notebook():
     result = subprocess.run(
         [sys.executable, "-m", "plait.cli", "run", "examples/mix.py:train_and_report", "--rows", "4000",
          "--epochs", "4", "--json"],
         cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    for node in ("make_dataset", "fit", "score", "model_report"):
+    for node in ("make_dataset", "clean_readings", "fit", "score", "model_report"):
         assert f"{node}: succeeded" in result.stdout
     assert '"summary": "y = 3.0' in result.stdout or '"summary": "y = 2.9' in result.stdout, result.stdout
