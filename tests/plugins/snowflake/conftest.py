@@ -15,7 +15,7 @@ import pytest  # noqa: E402
 FAKESNOW_PLUS = Path(__file__).parent / "fakesnow_plus.py"
 _NEEDED = {
     "fakesnow": "fakesnow[server]",
-    "snowflake.connector": "snowflake-connector-python[pandas]",
+    "snowflake.connector": "snowflake-connector-python",
     "uvicorn": "fakesnow[server]",
     "starlette": "fakesnow[server]",
 }
