@@ -333,3 +333,75 @@ def test_cancelling_while_a_blocking_submit_runs_aborts_what_it_started(tmp_path
     finally:
         engine.registry.task_types["container"] = ContainerTask()
         engine.close()
+
+
+class FlakyPoll:
+    """A container task type whose poll raises its first ``failures`` times, counting aborts."""
+
+    def __new__(cls, failures: int):
+        from plait.builtin.container_task import ContainerTask
+
+        class Flaky(ContainerTask):
+            def __init__(self) -> None:
+                super().__init__()
+                self.failures, self.polls, self.aborts = failures, 0, 0
+
+            def poll(self, ctx, handle):
+                self.polls += 1
+                if self.polls <= self.failures:
+                    raise ConnectionError("the service dropped the connection")
+                return super().poll(ctx, handle)
+
+            def abort(self, ctx, handle):
+                self.aborts += 1
+                return super().abort(ctx, handle)
+
+        return Flaky()
+
+
+def _with_task_type(task_type, run):
+    from plait.builtin.container_task import ContainerTask
+
+    engine = Engine()
+    engine.registry.task_types["container"] = task_type
+    try:
+        return run(engine)
+    finally:
+        engine.registry.task_types["container"] = ContainerTask()
+        engine.close()
+
+
+def test_a_poll_that_fails_now_and_then_does_not_end_the_attempt(tmp_path):
+    flaky = FlakyPoll(failures=2)
+    execution = _with_task_type(flaky, lambda engine: plait.run(
+        flows.container_then_double, {"marker": str(tmp_path / "m"), "seconds": 0}, engine=engine))
+    assert execution.phase == Phase.SUCCEEDED, execution.error
+    assert execution.outputs == {"o0": 14}
+    assert len(execution.result.state.nodes["slow_echo"].attempts) == 1 and flaky.aborts == 0
+
+
+def test_a_poll_that_keeps_failing_aborts_the_work_before_the_attempt_ends(tmp_path, fast_retries):
+    flaky = FlakyPoll(failures=1000)
+    marker = tmp_path / "m"
+    execution = _with_task_type(flaky, lambda engine: plait.run(
+        flows.container_then_double, {"marker": str(marker), "seconds": 60}, engine=engine,
+        options=fast_retries()))
+    assert execution.phase == Phase.FAILED
+    assert "failed in poll 3 times in a row: ConnectionError" in str(execution.error)
+    attempts = execution.result.state.nodes["slow_echo"].attempts
+    assert flaky.aborts >= len(attempts) >= 1, "the work went on while the attempt was given up"
+    assert str(marker) not in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+
+
+def test_a_task_defined_inside_a_function_fails_saying_to_define_it_at_module_level():
+    @plait.task
+    def hidden(n: int) -> int:
+        return n
+
+    @plait.workflow
+    def wf(n: int) -> int:
+        return hidden(n=n)
+
+    execution = plait.run(wf, {"n": 1})
+    assert execution.phase == Phase.FAILED
+    assert "defined inside a function" in str(execution.error) and "module level" in str(execution.error)

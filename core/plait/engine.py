@@ -70,6 +70,10 @@ class RunOptions:
     """Within its tenant, an execution with a higher priority gets pool tokens first."""
 
 
+POLL_ERRORS_TOLERATED = 3
+"""Consecutive exceptions from a task type's poll before the engine gives the attempt up."""
+
+
 @dataclass
 class _Attempt:
     """Bookkeeping for one running attempt, so an abort can find it."""
@@ -372,13 +376,26 @@ class _Execution:
             self.emit(kind, _entity(ctx), "running", {**base, "handle": attempt.handle})
         interval = 0.01
         loop = asyncio.get_running_loop()
+        poll_errors = 0
         while True:
             attempt.wake.clear()
             try:
                 status: Status = await self.call(task_type, "poll", ctx, attempt.handle)
+                poll_errors = 0
             except Exception as exc:
-                status = Status.failed(f"task type {template.type!r} failed in poll: {type(exc).__name__}: {exc}",
-                                       error_kind=ErrorKind.SYSTEM)
+                poll_errors += 1
+                if poll_errors < POLL_ERRORS_TOLERATED and not isinstance(exc, PlaitError):
+                    # A service that blips (a dropped connection, throttling) is asked again after
+                    # the usual wait: ending the attempt would start a second job beside the first.
+                    status = Status(Phase.RUNNING)
+                else:
+                    # The work may still be running where the task type can no longer see it:
+                    # stop it before the attempt ends, so a retry does not run beside it.
+                    with contextlib.suppress(Exception):
+                        await self.call(task_type, "abort", ctx, attempt.handle)
+                    times = f" {poll_errors} times in a row" if poll_errors > 1 else ""
+                    status = Status.failed(f"task type {template.type!r} failed in poll{times}: "
+                                           f"{type(exc).__name__}: {exc}", error_kind=ErrorKind.SYSTEM)
             if status.phase.terminal:
                 if ctx.inline and time.monotonic() > deadline:
                     # Inline, the task ran inside submit and could not be interrupted: it is

@@ -33,6 +33,9 @@ def load_task(module: str, qualname: str, file: str | None) -> Any:
     key = (module, qualname, file)
     if key in _tasks:
         return _tasks[key]
+    if "<locals>" in qualname:
+        raise ImportError(f"{qualname} is defined inside a function, so a worker process cannot import it; "
+                          "define the task at module level (or run with --inline)")
     mod = None
     if module != "__main__":
         try:
