@@ -175,6 +175,9 @@ class _Execution:
         self.blobs = engine.blobs
         self.io = ValueIO(self.blobs)
         self.running: dict[str, _Attempt] = {}
+        self.pools: dict[int, tuple[TaskTemplate, list[tuple[str, int]]]] = {}
+        """Each template's pools, by its id (the template is kept, so the id stays its own):
+        asked once, not per map item."""
         self.workdir = str(Path(engine.settings.home) / "runs" / self.id)
         self.checkpoints = self.blobs.uri("checkpoints", self.id)
 
@@ -297,7 +300,13 @@ class _Execution:
                 status = Status.failed(missing, retryable=False)
                 self.emit(kind, entity, "failed", {**base, "message": missing, "error_kind": "user"})
                 return status
-        pools = self._pools(task_type, template)
+        try:
+            pools = await self._pools(task_type, template)
+        except Exception as exc:  # a task type that must look its pool up (an account id) and cannot
+            message = f"task type {template.type!r} could not name its pools: {exc}"
+            kind_of = ErrorKind.USER if isinstance(exc, PlaitError) else ErrorKind.SYSTEM
+            self.emit(kind, entity, "failed", {**base, "message": message, "error_kind": kind_of.value})
+            return Status.failed(message, retryable=kind_of == ErrorKind.SYSTEM, error_kind=kind_of)
         if not pools:
             return await self._run_holding(ctx, template, task_type, handle, kind, entity, base)
         tokens = self.engine.tokens
@@ -320,12 +329,16 @@ class _Execution:
             for pool, _ in pools:
                 tokens.release(pool, attempt_id)
 
-    def _pools(self, task_type: TaskType, template: TaskTemplate) -> list[tuple[str, int]]:
+    async def _pools(self, task_type: TaskType, template: TaskTemplate) -> list[tuple[str, int]]:
         """The pools one attempt of ``template`` holds, in a fixed order (no lock-order deadlock)."""
         if type(task_type).pools is TaskType.pools:
             return []
-        config = task_type.config_model.model_validate(template.config) if task_type.config_model else None
-        return sorted(task_type.pools(template, config).items())
+        known = self.pools.get(id(template))
+        if known is None:
+            config = task_type.config_model.model_validate(template.config) if task_type.config_model else None
+            pools = await self.call(task_type, "pools", template, config)
+            known = self.pools[id(template)] = (template, sorted(pools.items()))
+        return known[1]
 
     async def _run_holding(self, ctx: AttemptContext, template: TaskTemplate, task_type: TaskType,
                            handle: Handle | None, kind: str, entity: str, base: dict[str, Any]) -> Status:

@@ -172,7 +172,11 @@ class TaskType:
         """
 
     def pools(self, task: TaskTemplate, config: BaseModel | None) -> dict[str, int]:
-        """Return the rate-limited pools one attempt of ``task`` holds, with token counts."""
+        """Return the rate-limited pools one attempt of ``task`` holds, with token counts.
+
+        Asked once per task in an execution, off the event loop when ``blocking``, so it may
+        look something up (an account id); a PlaitError it raises fails the task with its message.
+        """
         return {}
 
     def submit(self, ctx: AttemptContext, task: TaskTemplate) -> Handle:
