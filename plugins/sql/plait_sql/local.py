@@ -10,6 +10,7 @@ flight when the engine stops is lost, and the task's next attempt runs it again.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -36,6 +37,37 @@ def warehouse_path() -> Path:
     return Path(configured) if configured else Settings.from_env().home / "warehouse.duckdb"
 
 
+@dataclass(frozen=True)
+class Statement:
+    """One statement translated for DuckDB: its text, the schemas it names, its parameters."""
+
+    sql: str
+    schemas: tuple[str, ...]
+    parameters: frozenset[str]
+
+
+@functools.lru_cache(maxsize=256)
+def _translate(sql: str, dialect: str) -> tuple[Statement, ...]:
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        parsed = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
+    except sqlglot.errors.ParseError as e:
+        raise LocalQueryError(f"the query is not valid {dialect} SQL: {e}") from None
+    if not parsed:
+        raise LocalQueryError("the query is empty")
+    statements = []
+    for statement in parsed:
+        tables = list(statement.find_all(exp.Table))
+        for table in tables:
+            table.set("catalog", None)
+        statements.append(Statement(
+            statement.sql(dialect="duckdb"), tuple(dict.fromkeys(t.db for t in tables if t.db)),
+            frozenset(n.name for n in statement.find_all(exp.Placeholder, exp.Parameter))))
+    return tuple(statements)
+
+
 class LocalQueryError(Exception):
     """A query the local warehouse could not translate or run; the message says why."""
 
@@ -55,6 +87,7 @@ class LocalWarehouse:
         self.path = path or warehouse_path()
         self._connection: Any = None
         self._jobs: dict[str, _Job] = {}
+        self._schemas: set[str] = set()
         self._lock = threading.Lock()
         self._threads = ThreadPoolExecutor(max_workers=max(2, default_workers()),
                                            thread_name_prefix="plait-warehouse")
@@ -72,21 +105,11 @@ class LocalWarehouse:
                                      "may hold it; set PLAIT_WAREHOUSE to another file") from None
             return self._connection
 
-    def translate(self, sql: str, dialect: str) -> list[Any]:
-        """Parse ``sql`` in ``dialect``; drop each table's catalog (the local file is the only one)."""
-        import sqlglot
-        from sqlglot import exp
-
-        try:
-            statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
-        except sqlglot.errors.ParseError as e:
-            raise LocalQueryError(f"the query is not valid {dialect} SQL: {e}") from None
-        for statement in statements:
-            for table in statement.find_all(exp.Table):
-                table.set("catalog", None)
-        if not statements:
-            raise LocalQueryError("the query is empty")
-        return statements
+    @staticmethod
+    def translate(sql: str, dialect: str) -> tuple[Statement, ...]:
+        """``sql`` in ``dialect`` as DuckDB statements, each table's catalog dropped (the local
+        file is the only one). Cached: a map runs one template many times."""
+        return _translate(sql, dialect)
 
     def submit(self, key: str, sql: str, dialect: str, parameters: list[Parameter],
                frames: dict[str, Callable[[], Any]], destination: str | None,
@@ -103,11 +126,16 @@ class LocalWarehouse:
         job.future = self._threads.submit(self._run, job, statements, parameters, frames, destination)
         job.future.add_done_callback(lambda _: notify())
 
-    @staticmethod
-    def _run(job: _Job, statements: list[Any], parameters: list[Parameter],
-             frames: dict[str, Callable[[], Any]], destination: str | None) -> Any:
-        from sqlglot import exp
+    def _schema(self, cursor: Any, name: str) -> None:
+        # Once per schema, and one at a time: concurrent CREATE SCHEMA from two cursors is a
+        # write-write conflict in DuckDB's catalog even with IF NOT EXISTS.
+        with self._lock:
+            if name not in self._schemas:
+                cursor.execute(f'CREATE SCHEMA IF NOT EXISTS "{name}"')
+                self._schemas.add(name)
 
+    def _run(self, job: _Job, statements: tuple[Statement, ...], parameters: list[Parameter],
+             frames: dict[str, Callable[[], Any]], destination: str | None) -> Any:
         cursor = job.cursor
         for name, load in frames.items():
             cursor.register(name, load())
@@ -116,18 +144,15 @@ class LocalWarehouse:
         for i, statement in enumerate(statements):
             if job.cancelled:
                 raise LocalQueryError("cancelled")
-            for table in statement.find_all(exp.Table):
-                if table.db:
-                    cursor.execute(f'CREATE SCHEMA IF NOT EXISTS "{table.db}"')
+            for schema in statement.schemas:
+                self._schema(cursor, schema)
             last = i == len(statements) - 1
-            text = statement.sql(dialect="duckdb")
+            text = statement.sql
             if last and destination:
-                schema = destination.rsplit(".", 1)[0] if "." in destination else None
-                if schema:
-                    cursor.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+                if "." in destination:
+                    self._schema(cursor, destination.rsplit(".", 1)[0])
                 text = f"CREATE OR REPLACE TABLE {destination} AS {text}"
-            names = {n.name for n in statement.find_all(exp.Placeholder, exp.Parameter)}
-            cursor.execute(text, {n: values[n] for n in names if n in values})
+            cursor.execute(text, {n: values[n] for n in statement.parameters if n in values})
             if last and not destination and cursor.description is not None:
                 result = cursor.to_arrow_table() if hasattr(cursor, "to_arrow_table") else cursor.fetch_arrow_table()
         return result
