@@ -14,6 +14,7 @@ from typing import Any
 from plait import PlaitError, Status, TaskType, hookimpl
 from plait.spec import TaskTemplate
 from plait.tasktype import AttemptContext, ErrorKind, Handle, Phase
+from plait_sql.results import column_type
 from plait_sql.task import QueryTask, result_table_name
 from plait_sql.template import Parameter, render
 
@@ -23,6 +24,8 @@ from plait_bigquery.config import BigQuery
 RETRYABLE = {"backendError", "internalError", "rateLimitExceeded", "quotaExceeded", "jobBackendError",
              "jobInternalError", "tableUnavailable"}
 SCRATCH_DATASET = "plait_scratch"
+_COLUMNS = {"bool": "BOOL", "int": "INT64", "float": "FLOAT64", "decimal": "NUMERIC", "date": "DATE",
+            "timestamp_tz": "TIMESTAMP", "timestamp": "DATETIME", "binary": "BYTES", "string": "STRING"}
 _TYPES = {"int": "INT64", "float": "FLOAT64", "str": "STRING", "bool": "BOOL", "date": "DATE",
           "datetime": "DATETIME"}
 
@@ -151,7 +154,7 @@ class BigQueryTask(QueryTask):
         from google.cloud import bigquery
 
         data = ctx.blobs.read_bytes(uri)
-        schema = [bigquery.SchemaField(f.name, _column_type(f.type)) for f in pq.read_schema(io.BytesIO(data))
+        schema = [bigquery.SchemaField(f.name, column_type(f.type, _COLUMNS)) for f in pq.read_schema(io.BytesIO(data))
                   if f.name != "__index_level_0__"]
         client.create_dataset(table.rsplit(".", 1)[0], exists_ok=True)
         job = client.load_table_from_file(
@@ -212,27 +215,6 @@ def job_id_for(ctx: AttemptContext) -> str:
 
 def _label(value: str) -> str:
     return re.sub(r"[^a-z0-9_-]", "-", value.lower())[:63]
-
-
-def _column_type(arrow: Any) -> str:
-    """The BigQuery column type of a Parquet (Arrow) column."""
-    import pyarrow as pa
-
-    if pa.types.is_boolean(arrow):
-        return "BOOL"
-    if pa.types.is_integer(arrow):
-        return "INT64"
-    if pa.types.is_floating(arrow):
-        return "FLOAT64"
-    if pa.types.is_decimal(arrow):
-        return "NUMERIC"
-    if pa.types.is_date(arrow):
-        return "DATE"
-    if pa.types.is_timestamp(arrow):
-        return "TIMESTAMP" if arrow.tz else "DATETIME"
-    if pa.types.is_binary(arrow) or pa.types.is_large_binary(arrow):
-        return "BYTES"
-    return "STRING"
 
 
 def _parameter(p: Parameter) -> Any:

@@ -15,6 +15,7 @@ from typing import Any
 from plait import PlaitError, Status, TaskType, hookimpl
 from plait.spec import TaskTemplate
 from plait.tasktype import AttemptContext, ErrorKind, Handle, Phase
+from plait_sql.results import column_type
 from plait_sql.task import QueryTask, result_table_name
 from plait_sql.template import render
 
@@ -24,6 +25,8 @@ CANCELLED = 604  # "SQL execution canceled"
 NOT_RUNNING = 605
 # Snowflake error numbers another attempt may get past: internal errors and lost sessions.
 RETRYABLE = {603, 390111, 390114, 390144}
+_COLUMNS = {"bool": "BOOLEAN", "int": "INTEGER", "float": "FLOAT", "decimal": "NUMBER(38, 9)", "date": "DATE",
+            "timestamp_tz": "TIMESTAMP_TZ", "timestamp": "TIMESTAMP_NTZ", "binary": "BINARY", "string": "VARCHAR"}
 _CONNECTION = ("connection", "account", "user", "password_secret", "database", "db_schema", "warehouse", "role",
                "host", "port", "protocol")
 
@@ -133,7 +136,7 @@ class SnowflakeTask(QueryTask):
 
         data = pq.read_table(io.BytesIO(parquet))
         data = data.drop_columns([c for c in data.column_names if c == "__index_level_0__"])
-        columns = ", ".join(f'"{f.name.upper()}" {_column_type(f.type)}' for f in data.schema)
+        columns = ", ".join(f'"{f.name.upper()}" {column_type(f.type, _COLUMNS)}' for f in data.schema)
         cursor = connection.cursor()
         cursor.execute(f"CREATE OR REPLACE TABLE {table} ({columns})")
         marks = ", ".join("?" for _ in data.column_names)
@@ -209,25 +212,6 @@ def _status_of(failure: dict[str, Any]) -> Status:
     if errno in RETRYABLE:
         return Status.failed(message, error_kind=ErrorKind.SYSTEM)
     return Status.failed(message, retryable=False)
-
-
-def _column_type(arrow: Any) -> str:
-    """The Snowflake column type of a Parquet (Arrow) column."""
-    import pyarrow as pa
-
-    if pa.types.is_boolean(arrow):
-        return "BOOLEAN"
-    if pa.types.is_integer(arrow):
-        return "INTEGER"
-    if pa.types.is_floating(arrow):
-        return "FLOAT"
-    if pa.types.is_date(arrow):
-        return "DATE"
-    if pa.types.is_timestamp(arrow):
-        return "TIMESTAMP_TZ" if arrow.tz else "TIMESTAMP_NTZ"
-    if pa.types.is_binary(arrow) or pa.types.is_large_binary(arrow):
-        return "BINARY"
-    return "VARCHAR"
 
 
 def _toml_account(name: str | None) -> str | None:

@@ -80,3 +80,20 @@ def _literal(value: Any, kind: str) -> Any:
     if kind in ("date", "datetime"):
         return value.isoformat() if isinstance(value, dt.date) else str(value)
     return str(value)
+
+
+def column_type(arrow: Any, names: dict[str, str]) -> str:
+    """A warehouse's column type for a Parquet (Arrow) column: ``names`` maps the kinds ``bool``,
+    ``int``, ``float``, ``date``, ``timestamp``, ``timestamp_tz``, ``binary`` and ``string`` (the
+    fallback) to the warehouse's type names. Used to create the table a frame input is loaded into."""
+    import pyarrow as pa
+
+    checks = (("bool", pa.types.is_boolean), ("int", pa.types.is_integer), ("float", pa.types.is_floating),
+              ("decimal", pa.types.is_decimal), ("date", pa.types.is_date),
+              ("timestamp_tz", lambda t: pa.types.is_timestamp(t) and t.tz is not None),
+              ("timestamp", pa.types.is_timestamp),
+              ("binary", lambda t: pa.types.is_binary(t) or pa.types.is_large_binary(t)))
+    for kind, matches in checks:
+        if matches(arrow) and kind in names:
+            return names[kind]
+    return names["string"]
