@@ -297,16 +297,13 @@ class _Execution:
         if template.secrets:
             missing = self._resolve_secrets(template, ctx)
             if missing:
-                status = Status.failed(missing, retryable=False)
-                self.emit(kind, entity, "failed", {**base, "message": missing, "error_kind": "user"})
-                return status
+                return await self._give_up(ctx, task_type, handle, kind, entity, base, missing, ErrorKind.USER)
         try:
             pools = await self._pools(task_type, template)
         except Exception as exc:  # a task type that must look its pool up (an account id) and cannot
             message = f"task type {template.type!r} could not name its pools: {exc}"
             kind_of = ErrorKind.USER if isinstance(exc, PlaitError) else ErrorKind.SYSTEM
-            self.emit(kind, entity, "failed", {**base, "message": message, "error_kind": kind_of.value})
-            return Status.failed(message, retryable=kind_of == ErrorKind.SYSTEM, error_kind=kind_of)
+            return await self._give_up(ctx, task_type, handle, kind, entity, base, message, kind_of)
         if not pools:
             return await self._run_holding(ctx, template, task_type, handle, kind, entity, base)
         tokens = self.engine.tokens
@@ -316,8 +313,7 @@ class _Execution:
             for pool, count in pools:
                 tokens.check(pool, tenant, count)
         except PlaitError as exc:
-            self.emit(kind, entity, "failed", {**base, "message": str(exc), "error_kind": "user"})
-            return Status.failed(str(exc), retryable=False)
+            return await self._give_up(ctx, task_type, handle, kind, entity, base, str(exc), ErrorKind.USER)
         try:
             for pool, count in pools:
                 def waiting(position: int, queued: int, pool: str = pool) -> None:
@@ -328,6 +324,15 @@ class _Execution:
         finally:
             for pool, _ in pools:
                 tokens.release(pool, attempt_id)
+
+    async def _give_up(self, ctx: AttemptContext, task_type: TaskType, handle: Handle | None, kind: str,
+                       entity: str, base: dict[str, Any], message: str, error_kind: ErrorKind) -> Status:
+        """End an attempt that cannot start; work a previous engine started for it is stopped first."""
+        if handle is not None:
+            await self._stop(_Attempt(task_type, ctx, handle), kind, base, Phase.FAILED, message)
+        else:
+            self.emit(kind, entity, "failed", {**base, "message": message, "error_kind": error_kind.value})
+        return Status.failed(message, retryable=error_kind == ErrorKind.SYSTEM, error_kind=error_kind)
 
     async def _pools(self, task_type: TaskType, template: TaskTemplate) -> list[tuple[str, int]]:
         """The pools one attempt of ``template`` holds, in a fixed order (no lock-order deadlock)."""
@@ -398,9 +403,11 @@ class _Execution:
             except Exception as exc:
                 poll_errors += 1
                 if poll_errors < POLL_ERRORS_TOLERATED and not isinstance(exc, PlaitError):
-                    # A service that blips (a dropped connection, throttling) is asked again after
-                    # the usual wait: ending the attempt would start a second job beside the first.
+                    # A service that blips (a dropped connection, throttling) is asked again, after a
+                    # backoff like a retry's: ending the attempt would start a second job beside the first.
                     status = Status(Phase.RUNNING)
+                    interval = max(interval, min(self.options.backoff_base * 2 ** (poll_errors - 1),
+                                                 self.options.backoff_max))
                 else:
                     # The work may still be running where the task type can no longer see it:
                     # stop it before the attempt ends, so a retry does not run beside it.
@@ -423,7 +430,7 @@ class _Execution:
             # timer handle is much cheaper than wait_for, which this loop runs per map item.
             timer = loop.call_later(min(interval, remaining), attempt.wake.set)
             await attempt.wake.wait()
-            if not timer.cancelled() and timer.when() <= loop.time():
+            if not timer.cancelled() and timer.when() <= loop.time() and not poll_errors:
                 interval = min(interval * 2, self.options.max_poll_interval)
             timer.cancel()
 

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 from plait_sql.task import QueryConfig
+from pydantic import field_validator
+
+_PROJECT = re.compile(r"^[a-z0-9.:-]+$")
+_DATASET = re.compile(r"^[A-Za-z0-9_]+$")
 
 
 class BigQuery(QueryConfig):
@@ -24,3 +30,17 @@ class BigQuery(QueryConfig):
     credentials_secret: str | None = None
     labels: dict[str, str] = {}
     maximum_bytes_billed: int | None = None
+
+    @field_validator("project")
+    @classmethod
+    def _project(cls, project: str | None) -> str | None:
+        if project is not None and not _PROJECT.match(project):
+            raise ValueError(f"{project!r} is not a Google Cloud project id")
+        return project
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset(cls, dataset: str | None) -> str | None:
+        if dataset is not None and not _DATASET.match(dataset):
+            raise ValueError(f"{dataset!r} is not a BigQuery dataset name (letters, digits and _)")
+        return dataset

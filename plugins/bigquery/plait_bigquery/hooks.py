@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from plait import PlaitError, Status, TaskType, hookimpl
+from plait import CompileError, PlaitError, Status, TaskType, hookimpl
 from plait.spec import TaskTemplate
 from plait.tasktype import AttemptContext, ErrorKind, Handle, Phase
 from plait_sql.results import column_type
@@ -121,16 +121,19 @@ class BigQueryTask(QueryTask):
                           "loaded": [f"{scratch}_{n}" for n in rendered.frames]}
         if "table" in kinds.values():
             destination = config.destination or f"{dataset}.{result_table_name(ctx, task.name)}"
-            handle["destination"] = f"{client.project}.{destination}" if destination.count(".") == 1 else destination
+            parts = destination.split(".")
+            handle["destination"] = ".".join([client.project, dataset][: 3 - len(parts)] + parts)
         try:
-            client.get_job(job_id, location=config.location)
+            job = client.get_job(job_id, location=config.location)
+            handle["client"]["location"] = job.location or config.location
             return handle  # submitted before the engine restarted: attach to that job
         except NotFound:
             pass
         for name, table in zip(rendered.frames, handle["loaded"], strict=True):
             self._load(client, ctx, table, ctx.inputs[name]["uri"], config)
         job_config = bigquery.QueryJobConfig(
-            query_parameters=[_parameter(p) for p in rendered.parameters],
+            # an input used twice is one named parameter
+            query_parameters=[_parameter(p) for p in {p.name: p for p in rendered.parameters}.values()],
             labels={**config.labels, "plait-execution": _label(ctx.execution_id), "plait-node": _label(ctx.node_id)},
             maximum_bytes_billed=config.maximum_bytes_billed)
         if config.dataset:
@@ -142,9 +145,12 @@ class BigQueryTask(QueryTask):
             client.create_dataset(handle["destination"].rsplit(".", 1)[0], exists_ok=True)
             sql = f"CREATE OR REPLACE TABLE `{handle['destination']}` AS\n{sql}"
         try:
-            client.query(sql, job_config=job_config, job_id=job_id, location=config.location, job_retry=None)
+            job = client.query(sql, job_config=job_config, job_id=job_id, location=config.location, job_retry=None)
         except Conflict:
-            pass  # another submit of this attempt got there first: it is the same job
+            return handle  # another submit of this attempt got there first: it is the same job
+        # Without a location BigQuery picks the job's region from its tables; a regional job is
+        # found again only with it.
+        handle["client"]["location"] = job.location or config.location
         return handle
 
     @staticmethod
@@ -203,6 +209,18 @@ class BigQueryTask(QueryTask):
         client = self._client_for(ctx, handle)
         for table in handle.get("loaded", []):
             client.delete_table(table, not_found_ok=True)
+
+    def check_remote(self, task: TaskTemplate, config: Any) -> None:
+        if config.credentials_secret and config.credentials_secret not in task.secrets:
+            raise CompileError(f"bigquery task {task.name!r}: credentials_secret {config.credentials_secret!r} is "
+                               f"not among the task's secrets; add secrets=[{config.credentials_secret!r}]")
+
+    def close(self) -> None:
+        super().close()
+        with self._lock:
+            for client in self._clients.values():
+                client.close()
+            self._clients.clear()
 
     def _client_for(self, ctx: AttemptContext, handle: Handle) -> Any:
         return self.client(handle["client"], ctx.secrets)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from plait import PlaitError, Status, TaskType, hookimpl
+from plait import CompileError, PlaitError, Status, TaskType, hookimpl
 from plait.spec import TaskTemplate
 from plait.tasktype import AttemptContext, ErrorKind, Handle, Phase
 from plait_sql.results import column_type
@@ -42,15 +42,25 @@ class SnowflakeTask(QueryTask):
         super().__init__()
         self._connections: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._submit_lock = threading.Lock()
+
+    def check_remote(self, task: TaskTemplate, config: Any) -> None:
+        if config.password_secret and config.password_secret not in task.secrets:
+            raise CompileError(f"snowflake task {task.name!r}: password_secret {config.password_secret!r} is not "
+                               f"among the task's secrets; add secrets=[{config.password_secret!r}]")
 
     def pools_remote(self, task: TaskTemplate, config: Any) -> dict[str, int]:
         return {f"snowflake:{config.account or _toml_account(config.connection) or 'default'}": 1}
 
     # -- connections ---------------------------------------------------------------------------
 
-    def connect(self, settings: dict[str, Any], secrets: dict[str, str]) -> Any:
-        """A connection for ``settings`` (one per identity, reused; its session carries no tag)."""
-        identity = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+    def connect(self, settings: dict[str, Any], secrets: dict[str, str], purpose: str = "") -> Any:
+        """A connection for ``settings``, one per identity and purpose, reused.
+
+        Submissions have a session of their own (``purpose="submit"``): the query tag is a session
+        setting, and no other statement may run while it is set.
+        """
+        identity = hashlib.sha256(json.dumps([settings, purpose], sort_keys=True).encode()).hexdigest()
         with self._lock:
             connection = self._connections.get(identity)
             if connection is None or connection.is_closed():
@@ -80,6 +90,10 @@ class SnowflakeTask(QueryTask):
                                  "connection=, or give account= and user= with password_secret=")
         try:
             return snowflake.connector.connect(**arguments)
+        except (snowflake.connector.errors.OperationalError, snowflake.connector.errors.InterfaceError) as e:
+            # the network or the service: another attempt may get through (a system error, retried)
+            raise ConnectionError(f"Snowflake: cannot reach account "
+                                  f"{settings.get('account') or settings.get('connection')!r}: {_message(e)}") from None
         except snowflake.connector.errors.Error as e:
             # the connector's messages name the account and user, never the password
             raise PlaitError(f"Snowflake: cannot connect to account {settings.get('account') or settings.get('connection')!r}: "
@@ -101,7 +115,7 @@ class SnowflakeTask(QueryTask):
         if "table" in kinds.values():
             handle["destination"] = (config.destination or result_table_name(ctx, task.name)).upper()
             sql = f"CREATE OR REPLACE TABLE {handle['destination']} AS\n{sql}"
-        found = self._find(connection, tag)
+        found = self._find(connection, tag, settings.get("database"))
         if found:
             handle["query_id"] = found
             return handle  # submitted before the engine restarted: attach to that query
@@ -109,8 +123,9 @@ class SnowflakeTask(QueryTask):
             self._load(connection, table, ctx.blobs.read_bytes(ctx.inputs[name]["uri"]))
         import snowflake.connector
 
-        with self._lock:  # the tag is a session setting: one tagged statement at a time
-            cursor = connection.cursor()
+        submitter = self.connect(settings, ctx.secrets, purpose="submit")
+        with self._submit_lock:  # the tag is a session setting: one tagged statement at a time
+            cursor = submitter.cursor()
             try:
                 cursor.execute(f"ALTER SESSION SET QUERY_TAG = '{tag}'")  # tag: [a-z0-9-] only
                 cursor.execute_async(sql, [p.value for p in rendered.parameters])
@@ -122,10 +137,11 @@ class SnowflakeTask(QueryTask):
         return handle
 
     @staticmethod
-    def _find(connection: Any, tag: str) -> str | None:
+    def _find(connection: Any, tag: str, database: str | None) -> str | None:
         """The id of a query this attempt already started, from the account's query history."""
+        schema = "INFORMATION_SCHEMA" if database else "SNOWFLAKE.INFORMATION_SCHEMA"  # needs a database
         rows = connection.cursor().execute(
-            "SELECT query_id FROM TABLE(INFORMATION_SCHEMA.QUERY_HISTORY(RESULT_LIMIT => 10000)) "
+            f"SELECT query_id FROM TABLE({schema}.QUERY_HISTORY(RESULT_LIMIT => 10000)) "
             "WHERE query_tag = ? AND query_text NOT LIKE 'ALTER SESSION%' ORDER BY start_time DESC", (tag,)).fetchall()
         return str(rows[0][0]) if rows else None
 
@@ -136,7 +152,12 @@ class SnowflakeTask(QueryTask):
 
         data = pq.read_table(io.BytesIO(parquet))
         data = data.drop_columns([c for c in data.column_names if c == "__index_level_0__"])
-        columns = ", ".join(f'"{f.name.upper()}" {column_type(f.type, _COLUMNS)}' for f in data.schema)
+        names = [f.name.upper() for f in data.schema]
+        if len(set(names)) < len(names):
+            raise PlaitError(f"Snowflake: the data frame's columns {data.column_names} collide once upper-cased, "
+                             "as Snowflake stores unquoted names; rename them")
+        columns = ", ".join('"{}" {}'.format(n.replace('"', '""'), column_type(f.type, _COLUMNS))
+                            for n, f in zip(names, data.schema, strict=True))
         cursor = connection.cursor()
         cursor.execute(f"CREATE OR REPLACE TABLE {table} ({columns})")
         marks = ", ".join("?" for _ in data.column_names)

@@ -116,14 +116,12 @@ class LocalWarehouse:
                notify: Callable[[], None]) -> None:
         """Start the query as job ``key``; a second submit of the same key attaches to it."""
         statements = self.translate(sql, dialect)
-        with self._lock:
+        connection = self.connection()
+        with self._lock:  # check and record at once: two submits of one key start one query
             if key in self._jobs:
                 return
-        cursor = self.connection().cursor()
-        job = _Job(Future(), cursor)
-        with self._lock:
-            self._jobs[key] = job
-        job.future = self._threads.submit(self._run, job, statements, parameters, frames, destination)
+            job = self._jobs[key] = _Job(Future(), connection.cursor())
+            job.future = self._threads.submit(self._run, job, statements, parameters, frames, destination)
         job.future.add_done_callback(lambda _: notify())
 
     def _schema(self, cursor: Any, name: str) -> None:
@@ -200,6 +198,7 @@ class LocalWarehouse:
     def close(self) -> None:
         for key in list(self._jobs):
             self.forget(key)
+        self._threads.shutdown(wait=True, cancel_futures=True)  # the interrupted queries end first
         with self._lock:
             if self._connection is not None:
                 self._connection.close()

@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+import threading
 from typing import Any, ClassVar
 
-from plait import CompileError, Phase, Status, TaskConfig, TaskType
+from plait import CompileError, Phase, PlaitError, Status, TaskConfig, TaskType
 from plait.spec import TaskTemplate
 from plait.tasktype import AttemptContext, ErrorKind, Handle
 from pydantic import BaseModel, field_validator
@@ -56,6 +57,7 @@ class QueryTask(TaskType):
 
     def __init__(self) -> None:
         self._warehouse: LocalWarehouse | None = None
+        self._warehouse_lock = threading.Lock()
 
     # -- what a subclass implements ----------------------------------------------------------
 
@@ -107,9 +109,10 @@ class QueryTask(TaskType):
         return self.pools_remote(task, config)
 
     def warehouse(self) -> LocalWarehouse:
-        if self._warehouse is None:
-            self._warehouse = LocalWarehouse()
-        return self._warehouse
+        with self._warehouse_lock:
+            if self._warehouse is None:
+                self._warehouse = LocalWarehouse()
+            return self._warehouse
 
     def submit(self, ctx: AttemptContext, task: TaskTemplate) -> Handle:
         config = self.config(task)
@@ -124,8 +127,11 @@ class QueryTask(TaskType):
             destination = ".".join((config.destination or f"plait.{result_table_name(ctx, task.name)}")
                                    .split(".")[-2:])
         frames = {rendered.frames[n]: _frame_loader(ctx, ctx.inputs[n]["uri"]) for n in rendered.frames}
-        self.warehouse().submit(ctx.attempt_id, rendered.sql, self.dialect, rendered.parameters, frames,
-                                destination, ctx.notify)
+        try:
+            self.warehouse().submit(ctx.attempt_id, rendered.sql, self.dialect, rendered.parameters, frames,
+                                    destination, ctx.notify)
+        except LocalQueryError as e:  # SQL the translator cannot read: running it again will not help
+            raise PlaitError(f"{self.name} task {task.name!r} in local mode: {e}") from None
         return {"mode": LOCAL, "job": ctx.attempt_id, "outputs": kinds, "destination": destination}
 
     def poll(self, ctx: AttemptContext, handle: Handle) -> Status:

@@ -280,3 +280,32 @@ def test_a_tenant_flooding_the_project_pool_does_not_starve_another(monkeypatch,
                        if e.kind == "item" and e.phase == "succeeded")
     quiet_end = max(e.ts for e in Engine().store.events(quiet.execution_id) if e.phase == "succeeded")
     assert quiet_end < loud_ends[len(loud_ends) // 2], "the quiet tenant waited behind the flood"
+
+
+def test_an_input_used_twice_is_sent_as_one_named_parameter(slow_bq, bq_emulator, tmp_path):
+    type_engine()
+    slow_bq.set_running_polls(0)
+    task = bigquery_task("twice", "SELECT {{inputs.a}} + {{inputs.a}} AS total", inputs={"a": int},
+                         outputs={"total": int}, api_endpoint=slow_bq.endpoint, project=bq_emulator.project)
+    tt = BigQueryTask()
+    ctx = make_context(tmp_path, "twice/1", {"a": 4})
+    status = poll_until_done(tt, ctx, tt.submit(ctx, task.template), 30)
+    assert status.outputs == {"total": 8}, status.message
+    (insert,) = slow_bq.calls_of("jobs.insert")
+    sent = insert.body["configuration"]["query"]["queryParameters"]
+    assert [p["name"] for p in sent] == ["a"]
+
+
+def test_a_credentials_secret_the_task_does_not_declare_is_a_compile_error():
+    from plait import external_task
+    from plait_bigquery import BigQuery
+
+    task = external_task("q", BigQuery(query="SELECT 1 AS x", project="p", credentials_secret="bq_key"),
+                         outputs={"x": int})
+
+    @plait.workflow
+    def wf() -> int:
+        return task()
+
+    with pytest.raises(plait.CompileError, match=r"credentials_secret 'bq_key' is not among the task's secrets"):
+        _ = wf.spec
