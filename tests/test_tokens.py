@@ -350,3 +350,32 @@ def test_within_a_tenant_a_higher_priority_execution_gets_tokens_first(pooled, t
     # the high-priority items jump the queue: they start before the low-priority backlog
     assert starts_high[-1] < starts_low[-1]
     assert sum(s < starts_high[-1] for s in starts_low) <= 4
+
+
+class SlowToNamePools(PooledPython):
+    """Looks its pool up (as SageMaker asks STS for the account): slowly, failing the first time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked = 0
+
+    def pools(self, task, config):
+        self.asked += 1
+        time.sleep(0.2)
+        if self.asked == 1:
+            raise ConnectionError("the account service did not answer")
+        return {"svc:test": 1}
+
+
+def test_a_map_asks_for_its_pools_once_and_again_only_after_a_failure(pooled, tmp_path, fast_retries):
+    slow = SlowToNamePools()
+    pooled.registry.task_types["pooled"] = slow
+    try:
+        execution = plait.run(flood, {"n": 6, "log": str(tmp_path / "log"), "seconds": 0.0}, engine=pooled,
+                              options=fast_retries())
+    finally:
+        slow.close()
+    assert execution.phase.value == "succeeded", execution.error
+    assert slow.asked == 2, "items starting together should share one lookup, and a failed one is asked again"
+    failed = [e for e in pooled.store.events(execution.execution_id) if e.phase == "failed"]
+    assert failed and "could not name its pools: the account service did not answer" in failed[0].data["message"]

@@ -175,7 +175,7 @@ class _Execution:
         self.blobs = engine.blobs
         self.io = ValueIO(self.blobs)
         self.running: dict[str, _Attempt] = {}
-        self.pools: dict[int, tuple[TaskTemplate, list[tuple[str, int]]]] = {}
+        self.pools: dict[int, tuple[TaskTemplate, asyncio.Future[dict[str, int]]]] = {}
         """Each template's pools, by its id (the template is kept, so the id stays its own):
         asked once, not per map item."""
         self.workdir = str(Path(engine.settings.home) / "runs" / self.id)
@@ -338,12 +338,18 @@ class _Execution:
         """The pools one attempt of ``template`` holds, in a fixed order (no lock-order deadlock)."""
         if type(task_type).pools is TaskType.pools:
             return []
-        known = self.pools.get(id(template))
-        if known is None:
+        entry = self.pools.get(id(template))
+        if entry is None:  # the first item asks; the others starting beside it wait for that answer
             config = task_type.config_model.model_validate(template.config) if task_type.config_model else None
-            pools = await self.call(task_type, "pools", template, config)
-            known = self.pools[id(template)] = (template, sorted(pools.items()))
-        return known[1]
+            entry = self.pools[id(template)] = (template, asyncio.ensure_future(
+                self.call(task_type, "pools", template, config)))
+        try:
+            pools: dict[str, int] = await asyncio.shield(entry[1])
+        except Exception:
+            if self.pools.get(id(template)) is entry:  # a later attempt asks again
+                del self.pools[id(template)]
+            raise
+        return sorted(pools.items())
 
     async def _run_holding(self, ctx: AttemptContext, template: TaskTemplate, task_type: TaskType,
                            handle: Handle | None, kind: str, entity: str, base: dict[str, Any]) -> Status:
