@@ -49,7 +49,7 @@ class BigQueryTask(QueryTask):
         return {f"bigquery:{project}": 1}
 
     def client(self, settings: dict[str, Any], secrets: dict[str, str]) -> Any:
-        """A client for ``settings`` (project, location, endpoint, secret name), one per identity."""
+        """A client for ``settings`` (project, endpoint, secret name), one per identity."""
         secret = settings.get("credentials_secret")
         key_json = secrets.get(secret) if secret else None
         if secret and key_json is None:
@@ -99,8 +99,8 @@ class BigQueryTask(QueryTask):
         if not project:
             raise PlaitError("BigQuery: no project; pass project= or set GOOGLE_CLOUD_PROJECT")
         options = ClientOptions(api_endpoint=config.api_endpoint) if config.api_endpoint else None
-        return bigquery.Client(project=project, credentials=credentials, location=config.location,
-                               client_options=options)
+        # no default location: each call names the job's own
+        return bigquery.Client(project=project, credentials=credentials, client_options=options)
 
     # -- the hooks ---------------------------------------------------------------------------
 
@@ -109,15 +109,14 @@ class BigQueryTask(QueryTask):
         from google.api_core.exceptions import Conflict, NotFound
         from google.cloud import bigquery
 
-        settings = config.model_dump(include={"project", "location", "api_endpoint", "credentials_secret"})
+        settings = config.model_dump(include={"project", "api_endpoint", "credentials_secret"})
         client = self.client(settings, ctx.secrets)
-        settings["project"] = client.project
         job_id = job_id_for(ctx)
         dataset = config.dataset or SCRATCH_DATASET
         scratch = f"{client.project}.{dataset}._plait_{hashlib.sha256(job_id.encode()).hexdigest()[:16]}"
         rendered = render(task, config.query, ctx.inputs, placeholder=lambda p, i: f"@{p.name}",
                           frame_table=lambda n: f"`{scratch}_{n}`", table_name=lambda t: f"`{t.name}`")
-        handle: Handle = {"job_id": job_id, "client": settings, "outputs": kinds,
+        handle: Handle = {"job_id": job_id, "client": settings, "location": config.location, "outputs": kinds,
                           "loaded": [f"{scratch}_{n}" for n in rendered.frames]}
         if "table" in kinds.values():
             destination = config.destination or f"{dataset}.{result_table_name(ctx, task.name)}"
@@ -125,7 +124,7 @@ class BigQueryTask(QueryTask):
             handle["destination"] = ".".join([client.project, dataset][: 3 - len(parts)] + parts)
         try:
             job = client.get_job(job_id, location=config.location)
-            handle["client"]["location"] = job.location or config.location
+            handle["location"] = job.location or config.location
             return handle  # submitted before the engine restarted: attach to that job
         except NotFound:
             pass
@@ -150,7 +149,7 @@ class BigQueryTask(QueryTask):
             return handle  # another submit of this attempt got there first: it is the same job
         # Without a location BigQuery picks the job's region from its tables; a regional job is
         # found again only with it.
-        handle["client"]["location"] = job.location or config.location
+        handle["location"] = job.location or config.location
         return handle
 
     @staticmethod
@@ -174,7 +173,7 @@ class BigQueryTask(QueryTask):
 
         client = self._client_for(ctx, handle)
         try:
-            job = client.get_job(handle["job_id"], location=handle["client"]["location"])
+            job = client.get_job(handle["job_id"], location=handle["location"])
         except NotFound:
             return Status.failed(f"BigQuery job {handle['job_id']} no longer exists", error_kind=ErrorKind.SYSTEM)
         if job.state == "PENDING":
@@ -201,7 +200,7 @@ class BigQueryTask(QueryTask):
         from google.api_core.exceptions import NotFound
 
         try:
-            self._client_for(ctx, handle).cancel_job(handle["job_id"], location=handle["client"]["location"])
+            self._client_for(ctx, handle).cancel_job(handle["job_id"], location=handle["location"])
         except NotFound:
             pass
 

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +77,6 @@ class _Job:
     future: Future[Any]
     cursor: Any
     cancelled: bool = False
-    frames: dict[str, Any] = field(default_factory=dict)
 
 
 class LocalWarehouse:

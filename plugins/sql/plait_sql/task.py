@@ -97,7 +97,7 @@ class QueryTask(TaskType):
                            placeholder=lambda p, i: f":{p.name}", frame_table=lambda n: f"plait_input_{n}",
                            table_name=lambda t: "t")
             try:
-                self.warehouse().translate(dummy.sql, self.dialect)
+                LocalWarehouse.translate(dummy.sql, self.dialect)  # no database needed to compile
             except LocalQueryError as e:
                 raise CompileError(f"{self.name} task {task.name!r}: {e}") from None
         else:
