@@ -1,16 +1,15 @@
-"""Resuming an execution from its event log: after a failure, and after the engine was killed."""
+"""Resuming an execution from its event log: after a failure, after the engine was killed, after Ctrl-C."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-import re
 import signal
 import subprocess
-import sys
-import time
+from collections import Counter
 from pathlib import Path
 
+import engine_process
 import flows
 import plait
 from plait.engine import Engine
@@ -43,62 +42,95 @@ def test_resuming_a_failed_execution_keeps_counting_attempts_and_finishes(tmp_pa
         engine.close()
 
 
-def _start(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "plait.cli", "run", *args], cwd=ROOT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+MAP = "map-slow_item"
 
 
-def _wait(predicate, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.05)
+def _start_map(tmp_path: Path, n: int) -> subprocess.Popen[str]:
+    return engine_process.cli("run", f"{FLOWS}:crashable", "--n", str(n), "--marker", str(tmp_path / "items"),
+                              "--first-marker", str(tmp_path / "first"), "--seconds", "0.4")
 
 
-def _latest_execution() -> str:
-    out = subprocess.run([sys.executable, "-m", "plait.cli", "executions", "list", "--limit", "1"], cwd=ROOT,
-                         capture_output=True, text=True, check=True).stdout
-    return re.search(r"\d{8}-\d{6}-[0-9a-f]{6}", out).group(0)
+def _wait_for_recorded_items(store: engine_process.Store, proc: subprocess.Popen[str], count: int) -> str:
+    """Wait until the running engine's store records ``count`` successful map items."""
+    xid = engine_process.wait_for(store.execution, "the engine did not create its execution", proc=proc)
+    engine_process.wait_for(lambda: len(engine_process.item_successes(store.events(xid), MAP)) >= count,
+                            f"the store did not record {count} successful map items", proc=proc)
+    return xid
 
 
-def _resume(xid: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "plait.cli", "executions", "resume", xid], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
-
-
-def test_an_engine_killed_mid_map_resumes_without_redoing_finished_work(tmp_path):
-    marker = tmp_path / "items"
-    proc = _start(f"{FLOWS}:crashable", "--n", "12", "--marker", str(marker), "--first-marker",
-                  str(tmp_path / "first"), "--seconds", "0.4")
-    _wait(lambda: len(lines(marker)) >= 6, "the map did not get going")
-    time.sleep(0.5)  # let the engine record what finished
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    before = set(lines(marker))
-    assert len(before) < 12, "the run finished before it was killed; the test proves nothing"
-    xid = _latest_execution()
-    resumed = _resume(xid)
-    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert '"o0": 66' in resumed.stdout
+def _assert_resumed_without_rerunning(tmp_path: Path, store: engine_process.Store, xid: str, n: int,
+                                      recorded: set[int]) -> None:
+    """Resume ``xid``; no item in ``recorded`` may start again, and every item must have run."""
+    assert 0 < len(recorded) < n, f"the map was not part-way when stopped ({sorted(recorded)}): the test proves nothing"
+    resumed = engine_process.resume(xid)
+    assert resumed.returncode == 0, resumed.stdout
+    assert f'"o0": {sum(range(n))}' in resumed.stdout
     assert len(lines(tmp_path / "first")) == 1, "a node that had succeeded ran again"
-    done = [int(x) for x in lines(marker)]
-    assert sorted(set(done)) == list(range(12))
-    assert len(done) - 12 <= 4, f"more items ran twice than were in flight at the crash: {done}"
+    starts = Counter(int(x) for x in lines(tmp_path / "items"))  # one line per start of an item
+    assert sorted(starts) == list(range(n)), "not every item ran"
+    again = sorted(i for i in recorded if starts[i] > 1)
+    assert not again, f"items whose success was recorded before the stop ran again: {again}"
+    events = store.events(xid)
+    attempts_after = sorted({e.data["index"] for e in events if e.kind == "item" and e.run > 0
+                             and e.data["node"] == MAP and e.data["index"] in recorded})
+    assert not attempts_after, f"the resumed run recorded attempts of items that had succeeded: {attempts_after}"
+    assert engine_process.outcome(events).phase == "succeeded" and store.phase(xid) == "succeeded"
+
+
+def test_an_engine_killed_mid_map_resumes_without_running_a_recorded_item_again(tmp_path):
+    n = 16
+    store = engine_process.Store()
+    proc = _start_map(tmp_path, n)
+    try:
+        xid = _wait_for_recorded_items(store, proc, 4)
+    finally:
+        engine_process.kill(proc)
+    # what the store holds after the crash is what the resumed engine reads
+    recorded = engine_process.item_successes(store.events(xid), MAP)
+    assert store.phase(xid) == "running", "a killed engine cannot have recorded an ending"
+    _assert_resumed_without_rerunning(tmp_path, store, xid, n, recorded)
+    store.close()
+
+
+def test_ctrl_c_mid_map_aborts_the_execution_and_resume_finishes_it_without_redoing_successes(tmp_path):
+    n = 16
+    store = engine_process.Store()
+    proc = _start_map(tmp_path, n)
+    try:
+        xid = _wait_for_recorded_items(store, proc, 4)
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the foreground group gets it
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            engine_process.kill(proc)
+    assert proc.returncode == 130, out
+    assert f"execution {xid} aborted" in out
+    events = store.events(xid)
+    assert engine_process.outcome(events).phase == "aborted" and store.phase(xid) == "aborted"
+    state = replay(xid, events)
+    assert state.nodes[MAP].phase == "aborted"
+    assert not state.nodes[MAP].item_counts.get("running"), "an item that was running is not recorded as ended"
+    assert state.nodes[MAP].item_counts.get("aborted"), "no running item was recorded as aborted"
+    _assert_resumed_without_rerunning(tmp_path, store, xid, n, engine_process.item_successes(events, MAP))
+    store.close()
 
 
 def test_a_resumed_engine_attaches_to_a_container_that_outlived_the_old_one(tmp_path):
     marker = tmp_path / "starts"
-    proc = _start(f"{FLOWS}:container_then_double", "--marker", str(marker), "--seconds", "3")
-    _wait(lambda: len(lines(marker)) == 1, "the container task did not start")
-    time.sleep(0.5)  # the attempt's handle is recorded
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    xid = _latest_execution()
-    resumed = _resume(xid)
-    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    store = engine_process.Store()
+    proc = engine_process.cli("run", f"{FLOWS}:container_then_double", "--marker", str(marker), "--seconds", "3")
+    try:
+        xid = engine_process.wait_for(store.execution, "the engine did not create its execution", proc=proc)
+        engine_process.wait_for(lambda: engine_process.handles(store.events(xid), "slow_echo"),
+                                "the container's handle was not recorded", proc=proc)
+        engine_process.wait_for(lambda: len(lines(marker)) == 1, "the container task did not start", proc=proc)
+    finally:
+        engine_process.kill(proc)
+    resumed = engine_process.resume(xid)
+    assert resumed.returncode == 0, resumed.stdout
     assert '"o0": 14' in resumed.stdout
     assert len(lines(marker)) == 1, "the container command was started a second time instead of attached to"
+    store.close()
 
 
 def test_a_failure_after_a_resume_is_what_the_store_replays(tmp_path, fast_retries):
