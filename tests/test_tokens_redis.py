@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import plait
 import pytest
@@ -60,10 +59,17 @@ def url(redis_url):
     return redis_url
 
 
-def manager(url: str, capacity: int = 2, lease_seconds: float = 30.0, **weights: float) -> RedisTokenManager:
-    config = TokenConfig(pools={"svc": PoolConfig("svc", capacity)},
-                         weights={t.replace("_", "/"): w for t, w in weights.items()})
+def manager(url: str, capacity: int = 2, lease_seconds: float = 30.0, rate: float | None = None,
+            caps: dict[str, int] | None = None, **weights: float) -> RedisTokenManager:
+    """An engine's view of pool 'svc'; ``a_dev=2`` gives tenant a/dev weight 2, ``caps`` its cap."""
+    config = TokenConfig(pools={"svc": PoolConfig("svc", capacity, rate)},
+                         weights={t.replace("_", "/"): w for t, w in weights.items()},
+                         caps={t: {"svc": c} for t, c in (caps or {}).items()})
     return RedisTokenManager(url, config, lease_seconds=lease_seconds)
+
+
+def holders(m: RedisTokenManager) -> dict[str, int]:
+    return m.snapshot()["svc"]["holders"]
 
 
 def test_two_engines_share_one_pool_and_a_release_goes_to_the_other_engines_waiter(url):
@@ -92,36 +98,163 @@ def test_a_flooding_tenant_gets_no_more_than_its_share_once_another_waits(url):
     assert loud.snapshot()["svc"]["holders"] == {"loud/dev": 2, "quiet/dev": 2}
 
 
+def test_a_heavier_tenant_holds_its_weighted_share_once_both_wait(url):
+    heavy, light = manager(url, capacity=6, heavy_dev=2.0), manager(url, capacity=6)
+    for i in range(6):  # earlier work fills the pool before either backlog arrives
+        light.try_acquire("svc", "earlier/dev", f"earlier-{i}")
+    for i in range(10):
+        light.try_acquire("svc", "light/dev", f"light-{i}")
+        heavy.try_acquire("svc", "heavy/dev", f"heavy-{i}")
+    for i in range(6):
+        light.release("svc", f"earlier-{i}")
+    assert holders(light) == {"heavy/dev": 4, "light/dev": 2}, "weight 2 should hold twice weight 1's share"
+    for i in range(4):  # as work ends the shares stay weighted
+        heavy.release("svc", f"heavy-{i}")
+        light.release("svc", f"light-{i}")
+        assert holders(light) == {"heavy/dev": 4, "light/dev": 2}
+
+
+def test_among_tenants_equally_below_their_share_the_heavier_one_goes_first(url):
+    # both hold nothing; the heavier stays further below its share after one more token, so
+    # it gets the token even though the lighter one asked first
+    heavy, light = manager(url, capacity=1, heavy_dev=3.0), manager(url, capacity=1)
+    assert light.try_acquire("svc", "earlier/dev", "earlier")[0]
+    light.try_acquire("svc", "light/dev", "light")
+    heavy.try_acquire("svc", "heavy/dev", "heavy")
+    light.release("svc", "earlier")
+    assert holders(light) == {"heavy/dev": 1}
+
+
+def test_among_tenants_with_the_same_share_the_one_that_asked_first_goes_first(url):
+    m = manager(url, capacity=1)
+    assert m.try_acquire("svc", "earlier/dev", "earlier")[0]
+    for tenant in ("c/dev", "a/dev", "b/dev"):  # neither name order nor set order is arrival order
+        m.try_acquire("svc", tenant, f"{tenant}-1")
+    order = []
+    for lease in ("earlier", "c/dev-1", "a/dev-1"):
+        m.release("svc", lease)
+        order.extend(holders(m))
+    assert order == ["c/dev", "a/dev", "b/dev"]
+
+
+def test_a_tenant_never_holds_more_than_its_hard_cap_even_with_the_pool_idle(url):
+    capped = manager(url, capacity=4, caps={"a/dev": 2})
+    granted = [capped.try_acquire("svc", "a/dev", f"a-{i}")[0] for i in range(4)]
+    assert granted == [True, True, False, False], "a tenant went past its cap of 2"
+    snapshot = capped.snapshot()["svc"]
+    assert snapshot["used"] == 2 and snapshot["waiters"] == {"a/dev": 2}
+    assert capped.try_acquire("svc", "b/dev", "b-1")[0], "capacity above the cap is free for others"
+    capped.release("svc", "a-0")
+    assert holders(capped) == {"a/dev": 2, "b/dev": 1}, "a released token goes to the capped tenant's next"
+    with pytest.raises(plait.PlaitError, match="tenant a/dev's cap is 2"):
+        capped.try_acquire("svc", "a/dev", "big", count=3)
+
+
+def test_within_a_tenant_higher_priority_goes_first_then_arrival_order(url):
+    m = manager(url, capacity=1)
+    assert m.try_acquire("svc", "a/dev", "first")[0]
+    # lease names sort against their arrival, so an order by name is not mistaken for arrival
+    m.try_acquire("svc", "a/dev", "z-low", priority=0)
+    m.try_acquire("svc", "a/dev", "y-high", priority=5)
+    m.try_acquire("svc", "a/dev", "x-low-later", priority=0)
+    m.try_acquire("svc", "a/dev", "w-higher", priority=9)
+    assert m.try_acquire("svc", "a/dev", "y-high", priority=5)[1:] == (2, 4), "place 2 of 4, behind w-higher"
+    order = ["first"]
+    for _ in range(4):
+        m.release("svc", order[-1])
+        leases = m.client.hkeys(f"{m.prefix}svc:leases")
+        assert len(leases) == 1
+        order.append(leases[0])
+    assert order == ["first", "w-higher", "y-high", "z-low", "x-low-later"]
+
+
+def test_a_rate_limited_pool_starts_no_faster_than_its_rate(url):
+    m = manager(url, capacity=4, rate=2.0)
+    began = time.monotonic()
+    granted = [m.try_acquire("svc", "a/dev", f"r{i}")[0] for i in range(8)]
+    assert granted == [True] * 4 + [False] * 4, "the bucket starts full: a burst of up to the capacity"
+    for i in range(4):
+        m.release("svc", f"r{i}")
+    # the pool is idle, but the bucket refills at two tokens a second
+    assert m.snapshot()["svc"]["used"] <= int(2 * (time.monotonic() - began)), "the rate did not hold starts back"
+    deadline = time.monotonic() + 30
+    while m.snapshot()["svc"]["used"] < 4:
+        for i in range(4, 8):
+            m.try_acquire("svc", "a/dev", f"r{i}")
+        assert time.monotonic() < deadline, "the bucket never refilled"
+        time.sleep(0.05)
+    assert time.monotonic() - began > 1.5, "four more starts at two a second took under 1.5 seconds"
+
+
+def test_releasing_a_waiting_request_withdraws_it(url):
+    m = manager(url, capacity=1)
+    assert m.try_acquire("svc", "a/dev", "held")[0]
+    assert not m.try_acquire("svc", "b/dev", "given-up")[0]
+    m.release("svc", "given-up")
+    assert m.snapshot()["svc"]["waiters"] == {}
+    m.release("svc", "held")
+    assert m.snapshot()["svc"] == {"capacity": 1, "rate": None, "used": 0, "holders": {}, "waiters": {}}, \
+        "a withdrawn request was granted"
+
+
+def test_a_waiting_request_nobody_renews_expires_and_is_never_granted(url):
+    survivor, ghost = manager(url, capacity=1), manager(url, capacity=1, lease_seconds=0.5)
+    assert survivor.try_acquire("svc", "b/dev", "held")[0]
+    assert not ghost.try_acquire("svc", "ghost/dev", "gone")[0]  # its engine dies: never renewed
+    assert not survivor.try_acquire("svc", "b/dev", "next")[0]
+    deadline = time.monotonic() + 15
+    while "ghost/dev" in survivor.snapshot()["svc"]["waiters"]:
+        assert time.monotonic() < deadline, "a dead engine's waiting request never expired"
+        survivor.try_acquire("svc", "b/dev", "next")  # each call expires what is overdue
+        time.sleep(0.05)
+    survivor.release("svc", "held")
+    assert holders(survivor) == {"b/dev": 1}, "the token went to a dead engine's request"
+
+
 def test_a_request_over_the_capacity_fails_at_once(url):
     with pytest.raises(plait.PlaitError, match="can never be granted"):
         manager(url).try_acquire("svc", "a/dev", "big", count=3)
 
 
+LEASE = 1.5
 HOLDER = """
-import os, sys, time
-sys.path.insert(0, {tests!r})
+import asyncio
 from plait.tokens import PoolConfig, TokenConfig
 from plait.tokens_redis import RedisTokenManager
-m = RedisTokenManager({url!r}, TokenConfig(pools={{"svc": PoolConfig("svc", 2)}}), lease_seconds=1.0)
-assert m.try_acquire("svc", "a/dev", "dead-1")[0] and m.try_acquire("svc", "a/dev", "dead-2")[0]
-print("holding", flush=True)
-time.sleep(600)
+
+async def main():
+    # acquire, as the engine does: it starts renewing this engine's leases every lease/3
+    m = RedisTokenManager({url!r}, TokenConfig(pools={{"svc": PoolConfig("svc", 2)}}), lease_seconds={lease})
+    await m.acquire("svc", "a/dev", "held-1")
+    await m.acquire("svc", "a/dev", "held-2")
+    print("holding", flush=True)
+    await asyncio.sleep(600)
+
+asyncio.run(main())
 """
 
 
-def test_tokens_of_an_engine_killed_with_sigkill_return_after_the_lease_time(url):
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER.format(url=url, tests=str(Path(__file__).parent))],
+def test_a_live_engine_keeps_its_tokens_past_the_lease_time_and_a_killed_one_loses_them(url):
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER.format(url=url, lease=LEASE)],
                               stdout=subprocess.PIPE, text=True)
-    assert holder.stdout.readline().strip() == "holding"
-    survivor = manager(url, lease_seconds=30)
-    assert not survivor.try_acquire("svc", "b/dev", "alive")[0]
-    holder.send_signal(signal.SIGKILL)
-    holder.wait()
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        held_at = time.monotonic()
+        survivor = manager(url, lease_seconds=30)
+        # alive, it renews: for three lease times nothing comes back (each call also expires
+        # whatever is overdue, so a lease that lapsed would be granted here)
+        while time.monotonic() - held_at < 3 * LEASE:
+            assert not survivor.try_acquire("svc", "b/dev", "alive")[0], \
+                f"a live engine lost its tokens {time.monotonic() - held_at:.1f}s after taking them"
+            assert survivor.snapshot()["svc"]["holders"] == {"a/dev": 2}
+            time.sleep(0.1)
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
     killed_at = time.monotonic()
-    while not survivor.try_acquire("svc", "b/dev", "alive")[0]:
-        assert time.monotonic() - killed_at < 10, "the dead engine's tokens never came back"
-        time.sleep(0.1)
-    assert 0.5 < time.monotonic() - killed_at < 5
+    while not survivor.try_acquire("svc", "b/dev", "alive")[0]:  # dead, it stops renewing
+        assert time.monotonic() - killed_at < LEASE + 10, "the killed engine's tokens never came back"
+        time.sleep(0.05)
     snapshot = survivor.snapshot()["svc"]
     assert snapshot["used"] == 1 and snapshot["holders"] == {"b/dev": 1}, "a token leaked"
 
