@@ -220,6 +220,31 @@ def flood(n: int, log: str, seconds: float) -> list[int]:
     return plait.map(query, over=count_to(n=n), log=log, seconds=seconds)
 
 
+@plait.workflow
+def backlog(items: list[int], log: str, seconds: float) -> list[int]:
+    """Every item asks for its tokens at once: far more requests wait than the pool runs."""
+    return plait.map(query, over=items, log=log, seconds=seconds, concurrency=64)
+
+
+def backlog_inputs(engine: Engine, n: int, log: Path, seconds: float) -> dict:
+    return encode_inputs(backlog, {"items": list(range(n)), "log": str(log), "seconds": seconds}, engine)
+
+
+def waiters(engine: Engine, tenant: str, pool: str = "svc:test") -> int:
+    return engine.tokens.snapshot().get(pool, {}).get("waiters", {}).get(tenant, 0)
+
+
+async def until(condition, what: str, seconds: float = 60.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
+
+
+def times(log: Path, kind: str) -> list[float]:
+    return sorted(float(line.split()[2]) for line in log.read_text().splitlines() if line.startswith(kind))
+
+
 @pytest.fixture
 def pooled(monkeypatch):
     monkeypatch.setenv("PLAIT_POOLS", "svc:test=2")
@@ -254,23 +279,20 @@ def test_a_tenant_flooding_a_pool_does_not_starve_another(pooled, tmp_path):
     flood_log, small_log = tmp_path / "flood", tmp_path / "small"
 
     async def both():
-        spec = flood.spec
-        big = asyncio.create_task(pooled.run(
-            spec, encode_inputs(flood, {"n": 20, "log": str(flood_log), "seconds": 0.2}, pooled),
-            RunOptions(project="loud", domain="prod")))
-        while not flood_log.exists():
-            await asyncio.sleep(0.02)
-        small = await pooled.run(
-            spec, encode_inputs(flood, {"n": 2, "log": str(small_log), "seconds": 0.2}, pooled),
-            RunOptions(project="quiet", domain="prod"))
+        big = asyncio.create_task(pooled.run(backlog.spec, backlog_inputs(pooled, 20, flood_log, 0.2),
+                                             RunOptions(project="loud", domain="prod")))
+        # the whole flood is queued (two run, eighteen wait) before the quiet tenant asks
+        await until(lambda: waiters(pooled, "loud/prod") == 18 or big.done(), "the flood to queue")
+        small = await pooled.run(backlog.spec, backlog_inputs(pooled, 2, small_log, 0.2),
+                                 RunOptions(project="quiet", domain="prod"))
         return await big, small
 
     big, small = asyncio.run(both())
     assert big.phase.value == small.phase.value == "succeeded"
-    ends = [float(line.split()[2]) for line in flood_log.read_text().splitlines() if line.startswith("end")]
-    small_end = max(float(line.split()[2]) for line in small_log.read_text().splitlines())
-    # the quiet tenant got its fair half of the pool: it finished long before the flood did
-    assert small_end < sorted(ends)[len(ends) // 2]
+    ends = times(flood_log, "end")
+    # the quiet tenant got its fair half of the pool as soon as tokens freed: it finished long
+    # before the flood did (first come, first served would have run it after all twenty)
+    assert max(times(small_log, "end")) < ends[len(ends) // 2]
 
 
 def test_config_comes_from_plait_toml_and_the_environment(tmp_path, monkeypatch):
@@ -335,21 +357,17 @@ def test_within_a_tenant_a_higher_priority_execution_gets_tokens_first(pooled, t
     low, high = tmp_path / "low", tmp_path / "high"
 
     async def both():
-        spec = flood.spec
-        first = asyncio.create_task(pooled.run(
-            spec, encode_inputs(flood, {"n": 6, "log": str(low), "seconds": 0.3}, pooled), RunOptions()))
-        while not low.exists():
-            await asyncio.sleep(0.02)
-        second = await pooled.run(
-            spec, encode_inputs(flood, {"n": 2, "log": str(high), "seconds": 0.3}, pooled), RunOptions(priority=5))
+        first = asyncio.create_task(pooled.run(backlog.spec, backlog_inputs(pooled, 12, low, 0.3), RunOptions()))
+        # two run, ten wait, before the high-priority execution asks
+        await until(lambda: waiters(pooled, "default/development") == 10 or first.done(), "the backlog to queue")
+        second = await pooled.run(backlog.spec, backlog_inputs(pooled, 2, high, 0.3), RunOptions(priority=5))
         return await first, second
 
-    asyncio.run(both())
-    starts_low = sorted(float(line.split()[2]) for line in low.read_text().splitlines() if line.startswith("start"))
-    starts_high = sorted(float(line.split()[2]) for line in high.read_text().splitlines() if line.startswith("start"))
-    # the high-priority items jump the queue: they start before the low-priority backlog
-    assert starts_high[-1] < starts_low[-1]
-    assert sum(s < starts_high[-1] for s in starts_low) <= 4
+    first, second = asyncio.run(both())
+    assert first.phase.value == second.phase.value == "succeeded"
+    starts_low, starts_high = times(low, "start"), times(high, "start")
+    # the high-priority items jump the queue: they take the next tokens freed, not the last
+    assert sum(s < starts_high[-1] for s in starts_low) <= 6, (starts_low, starts_high)
 
 
 class SlowToNamePools(PooledPython):
