@@ -90,7 +90,9 @@ class EventStore:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         metadata.create_all(self.engine)
         self._buffer: list[tuple[Any, ...]] = []
-        self._insert_once = _insert_ignoring_duplicates(self.engine)
+        self._insert = _dialect_insert(self.engine)
+        self._insert_once = self._insert(events).on_conflict_do_nothing(
+            index_elements=["execution_id", "run", "entity", "phase"])
         self._sqlite = self.engine.dialect.name == "sqlite"
 
     # -- writing ---------------------------------------------------------------------------
@@ -125,10 +127,10 @@ class EventStore:
     def create_execution(self, execution_id: str, spec: WorkflowSpec, project: str, domain: str) -> None:
         now = time.time()
         with self.engine.begin() as conn:
-            exists = conn.execute(sa.select(specs.c.version).where(specs.c.version == spec.version)).first()
-            if exists is None:
-                conn.execute(specs.insert().values(version=spec.version, name=spec.name,
-                                                   body=spec.model_dump_json()))
+            # Executions of one workflow started together each store its spec: the first wins,
+            # the others must not fail (a select-then-insert would, on either database).
+            conn.execute(self._insert(specs).values(version=spec.version, name=spec.name, body=spec.model_dump_json())
+                         .on_conflict_do_nothing(index_elements=["version"]))
             conn.execute(executions.insert().values(
                 id=execution_id, workflow=spec.name, version=spec.version, project=project,
                 domain=domain, created=now, phase="running", updated=now))
@@ -179,10 +181,12 @@ class EventStore:
         return json.loads(body) if body is not None else None
 
     def put_cache(self, key: str, task: str, outputs: dict[str, Any], execution_id: str) -> None:
+        # An upsert: engines that finish the same cached task at once must not collide, as a
+        # delete-then-insert does on PostgreSQL. The last one to write wins.
+        values = {"task": task, "execution_id": execution_id, "outputs": json.dumps(outputs), "created": time.time()}
         with self.engine.begin() as conn:
-            conn.execute(cache.delete().where(cache.c.key == key))
-            conn.execute(cache.insert().values(key=key, task=task, execution_id=execution_id,
-                                               outputs=json.dumps(outputs), created=time.time()))
+            conn.execute(self._insert(cache).values(key=key, **values)
+                         .on_conflict_do_update(index_elements=["key"], set_=values))
 
     def close(self) -> None:
         self.flush()
@@ -197,13 +201,14 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def _insert_ignoring_duplicates(engine: Engine) -> Any:
+def _dialect_insert(engine: Engine) -> Any:
+    """The database's own INSERT, which says what to do on a conflict (ON CONFLICT ...)."""
     if engine.dialect.name == "sqlite":
         from sqlalchemy.dialects.sqlite import insert
-        return insert(events).on_conflict_do_nothing(index_elements=["execution_id", "run", "entity", "phase"])
+        return insert
     if engine.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
-        return pg_insert(events).on_conflict_do_nothing(constraint="uq_event_once")
+        return pg_insert
     raise NotImplementedError(f"plait's event store supports SQLite and PostgreSQL, not {engine.dialect.name}")
 
 
