@@ -29,9 +29,19 @@ demo: venv
 demo-bigfoot: venv
 	$(BIN)/plait run examples/bigfoot.py:hunt --photos 2000 --batch-size 100
 
-# Real servers the tests start themselves: redis-server from Debian's packages.
+# Real servers the tests start themselves: redis-server from Debian's packages. PostgreSQL,
+# which the event-store tests reach on 127.0.0.1:5432 as user postgres without a password:
+# left alone where it answers; otherwise installed, let in from 127.0.0.1 and started.
 services:
 	@command -v redis-server >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q redis-server; }
+	@pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null || { \
+		command -v pg_ctlcluster >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q postgresql; }; \
+		v=$$(ls /etc/postgresql | sort -V | tail -n 1); hba=/etc/postgresql/$$v/main/pg_hba.conf; \
+		grep -q '^host all postgres 127.0.0.1/32 trust' $$hba || sed -i '1i host all postgres 127.0.0.1/32 trust' $$hba; \
+		if pg_ctlcluster $$v main status >/dev/null 2>&1; then pg_ctlcluster $$v main reload; \
+		else pg_ctlcluster --skip-systemctl-redirect $$v main start; fi; \
+		for i in $$(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; \
+		pg_isready -h 127.0.0.1 -p 5432; }
 
 test: venv services lint typecheck
 	$(BIN)/python -m pytest -q -p no:cacheprovider
