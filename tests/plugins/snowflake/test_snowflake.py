@@ -7,6 +7,7 @@ import asyncio
 import datetime as dt
 import itertools
 import json
+import time
 from pathlib import Path
 
 import plait
@@ -183,7 +184,15 @@ def test_a_tenant_flooding_the_account_pool_does_not_starve_another(monkeypatch,
     async def both():
         loud = asyncio.create_task(engine.run(many.spec, encode_inputs(many, {"n": 16}, engine),
                                               RunOptions(project="loud", domain="prod", max_poll_interval=0.2)))
-        await asyncio.sleep(1.0)
+
+        def queued() -> int:
+            return engine.tokens.snapshot().get("snowflake:fakesnow", {}).get("waiters", {}).get("loud/prod", 0)
+
+        # the whole flood is queued (two run, fourteen wait) before the quiet tenant asks
+        deadline = time.monotonic() + 60
+        while queued() < 14 and not loud.done():
+            assert time.monotonic() < deadline, "the loud tenant's queries never queued for the pool"
+            await asyncio.sleep(0.02)
         quiet = await engine.run(many.spec, encode_inputs(many, {"n": 2}, engine),
                                  RunOptions(project="quiet", domain="prod", max_poll_interval=0.2))
         return await loud, quiet
