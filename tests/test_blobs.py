@@ -1,11 +1,13 @@
-"""The blob store: content-addressed files, directories and bytes, in a local folder or on S3.
+"""The blob store: content-addressed files, directories and bytes, in a local folder, on S3, on GCS.
 
 The S3 tests talk to a real moto server (a separate process speaking the S3 protocol over
-HTTP) through s3fs, exactly as plait does in production; nothing is mocked in-process.
+HTTP) through s3fs, and the GCS tests to gcp-storage-emulator (tests/standins_gcs.py) through
+gcsfs, exactly as plait does in production; nothing is mocked in-process.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import socket
@@ -16,17 +18,22 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import flows
 import fsspec.config
+import pandas as pd
 import plait
 import pytest
 from plait.blobs import BlobStore
 from plait.errors import PlaitError
 from plait.tasktype import Phase
+from plait.types import INLINE_LIMIT, ValueIO, decode_values, encode_values
 
+TESTS = Path(__file__).parent
 MOTO_MISSING = 'the S3 tests need the moto server: pip install "moto[server]"'
+GCS_MISSING = "the GCS tests need gcsfs and its stand-in: pip install gcsfs gcp-storage-emulator"
 
 
 def stored_files(root: Path) -> list[Path]:
@@ -137,36 +144,28 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def moto_endpoint(tmp_path_factory: pytest.TempPathFactory):
-    """A moto S3 server in its own process, for the whole module."""
-    if importlib.util.find_spec("moto") is None or importlib.util.find_spec("flask") is None:
-        pytest.fail(MOTO_MISSING, pytrace=False)
-    port = free_port()
-    log = tmp_path_factory.mktemp("moto") / "server.log"
+@contextlib.contextmanager
+def serve(args: list[str], url: str, name: str, missing: str, log: Path) -> Iterator[None]:
+    """Run a stand-in server in its own process until the caller is done; wait until ``url`` answers."""
     with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=out, stderr=subprocess.STDOUT,
-        )
-    endpoint = f"http://127.0.0.1:{port}"
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 30
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"the moto server exited with code {proc.returncode}:\n{log.read_text()}\n"
-                            f"{MOTO_MISSING}", pytrace=False)
+                pytest.fail(f"the {name} exited with code {proc.returncode}:\n{log.read_text()}\n"
+                            f"{missing}", pytrace=False)
             try:
-                urllib.request.urlopen(endpoint + "/moto-api/", timeout=1).close()
+                urllib.request.urlopen(url, timeout=1).close()
                 break
             except urllib.error.HTTPError:
                 break  # it answers HTTP, which is all we wait for
             except OSError:
                 if time.monotonic() > deadline:
-                    pytest.fail(f"the moto server did not answer on {endpoint} within 30s:\n"
+                    pytest.fail(f"the {name} did not answer on {url} within 30s:\n"
                                 f"{log.read_text()}", pytrace=False)
                 time.sleep(0.1)
-        yield endpoint
+        yield
     finally:
         proc.terminate()
         try:
@@ -174,6 +173,18 @@ def moto_endpoint(tmp_path_factory: pytest.TempPathFactory):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A moto S3 server in its own process, for the whole module."""
+    if importlib.util.find_spec("moto") is None or importlib.util.find_spec("flask") is None:
+        pytest.fail(MOTO_MISSING, pytrace=False)
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    with serve([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+               endpoint + "/moto-api/", "moto server", MOTO_MISSING, tmp_path_factory.mktemp("moto") / "server.log"):
+        yield endpoint
 
 
 @pytest.fixture
@@ -289,3 +300,128 @@ def test_a_workflow_passes_a_file_between_workers_through_s3(
     written = [k for k in keys(s3, bucket, "run/cas/") if k.endswith("/out.txt")]
     assert len(written) == 1, keys(s3, bucket)
     assert s3.get_object(Bucket=bucket, Key=written[0])["Body"].read() == b"x"
+
+
+# ---------------------------------------------------------------------------------------
+# GCS, through gcp-storage-emulator
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def gcs_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The GCS stand-in in its own process, for the whole module."""
+    if importlib.util.find_spec("gcsfs") is None or importlib.util.find_spec("gcp_storage_emulator") is None:
+        pytest.fail(GCS_MISSING, pytrace=False)
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    with serve([sys.executable, str(TESTS / "standins_gcs.py"), str(port)], endpoint + "/",
+               "GCS emulator", GCS_MISSING, tmp_path_factory.mktemp("gcs") / "server.log"):
+        yield endpoint
+
+
+@pytest.fixture
+def gcs_env(gcs_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The emulator's address and anonymous access, as a user would set them in the environment."""
+    env = {
+        "STORAGE_EMULATOR_HOST": gcs_endpoint,  # gcsfs and google-cloud-storage both read it
+        "FSSPEC_GCS_TOKEN": "anon",
+        # gcsfs's default filesystem first asks the Storage Control API (gRPC, which the
+        # emulator does not serve) for each bucket's layout, and waits 60 s for an answer.
+        "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setitem(fsspec.config.conf, "gcs", {"token": "anon"})  # see s3_env
+    import gcsfs
+
+    if gcsfs.GCSFileSystem is not gcsfs.core.GCSFileSystem:
+        pytest.fail("gcsfs was imported before GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT=false was set, so it "
+                    "would ask the emulator for the Storage Control API", pytrace=False)
+    return env
+
+
+@pytest.fixture
+def gcs(gcs_env: dict[str, str]):
+    """The real google-cloud-storage client, to see what plait wrote without plait."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    return storage.Client(credentials=AnonymousCredentials(), project="plait-tests")
+
+
+@pytest.fixture
+def gcs_bucket(gcs) -> str:
+    name = f"plait-{uuid.uuid4().hex[:12]}"
+    gcs.create_bucket(name)
+    return name
+
+
+def objects(gcs, bucket: str, prefix: str = "") -> list[str]:
+    return sorted(blob.name for blob in gcs.list_blobs(bucket, prefix=prefix))
+
+
+def test_a_fresh_process_finds_the_gcs_emulator_in_STORAGE_EMULATOR_HOST(
+        gcs_env: dict[str, str], gcs, gcs_bucket: str):
+    code = textwrap.dedent(f"""
+        from plait.blobs import BlobStore
+        print(BlobStore("gs://{gcs_bucket}/prefix").put_bytes(b"from a fresh process"))
+    """)
+    proc = subprocess.run(check=False, args=[sys.executable, "-c", code], env={**os.environ, **gcs_env},
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    key = proc.stdout.strip().removeprefix(f"gs://{gcs_bucket}/")
+    assert objects(gcs, gcs_bucket) == [key]
+    assert gcs.bucket(gcs_bucket).blob(key).download_as_bytes() == b"from a fresh process"
+
+
+def test_gcs_put_bytes_reads_back_and_the_same_bytes_are_stored_once(gcs, gcs_bucket: str):
+    store = BlobStore(f"gs://{gcs_bucket}/prefix")
+    first = store.put_bytes(b"gcs bytes", ".bin")
+    assert store.put_bytes(b"gcs bytes", ".bin") == first
+    assert first.startswith(f"gs://{gcs_bucket}/prefix/cas/")
+    assert store.read_bytes(first) == b"gcs bytes"
+    assert objects(gcs, gcs_bucket) == [first.removeprefix(f"gs://{gcs_bucket}/")]  # no temporary left
+
+
+def test_gcs_put_file_round_trips_the_file(gcs, gcs_bucket: str, tmp_path: Path):
+    store = BlobStore(f"gs://{gcs_bucket}/prefix")
+    src = tmp_path / "model.txt"
+    src.write_text("weights")
+    uri = store.put_file(src)
+    assert uri.endswith("/model.txt")
+    assert store.put_file(src) == uri
+    assert objects(gcs, gcs_bucket) == [uri.removeprefix(f"gs://{gcs_bucket}/")]
+    assert store.get_file(uri, tmp_path / "back" / "model.txt").read_text() == "weights"
+
+
+def test_gcs_put_dir_round_trips_the_tree(gcs, gcs_bucket: str, tmp_path: Path):
+    store = BlobStore(f"gs://{gcs_bucket}/prefix")
+    src = make_tree(tmp_path / "tree")
+    uri = store.put_dir(src)
+    prefix = uri.removeprefix(f"gs://{gcs_bucket}/")
+    assert objects(gcs, gcs_bucket) == [f"{prefix}/.complete", f"{prefix}/a.txt", f"{prefix}/sub/b.bin"]
+    back = store.get_dir(uri, tmp_path / "back")
+    assert tree_contents(back) == tree_contents(src)
+
+
+def test_gcs_holds_data_frames_and_large_values_by_reference(gcs, gcs_bucket: str):
+    io = ValueIO(BlobStore(f"gs://{gcs_bucket}/prefix"), where="test")
+    frame = pd.DataFrame({"i": range(100), "x": [i * 0.5 for i in range(100)]})
+    big = [str(i) for i in range(INLINE_LIMIT // 4)]  # over the inline limit once JSON-encoded
+    types = {"frame": pd.DataFrame, "big": list[str]}
+    literals = encode_values({"frame": frame, "big": big}, types, io, what="input")
+    stored = objects(gcs, gcs_bucket)
+    assert [k for k in stored if k.endswith(".parquet")], stored
+    assert literals["big"] == {"$ref": f"gs://{gcs_bucket}/" + next(k for k in stored if k.endswith(".json"))}
+    back = decode_values(literals, types, io, what="input")
+    pd.testing.assert_frame_equal(back["frame"], frame)
+    assert back["big"] == big
+
+
+def test_a_workflow_passes_a_data_frame_between_workers_through_gcs(
+        workers_started_earlier, gcs, gcs_bucket: str, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("PLAIT_BLOB_URL", f"gs://{gcs_bucket}/run")
+    execution = plait.run(flows.frames, {"n": 10})
+    assert execution.phase == Phase.SUCCEEDED, execution.error
+    assert execution.outputs == {"o0": sum(i * 0.5 for i in range(10))}
+    assert [k for k in objects(gcs, gcs_bucket, "run/cas/") if k.endswith(".parquet")], objects(gcs, gcs_bucket)
