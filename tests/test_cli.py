@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -17,8 +18,13 @@ PLAIT = [sys.executable, "-m", "plait.cli"]
 FLOWS = str(ROOT / "tests" / "flows.py")
 
 
-def plait(*args: str, check: bool = False, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([*PLAIT, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+CLI_FLOWS = str(ROOT / "tests" / "cli_flows.py")
+
+
+def plait(*args: str, check: bool = False, timeout: float = 120,
+          env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([*PLAIT, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+                            env=None if env is None else {**os.environ, **env})
     if check:
         assert result.returncode == 0, result.stdout + result.stderr
     return result
@@ -77,7 +83,7 @@ def test_executions_list_show_and_events():
     run = plait("run", f"{FLOWS}:noisy_wf", "--x", "9", check=True)
     xid = execution_id(run.stdout)
     listed = plait("executions", "list", check=True)
-    assert xid in listed.stdout and "flows.noisy_wf" in listed.stdout
+    assert re.search(rf"{xid}.*flows\.noisy_wf.*default/development", listed.stdout)  # the default tenant
     shown = plait("executions", "show", xid, check=True)
     assert "succeeded" in shown.stdout
     assert "hello from stdout 9" in shown.stdout and "hello from stderr 9" in shown.stdout
@@ -137,3 +143,126 @@ def test_a_second_ctrl_c_does_not_cut_the_abort_short(tmp_path):
     xid = re.search(r"\d{8}-\d{6}-[0-9a-f]{6}", listed).group(0)
     events = plait("executions", "events", xid, check=True).stdout
     assert re.search(r"attempt\s+aborted\s+\S*slow_echo/1", events), events
+
+
+# -- the options of plait run, each observed from outside the engine -----------------------
+
+
+def shown_nodes(xid: str) -> dict[str, tuple[str, int]]:
+    """Each node's phase and attempt count, read from the table ``plait executions show`` prints."""
+    shown = plait("executions", "show", xid, "--no-logs", check=True).stdout
+    rows = re.findall(r"^│ (\S+)\s+│ (\w+)[^│]*│ (\d+)\s+│", shown, re.MULTILINE)
+    return {node: (phase, int(attempts)) for node, phase, attempts in rows}
+
+
+def test_keep_going_runs_what_does_not_depend_on_the_failure(tmp_path):
+    marker = tmp_path / "calls"
+    result = plait("run", f"{FLOWS}:branches", "--x", "1", "--seconds", "1", "--marker", str(marker),
+                   "--keep-going")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "failed at node boom" in result.stderr
+    nodes = shown_nodes(execution_id(result.stderr))
+    assert nodes["slow"][0] == "succeeded"  # independent of boom: ran to the end
+    assert nodes["double"][0] == "skipped" and nodes["add"][0] == "skipped"
+    assert len(marker.read_text().splitlines()) == 1
+
+
+def test_without_keep_going_the_first_failure_aborts_the_rest(tmp_path):
+    marker = tmp_path / "calls"
+    result = plait("run", f"{FLOWS}:branches", "--x", "1", "--seconds", "60", "--marker", str(marker))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "failed at node boom" in result.stderr
+    nodes = shown_nodes(execution_id(result.stderr))
+    assert nodes["boom"][0] == "failed"
+    assert nodes["slow"][0] == "aborted"  # fail fast: the sibling did not run its 60 s
+    assert "double" not in nodes and "add" not in nodes
+
+
+def test_overwrite_cache_runs_a_cached_task_again_and_replaces_its_result(tmp_path):
+    source, marker = tmp_path / "source.txt", tmp_path / "calls"
+    args = ["run", f"{CLI_FLOWS}:cached_read", "--path", str(source), "--marker", str(marker), "--json"]
+
+    def output(*extra: str) -> str:
+        out = plait(*args, *extra, check=True).stdout
+        return json.loads(out[out.index("{"):])["o0"]  # after the progress lines, the outputs as JSON
+
+    source.write_text("first")
+    assert output() == "first"
+    source.write_text("second")
+    assert output() == "first"  # a cache hit: the task did not run
+    assert len(marker.read_text().splitlines()) == 1
+    assert output("--overwrite-cache") == "second"  # ran again, whatever the cache held
+    assert len(marker.read_text().splitlines()) == 2
+    source.write_text("third")
+    assert output() == "second"  # the cache now holds the overwriting run's result
+    assert len(marker.read_text().splitlines()) == 2
+
+
+def test_workers_sets_how_many_worker_processes_run_python_tasks(tmp_path):
+    # Each item waits until three have started, so three can only meet if three workers run
+    # at once; six items on a pool of three use exactly three processes.
+    marker = tmp_path / "pids"
+    plait("run", f"{CLI_FLOWS}:worker_pids", "--n", "6", "--marker", str(marker), "--party", "3",
+          "--workers", "3", check=True, env={"PLAIT_WORKERS": "2"})
+    pids = marker.read_text().split()
+    assert len(pids) == 6 and len(set(pids)) == 3, pids
+
+
+def test_PLAIT_WORKERS_sets_the_worker_pool_without_the_flag(tmp_path):
+    marker = tmp_path / "pids"
+    plait("run", f"{CLI_FLOWS}:worker_pids", "--n", "4", "--marker", str(marker), "--party", "1",
+          check=True, env={"PLAIT_WORKERS": "1"})
+    assert len(set(marker.read_text().split())) == 1
+
+
+def test_inline_runs_python_tasks_in_the_engines_process(tmp_path):
+    for inline in (True, False):
+        marker = tmp_path / f"pid-{inline}"
+        proc = subprocess.Popen([*PLAIT, "run", f"{CLI_FLOWS}:pid_wf", "--marker", str(marker),
+                                 *(["--inline"] if inline else [])],
+                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, out + err
+        task_pid = int(marker.read_text())
+        assert (task_pid == proc.pid) is inline, (inline, task_pid, proc.pid)
+
+
+def test_project_and_domain_name_the_tenant_the_execution_is_recorded_under():
+    run = plait("run", f"{FLOWS}:arithmetic", "--a", "1", "--project", "acme", "--domain", "staging",
+                check=True)
+    xid = execution_id(run.stdout)
+    listed = plait("executions", "list", check=True).stdout
+    assert re.search(rf"{xid}.*acme/staging", listed), listed
+    shown = plait("executions", "show", xid, "--no-logs", check=True).stdout
+    assert f"{xid}  flows.arithmetic" in shown and "acme/staging" in shown.splitlines()[0]
+
+
+def test_PLAIT_DEBUG_shows_the_traceback_of_an_error_that_otherwise_prints_without_one():
+    plain = plait("run", f"{FLOWS}:arithmetic", "--a", "three")
+    assert plain.returncode == 2 and "Traceback" not in plain.stderr
+    debug = plait("run", f"{FLOWS}:arithmetic", "--a", "three", env={"PLAIT_DEBUG": "1"})
+    assert debug.returncode != 0
+    assert "Traceback (most recent call last)" in debug.stderr
+    assert "InputError: --a: cannot read 'three' as int" in debug.stderr
+
+
+def test_in_a_log_progress_is_a_line_per_node_transition_and_per_tenth_of_a_map():
+    result = plait("run", f"{CLI_FLOWS}:mapped", "--n", "50", check=True)  # stdout is a pipe, not a terminal
+    lines = re.findall(r"^\[\s*\d+\.\ds\] (\S+): (.+)$", result.stdout, re.MULTILINE)
+    transitions = [(node, what) for node, what in lines if "items" not in what]
+    assert transitions == [("count_to", "running"), ("count_to", "succeeded"), ("map-fine", "running"),
+                           ("map-fine", "succeeded"), ("total", "running"), ("total", "succeeded")]
+    items = [what for node, what in lines if "items" in what]
+    assert items == [f"{done}/50 items" for done in range(5, 51, 5)]
+    assert all(node == "map-fine" for node, what in lines if "items" in what)
+    assert "\x1b[" not in result.stdout  # no live redraws in a log
+
+
+def test_by_default_there_is_one_worker_process_per_core(tmp_path):
+    cores = len(os.sched_getaffinity(0))
+    if cores > 16:
+        pytest.skip("starting a worker per core on this many cores is not worth a unit test")
+    marker = tmp_path / "pids"
+    plait("run", f"{CLI_FLOWS}:worker_pids", "--n", str(2 * cores), "--marker", str(marker), "--party", str(cores),
+          check=True, env={"PLAIT_WORKERS": ""})
+    assert len(set(marker.read_text().split())) == cores

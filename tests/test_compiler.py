@@ -253,3 +253,28 @@ def test_a_sub_workflow_given_an_unknown_input_or_too_many_is_a_compile_error():
 
     with pytest.raises(CompileError, match="takes 2 inputs, got 3"):
         _ = too_many.spec
+
+
+def test_an_output_declared_but_not_bound_is_a_compile_error():
+    spec = flows.two_outputs.spec  # declares count and mean
+    unbound = spec.model_copy(update={"output_bindings": {"count": spec.output_bindings["count"]}})
+    with pytest.raises(CompileError) as info:
+        check_spec(WorkflowSpec.model_validate_json(unbound.model_dump_json()))
+    assert str(info.value).startswith("workflow 'flows.two_outputs': outputs ['mean'] are declared but not bound")
+
+
+def test_an_output_bound_but_not_declared_is_a_compile_error():
+    spec = flows.arithmetic.spec
+    extra = spec.model_copy(update={"output_bindings": {**spec.output_bindings,
+                                                        "extra": spec.output_bindings["o0"]}})
+    with pytest.raises(CompileError, match=r"outputs \['extra'\] are declared but not bound, or bound but not declared"):
+        check_spec(WorkflowSpec.model_validate_json(extra.model_dump_json()))
+
+
+def test_a_workflow_that_returns_fewer_values_than_it_declares_is_a_compile_error():
+    @plait.workflow(name="wf_short")
+    def wf(n: int) -> flows.Stats:
+        return (flows.stats(xs=flows.numbers(n=n)).count,)
+
+    with pytest.raises(CompileError, match=r"^workflow 'wf_short' declares outputs count, mean but returns"):
+        _ = wf.spec

@@ -386,3 +386,22 @@ def test_a_frame_that_breaks_its_pandera_schema_fails_the_consuming_task():
     assert "schema Positive" in error
     assert "column 'x' failed greater_than_or_equal_to(0)" in error
     assert "-2" in error
+
+
+def test_an_output_that_breaks_its_pandera_schema_fails_once_and_is_not_retried(tmp_path, fast_retries):
+    marker = tmp_path / "attempts"
+    execution = plait.run(typed_flows.invalid_output, {"marker": str(marker)}, options=fast_retries())
+    assert execution.phase == Phase.FAILED and execution.failed_node == "make_invalid"
+    assert marker.read_text().splitlines() == ["attempt"]  # retries=3, yet one attempt
+    assert len(execution.result.state.nodes["make_invalid"].attempts) == 1
+    error = execution.error or ""
+    assert "not retryable" in error
+    assert "task typed_flows.make_invalid" in error and "schema Positive" in error
+    assert "column 'x' failed greater_than_or_equal_to(0)" in error and "-5" in error
+
+
+def test_an_input_that_breaks_its_pandera_schema_is_not_retried(fast_retries):
+    execution = plait.run(typed_flows.invalid_input, {"values": [3, -1]}, options=fast_retries())
+    assert execution.phase == Phase.FAILED and execution.failed_node == "sum_positive_retried"
+    assert len(execution.result.state.nodes["sum_positive_retried"].attempts) == 1
+    assert "column 'x' failed greater_than_or_equal_to(0)" in (execution.error or "")
