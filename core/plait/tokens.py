@@ -254,7 +254,8 @@ class TokenManager:
         self.config = config or TokenConfig()
         self.pools: dict[str, Allocator] = {}
         self._granted: dict[str, asyncio.Future[None]] = {}
-        self._timer: asyncio.TimerHandle | None = None
+        self._refills: dict[str, tuple[asyncio.AbstractEventLoop, asyncio.TimerHandle]] = {}
+        """pool -> its one pending wake-up for requests that wait on its rate alone."""
 
     def check(self, pool: str, tenant: str, count: int) -> None:
         """Raise TokenRequestError for a request no amount of waiting would grant."""
@@ -309,6 +310,8 @@ class TokenManager:
         self._granted.pop(f"{pool}\0{lease_id}", None)
         now = asyncio.get_event_loop().time() if self._running_loop() else 0.0
         self._wake(pool, alloc.release(lease_id, now))
+        if self._running_loop():  # freed capacity the bucket cannot fill yet: come back when it can
+            self._schedule_refill(pool, alloc)
 
     def _wake(self, pool: str, granted: list[str]) -> None:
         for lease_id in granted:
@@ -319,11 +322,16 @@ class TokenManager:
     def _schedule_refill(self, pool: str, alloc: Allocator) -> None:
         loop = asyncio.get_running_loop()
         when = alloc.next_refill(loop.time())
-        if when is not None:
-            loop.call_at(when, self._refill, pool, alloc)
+        pending = self._refills.get(pool)
+        if when is None or (pending is not None and pending[0] is loop and pending[1].when() <= when):
+            return
+        if pending is not None:
+            pending[1].cancel()
+        self._refills[pool] = (loop, loop.call_at(when, self._refill, pool, alloc))
 
     def _refill(self, pool: str, alloc: Allocator) -> None:
         loop = asyncio.get_running_loop()
+        self._refills.pop(pool, None)
         self._wake(pool, alloc.grant(loop.time()))
         self._schedule_refill(pool, alloc)
 
