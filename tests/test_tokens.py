@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import itertools
+import os
+import sys
 import time
 from pathlib import Path
 
@@ -246,6 +249,25 @@ def times(log: Path, kind: str) -> list[float]:
 
 
 @pytest.fixture
+def make_pooled(monkeypatch):
+    """Build an engine that knows the 'pooled' task type, after setting its environment."""
+    made: list[Engine] = []
+
+    def make(**env: str) -> Engine:
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        engine = Engine()
+        engine.registry.task_types["pooled"] = PooledPython()
+        made.append(engine)
+        return engine
+
+    yield make
+    for engine in made:
+        engine.registry.task_types.pop("pooled").close()
+        engine.close()
+
+
+@pytest.fixture
 def pooled(monkeypatch):
     monkeypatch.setenv("PLAIT_POOLS", "svc:test=2")
     engine = Engine()
@@ -397,3 +419,141 @@ def test_a_map_asks_for_its_pools_once_and_again_only_after_a_failure(pooled, tm
     assert slow.asked == 2, "items starting together should share one lookup, and a failed one is asked again"
     failed = [e for e in pooled.store.events(execution.execution_id) if e.phase == "failed"]
     assert failed and "could not name its pools: the account service did not answer" in failed[0].data["message"]
+
+
+# ---------------------------------------------------------------------------------------
+# What the README promises about tokens, through the engine and the CLI
+# ---------------------------------------------------------------------------------------
+
+
+def run_within(engine: Engine, coroutine, seconds: float = 60.0):
+    """Run an execution, failing (not hanging) if it never ends."""
+    async def bounded():
+        return await asyncio.wait_for(coroutine, seconds)
+
+    return asyncio.run(bounded())
+
+
+def test_a_pool_with_a_rate_starts_attempts_no_faster_than_its_rate(make_pooled, tmp_path):
+    engine = make_pooled(PLAIT_POOLS="svc:test=2/4")  # two at once, four starts a second
+    execution = run_within(engine, engine.run(backlog.spec, backlog_inputs(engine, 10, tmp_path / "log", 0.0)))
+    assert execution.phase.value == "succeeded", execution.error
+    starts = sorted(e.ts for e in engine.store.events(execution.execution_id)
+                    if e.kind == "item" and e.phase == "running")
+    assert len(starts) == 10
+    # the bucket starts full (a burst of two), then refills at four a second; one token of
+    # slack for the time between a grant and its event
+    for i, j in itertools.combinations(range(10), 2):
+        assert j - i + 1 <= 2 + 4 * (starts[j] - starts[i]) + 1, \
+            f"{j - i + 1} starts in {starts[j] - starts[i]:.2f}s: faster than 4 a second"
+
+
+def test_tenant_weights_from_the_environment_share_a_pool_through_the_engine(make_pooled, tmp_path):
+    engine = make_pooled(PLAIT_POOLS="svc:test=4", PLAIT_TENANT_WEIGHTS="heavy/prod=3")
+
+    async def both():
+        heavy = asyncio.create_task(engine.run(backlog.spec, backlog_inputs(engine, 16, tmp_path / "heavy", 0.2),
+                                               RunOptions(project="heavy", domain="prod")))
+        await until(lambda: waiters(engine, "heavy/prod") == 12 or heavy.done(), "the heavy backlog to queue")
+        light = asyncio.create_task(engine.run(backlog.spec, backlog_inputs(engine, 16, tmp_path / "light", 0.2),
+                                               RunOptions(project="light", domain="prod")))
+        seen = []
+        while not (heavy.done() and light.done()):  # the pool whenever both tenants have work waiting
+            pool = engine.tokens.snapshot()["svc:test"]
+            if len(pool["waiters"]) == 2:
+                seen.append(pool["holders"])
+            await asyncio.sleep(0.01)
+        return await heavy, await light, seen
+
+    heavy, light, seen = run_within(engine, both())
+    assert heavy.phase.value == light.phase.value == "succeeded"
+    shared = {"heavy/prod": 3, "light/prod": 1}
+    assert shared in seen, "the two tenants never shared the pool three to one"
+    assert all(holders in ({"heavy/prod": 4}, shared) for holders in seen), seen
+
+
+class Greedy(PooledPython):
+    """Asks for three tokens of 'svc:test' per attempt."""
+
+    name = "greedy"
+
+    def pools(self, task, config):
+        return {"svc:test": 3}
+
+
+@plait.task(task_type="greedy", retries=3)
+def greedy(i: int) -> int:
+    return i
+
+
+@plait.workflow
+def one_greedy(i: int) -> int:
+    return greedy(i=i)
+
+
+@pytest.mark.parametrize("pools, toml, message", [
+    ("svc:test=2", "", "pool 'svc:test': a request for 3 tokens can never be granted; the pool's capacity is 2"),
+    ("svc:test=8", '[tenants."default/development"]\ncaps = { "svc:test" = 2 }\n',
+     "pool 'svc:test': a request for 3 tokens can never be granted; tenant default/development's cap is 2"),
+], ids=["over-the-pool", "over-the-cap"])
+def test_a_request_larger_than_the_pool_or_the_cap_fails_the_execution_at_once(
+        make_pooled, tmp_path, monkeypatch, pools, toml, message):
+    (tmp_path / "plait.toml").write_text(toml)
+    monkeypatch.chdir(tmp_path)  # the engine reads plait.toml from here
+    engine = make_pooled(PLAIT_POOLS=pools)
+    engine.registry.task_types["greedy"] = Greedy()
+    try:
+        execution = run_within(engine, engine.run(one_greedy.spec, encode_inputs(one_greedy, {"i": 1}, engine)))
+    finally:
+        engine.registry.task_types.pop("greedy").close()
+    assert execution.phase.value == "failed"
+    assert message in str(execution.error)
+    attempts = [e for e in engine.store.events(execution.execution_id) if e.kind == "attempt"]
+    assert [e.phase for e in attempts] == ["failed"], "it waited for tokens or was retried"
+    assert attempts[0].data["error_kind"] == "user"
+
+
+@plait.task(task_type="pooled")
+def hold_until(path: str) -> str:
+    deadline = time.time() + 120
+    while not Path(path).exists() and time.time() < deadline:
+        time.sleep(0.02)
+    return path
+
+
+@plait.workflow
+def gate(path: str) -> str:
+    return hold_until(path=path)
+
+
+def test_plait_executions_show_names_the_pool_and_the_place_of_a_waiting_attempt(make_pooled, tmp_path):
+    engine = make_pooled(PLAIT_POOLS="svc:test=1")
+    opened = tmp_path / "open"
+
+    def start(execution_id: str) -> asyncio.Task:
+        return asyncio.create_task(engine.run(gate.spec, encode_inputs(gate, {"path": str(opened)}, engine),
+                                              RunOptions(execution_id=execution_id)))
+
+    async def show_while_waiting():
+        runs = [start("holder")]
+        await until(lambda: engine.tokens.snapshot().get("svc:test", {}).get("used") == 1, "the holder's token")
+        runs += [start("first-waiter"), start("second-waiter")]
+        await until(lambda: waiters(engine, "default/development") == 2, "two executions to queue")
+        deadline = time.monotonic() + 30
+        while True:  # the events reach the store within a flush interval
+            shown = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "plait.cli", "executions", "show", "second-waiter",
+                stdout=asyncio.subprocess.PIPE, env={**os.environ, "COLUMNS": "250"})
+            out = (await shown.communicate())[0].decode()
+            if "waiting" in out or time.monotonic() > deadline:
+                break
+        opened.touch()
+        return out, await asyncio.gather(*runs)
+
+    out, results = run_within(engine, show_while_waiting())
+    assert [r.phase.value for r in results] == ["succeeded"] * 3
+    assert "waiting for svc:test: place 2 of default/development's queue, 2 waiting in the pool" in out, out
+    waited = [e for e in engine.store.events("second-waiter") if e.phase == "waiting_for_resources"]
+    assert [e.kind for e in waited] == ["attempt"], "the event log does not show the attempt waiting"
+    assert waited[0].data["waiting"] == {"pool": "svc:test", "position": 2, "queued": 2,
+                                         "tenant": "default/development"}
