@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import socket
@@ -302,3 +303,62 @@ def test_plait_pools_reads_the_shared_pools_from_redis(url, monkeypatch):
     rows = [[c.strip() for c in line.split("│")[1:-1]] for line in out.splitlines() if line.count("│") > 2]
     assert ["svc", "2", "", "other/dev", "", "1"] in rows
     assert ["", "", "", "team/prod", "2", ""] in rows
+
+
+PRIORITY_WORKFLOW = """
+import plait
+from plait.builtin.python_task import PythonTask
+from plait.plugins import load_registry
+
+
+class Pooled(PythonTask):
+    name = "pooled"
+
+    def pools(self, task, config):
+        return {"svc": 1}
+
+
+load_registry().task_types["pooled"] = Pooled()  # as an installed plugin would register it
+
+
+@plait.task(task_type="pooled")
+def mark(path: str) -> str:
+    open(path, "w").write("ran")
+    return path
+
+
+@plait.workflow
+def one(path: str) -> str:
+    return mark(path=path)
+"""
+
+
+def test_plait_run_priority_puts_an_execution_ahead_of_earlier_requests_of_its_tenant(url, tmp_path):
+    # the CLI's engine shares pool 'svc' with this test through Redis: this test holds the only
+    # token, and an earlier request of the same tenant waits with the default priority
+    (tmp_path / "prio_flow.py").write_text(PRIORITY_WORKFLOW)
+    other = manager(url, capacity=1)
+    assert other.try_acquire("svc", "default/development", "held")[0]
+    assert not other.try_acquire("svc", "default/development", "earlier")[0]
+    env = {**os.environ, "PLAIT_TOKENS_URL": url, "PLAIT_POOLS": "svc=1"}
+    cli = subprocess.Popen([sys.executable, "-m", "plait.cli", "run", str(tmp_path / "prio_flow.py:one"),
+                            "--priority", "5", "--path", str(tmp_path / "ran")],
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while other.snapshot()["svc"]["waiters"].get("default/development", 0) < 2:
+            assert cli.poll() is None, cli.stdout.read()
+            assert time.monotonic() < deadline, "the CLI's attempt never queued for the pool"
+            time.sleep(0.05)
+        other.release("svc", "held")
+        while not other.try_acquire("svc", "default/development", "earlier")[0]:
+            assert time.monotonic() < deadline + 60, "the token never came back to the earlier request"
+            time.sleep(0.05)
+        # the freed token went to the priority-5 execution, which ran and gave it back before the
+        # earlier request got it
+        assert (tmp_path / "ran").exists(), "the earlier, lower-priority request got the token first"
+        other.release("svc", "earlier")
+        out, _ = cli.communicate(timeout=120)
+    finally:
+        cli.kill()
+    assert cli.returncode == 0, out
