@@ -78,3 +78,23 @@ def total(xs: list[int]) -> int:
 @plait.workflow
 def mapped(n: int) -> int:
     return total(xs=plait.map(fine, over=count_to(n=n)))
+
+
+@plait.task
+def as_text(x: int) -> str:
+    return str(x)
+
+
+@plait.workflow
+def mismatched(x: int) -> int:
+    return fine(x=as_text(x=x))  # a str where an int is expected: a compile error when run
+
+
+@plait.task
+def weigh(counts: dict[str, int], sizes: list[float]) -> float:
+    return sum(counts.values()) * sum(sizes)
+
+
+@plait.workflow
+def structured(counts: dict[str, int], sizes: list[float]) -> float:
+    return weigh(counts=counts, sizes=sizes)

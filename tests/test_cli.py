@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -11,7 +12,11 @@ import sys
 import time
 from pathlib import Path
 
+import cli_flows
+import flows
+import plait as plait_api
 import pytest
+from plait.engine import RunOptions
 
 ROOT = Path(__file__).parent.parent
 PLAIT = [sys.executable, "-m", "plait.cli"]
@@ -86,6 +91,8 @@ def test_executions_list_show_and_events():
     assert re.search(rf"{xid}.*flows\.noisy_wf.*default/development", listed.stdout)  # the default tenant
     shown = plait("executions", "show", xid, check=True)
     assert "succeeded" in shown.stdout
+    assert 'inputs: {"x": 9}' in shown.stdout and 'outputs: {"o0": 9}' in shown.stdout
+    assert re.search(r"│ noisy\s+│ succeeded\s+│ 1 ", shown.stdout)  # the node and its attempts
     assert "hello from stdout 9" in shown.stdout and "hello from stderr 9" in shown.stdout
     events = plait("executions", "events", xid, check=True)
     phases = [line.split()[3] for line in events.stdout.splitlines()]
@@ -266,3 +273,49 @@ def test_by_default_there_is_one_worker_process_per_core(tmp_path):
     plait("run", f"{CLI_FLOWS}:worker_pids", "--n", str(2 * cores), "--marker", str(marker), "--party", str(cores),
           check=True, env={"PLAIT_WORKERS": ""})
     assert len(set(marker.read_text().split())) == cores
+
+
+def test_a_type_mismatch_in_the_workflow_is_an_error_without_a_traceback():
+    result = plait("run", f"{CLI_FLOWS}:mismatched", "--x", "1")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "node 'fine', input 'x': expects int, but is bound to as_text.o0 of type str" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_lists_and_dicts_are_given_as_json_on_the_command_line():
+    result = plait("run", f"{CLI_FLOWS}:structured", "--counts", '{"a": 1, "b": 2}', "--sizes", "[0.5, 1.5]",
+                   "--json", check=True)
+    assert json.loads(result.stdout[result.stdout.index("{"):]) == {"o0": 6.0}
+
+
+def test_on_a_terminal_progress_shows_nodes_done_running_failed_and_a_bar_per_map(tmp_path):
+    from plait.progress import Progress
+    from rich.console import Console
+
+    def drawn(progress: Progress) -> str:
+        screen = Console(file=io.StringIO(), width=120, force_terminal=False)
+        screen.print(progress.render())
+        return screen.file.getvalue()
+
+    progress = Progress(cli_flows.mapped.spec, Console(file=io.StringIO(), force_terminal=True, width=120))
+    assert progress.live
+    frames: list[str] = []
+
+    def listener(event, state):
+        progress.on_event(event, state)
+        frames.append(drawn(progress))
+
+    with progress:
+        execution = plait_api.run(cli_flows.mapped, {"n": 20}, listener=listener)
+    assert execution.outputs == {"o0": 210}
+    assert any("nodes: 1 done, 1 running, 0 failed, 1 waiting" in frame for frame in frames)
+    final = drawn(progress)
+    assert "nodes: 3 done, 0 running, 0 failed, 0 waiting" in final
+    assert re.search(r"map-fine\s+━+\s+20/20\s+succeeded", final), final
+
+    failing = Progress(flows.branches.spec, Console(file=io.StringIO(), force_terminal=True, width=120))
+    with failing:
+        plait_api.run(flows.branches, {"x": 1, "seconds": 0.1, "marker": str(tmp_path / "m")},
+                      options=RunOptions(fail_fast=False, backoff_base=0.01), listener=failing.on_event)
+    assert "nodes: 1 done, 0 running, 1 failed" in drawn(failing)
+    assert re.search(r"boom\s+failed", drawn(failing))

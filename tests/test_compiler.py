@@ -6,6 +6,8 @@ the first ``.spec``, so this module imports cleanly.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import flows
 import plait
 import pytest
@@ -278,3 +280,46 @@ def test_a_workflow_that_returns_fewer_values_than_it_declares_is_a_compile_erro
 
     with pytest.raises(CompileError, match=r"^workflow 'wf_short' declares outputs count, mean but returns"):
         _ = wf.spec
+
+
+def _step(name: str = "tests.keyed", cache_version: str = "1", output: type = int) -> plait.Task:
+    def step(x: int) -> int:
+        return x
+
+    step.__annotations__["return"] = output
+    return plait.task(name=name, cache=True, cache_version=cache_version)(step)
+
+
+def test_the_cache_key_is_task_name_cache_version_interface_and_inputs():
+    key = _step().template.cache_key({"x": 1})
+    assert _step().template.cache_key({"x": 1}) == key
+    assert _step().template.cache_key({"x": 2}) != key
+    assert _step(name="tests.other").template.cache_key({"x": 1}) != key
+    assert _step(cache_version="2").template.cache_key({"x": 1}) != key
+    assert _step(output=str).template.cache_key({"x": 1}) != key
+
+
+def test_resources_image_and_a_timedelta_timeout_are_recorded_in_the_spec():
+    @plait.task(name="tests.sized", resources={"cpu": 2, "memory": "4Gi", "gpu": 1}, image="ghcr.io/acme/train:1",
+                timeout=dt.timedelta(minutes=2))
+    def sized(x: int) -> int:
+        return x
+
+    @plait.workflow(name="wf_sized")
+    def wf(x: int) -> int:
+        return sized(x=x)
+
+    template = WorkflowSpec.model_validate_json(wf.spec.model_dump_json()).tasks["tests.sized"]
+    assert (template.resources.cpu, template.resources.memory, template.resources.gpu) == (2, "4Gi", 1)
+    assert template.image == "ghcr.io/acme/train:1"
+    assert template.timeout == 120.0
+
+
+def test_several_outputs_can_be_unpacked_or_reached_by_name():
+    @plait.workflow(name="wf_unpacked")
+    def wf(n: int) -> flows.Stats:
+        count, mean = flows.stats(xs=flows.numbers(n=n))
+        return count, mean
+
+    assert wf.spec.output_bindings["mean"].output == "mean"
+    assert plait.run(wf, {"n": 4}).outputs == {"count": 4, "mean": 1.5}

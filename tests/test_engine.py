@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import time
 from pathlib import Path
 
+import cli_flows
 import flows
 import plait
 import pytest
+import readme_flows
 from plait.engine import Engine, RunOptions
 from plait.runner import encode_inputs
-from plait.store import replay
+from plait.settings import Settings
+from plait.store import EventStore, replay
 from plait.tasktype import Phase
 
 
@@ -405,3 +409,118 @@ def test_a_task_defined_inside_a_function_fails_saying_to_define_it_at_module_le
     execution = plait.run(wf, {"n": 1})
     assert execution.phase == Phase.FAILED
     assert "defined inside a function" in str(execution.error) and "module level" in str(execution.error)
+
+
+# -- README claims about the authoring API and where state lives ----------------------------
+
+
+def test_a_retryable_error_spends_the_user_retry_budget(tmp_path, fast_retries):
+    marker = tmp_path / "calls"
+    execution = plait.run(readme_flows.retryable_wf, {"marker": str(marker)}, options=fast_retries())
+    assert execution.phase == Phase.FAILED
+    attempts = execution.result.state.nodes["asks_for_a_retry"].attempts
+    assert [(a.phase, a.error_kind) for a in attempts] == [("failed", "user"), ("failed", "user")]  # retries=1
+    assert lines(marker) == 2 and "RetryableError: the service is busy" in execution.error
+
+
+def test_the_system_retry_budget_defaults_to_three(tmp_path, fast_retries):
+    marker = tmp_path / "calls"
+    execution = plait.run(readme_flows.always_dies_wf, {"marker": str(marker)}, options=fast_retries())
+    assert execution.phase == Phase.FAILED
+    attempts = execution.result.state.nodes["always_dies"].attempts
+    assert [a.error_kind for a in attempts] == ["system"] * 4  # the first attempt and three system retries
+    assert lines(marker) == 4
+
+
+def test_backoff_between_retries_grows_exponentially(tmp_path):
+    marker = tmp_path / "calls"
+    engine = Engine()
+    try:
+        execution = plait.run(readme_flows.backoff_wf, {"marker": str(marker)},
+                              options=RunOptions(backoff_base=0.4, backoff_max=60), engine=engine)
+        assert execution.phase == Phase.SUCCEEDED
+        events = [e for e in engine.store.events(execution.execution_id) if e.kind == "attempt"]
+    finally:
+        engine.close()
+    failed = {e.data["attempt"]: e.ts for e in events if e.phase == "failed"}
+    started = {e.data["attempt"]: e.ts for e in events if e.phase == "running"}
+    # before attempt n+1 the engine waits base * 2**(n-1), times a jitter in [0.5, 1]
+    assert started[4] - failed[3] >= 0.4 * 4 * 0.5
+    assert started[3] - failed[2] >= 0.4 * 2 * 0.5
+
+
+def test_a_map_with_concurrency_1_runs_one_item_at_a_time(tmp_path):
+    log = tmp_path / "log"
+    execution = plait.run(readme_flows.serial_map, {"n": 4, "log": str(log), "seconds": 0.3})
+    assert execution.outputs == {"o0": [0, 1, 2, 3]}
+    events = log.read_text().split("\n")[:-1]
+    assert events == [f"{what} {i}" for i in range(4) for what in ("start", "end")]  # never two open
+
+
+def test_map_over_a_named_input(tmp_path):
+    execution = plait.run(readme_flows.named_over, {"x": 10, "factors": [1, 2, 3]})
+    assert execution.outputs == {"o0": [10, 20, 30]}
+
+
+def test_the_context_names_the_execution_node_attempt_and_item_and_gives_a_private_scratch():
+    execution = plait.run(readme_flows.context_map, {"n": 3})
+    xid = execution.execution_id
+    rows = execution.outputs["o0"]
+    for i, (ex, node, attempt_id, attempt, item_index, _, files) in enumerate(rows):
+        assert (ex, node, attempt, item_index) == (xid, "map-whoami", "1", str(i))
+        assert attempt_id == f"{xid}/map-whoami[{i}]/1"
+        assert files == "['mine']"  # its own folder: no other item's file in it
+    assert len({row[5] for row in rows}) == 3
+
+
+def test_each_map_item_has_its_own_checkpoint(fast_retries):
+    execution = plait.run(readme_flows.checkpointed_map, {"n": 3}, options=fast_retries())
+    assert execution.outputs == {"o0": [f"saved by item {i}" for i in range(3)]}
+
+
+def test_calling_a_workflow_as_a_function_runs_it_in_this_process(tmp_path):
+    assert cli_flows.pid_wf(marker=str(tmp_path / "pid")) == os.getpid()
+
+
+def test_a_workflow_body_is_traced_once(tmp_path):
+    calls = []
+
+    @plait.workflow(name="traced_once")
+    def wf(a: int) -> int:
+        calls.append(a)
+        return flows.double(x=a)
+
+    _ = wf.spec
+    _ = wf.spec
+    assert plait.run(wf, {"a": 4}).outputs == {"o0": 8}
+    assert len(calls) == 1
+
+
+def test_plait_home_holds_the_event_store_blobs_and_attempt_folders(plait_home):
+    execution = plait.run(flows.noisy_wf, {"x": 5})
+    assert (plait_home / "plait.db").is_file()
+    assert plait.run(flows.files, {"text": "a file"}).outputs == {"o0": "A FILE"}
+    assert any((plait_home / "blobs").rglob("out.txt"))  # the File went through the blob store there
+    attempt = execution.result.state.nodes["noisy"].attempts[0]
+    assert Path(attempt.logs["stdout"]).parent == plait_home / "runs" / execution.execution_id / "noisy" / "1"
+
+
+def test_without_plait_home_state_lives_in_dot_plait(tmp_path, monkeypatch):
+    monkeypatch.delenv("PLAIT_HOME")
+    monkeypatch.chdir(tmp_path)
+    settings = Settings.from_env()
+    assert settings.home == tmp_path / ".plait"
+    assert settings.db_url == f"sqlite:///{tmp_path / '.plait' / 'plait.db'}"
+    assert settings.blob_url == str(tmp_path / ".plait" / "blobs")
+
+
+def test_PLAIT_DB_URL_puts_the_event_store_elsewhere(tmp_path, monkeypatch, plait_home):
+    db = tmp_path / "elsewhere.db"
+    monkeypatch.setenv("PLAIT_DB_URL", f"sqlite:///{db}")
+    execution = plait.run(flows.arithmetic, {"a": 1})
+    assert not (plait_home / "plait.db").exists()
+    store = EventStore(f"sqlite:///{db}")
+    try:
+        assert store.execution(execution.execution_id)["phase"] == "succeeded"
+    finally:
+        store.close()

@@ -405,3 +405,18 @@ def test_an_input_that_breaks_its_pandera_schema_is_not_retried(fast_retries):
     assert execution.phase == Phase.FAILED and execution.failed_node == "sum_positive_retried"
     assert len(execution.result.state.nodes["sum_positive_retried"].attempts) == 1
     assert "column 'x' failed greater_than_or_equal_to(0)" in (execution.error or "")
+
+
+@dataclasses.dataclass
+class Attached:
+    title: str
+    attachment: File
+
+
+def test_a_dataclass_with_a_nested_file_uploads_the_file(tmp_path, vio):
+    src = tmp_path / "notes.txt"
+    src.write_text("dataclass field")
+    literal, decoded = roundtrip(Attached, Attached("n", File(src)), vio)
+    assert literal["attachment"]["uri"].startswith(vio.blobs.url)
+    src.unlink()
+    assert isinstance(decoded, Attached) and decoded.attachment.read_text() == "dataclass field"
