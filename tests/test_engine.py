@@ -16,7 +16,7 @@ import readme_flows
 from plait.engine import Engine, RunOptions
 from plait.runner import encode_inputs
 from plait.settings import Settings
-from plait.store import EventStore, replay
+from plait.store import Event, EventStore, replay
 from plait.tasktype import Phase
 
 
@@ -524,3 +524,47 @@ def test_PLAIT_DB_URL_puts_the_event_store_elsewhere(tmp_path, monkeypatch, plai
         assert store.execution(execution.execution_id)["phase"] == "succeeded"
     finally:
         store.close()
+
+
+def test_events_are_written_in_batches_of_2000(tmp_path):
+    url = f"sqlite:///{tmp_path / 'batches.db'}"
+    writer, reader = EventStore(url), EventStore(url)
+    try:
+        for i in range(1999):
+            writer.append(Event("x1", "item", f"map[{i}]/1", "succeeded", {"index": i}, ts=1.0 + i))
+        assert list(reader.events("x1")) == []  # still buffered
+        writer.append(Event("x1", "item", "map[1999]/1", "succeeded", {"index": 1999}, ts=3000.0))
+        assert len(list(reader.events("x1"))) == 2000
+    finally:
+        writer.close()
+        reader.close()
+
+
+def test_a_running_execution_writes_its_events_within_a_fraction_of_a_second(tmp_path):
+    marker = tmp_path / "calls"
+    engine = Engine()
+    reader = EventStore(engine.settings.db_url)
+    spec = flows.two_slow.spec
+    literals = encode_inputs(flows.two_slow, {"seconds": 20.0, "marker": str(marker)}, engine)
+
+    async def watch() -> float:
+        task = asyncio.create_task(engine.run(spec, literals))
+        try:
+            while lines(marker) < 2:  # both attempts are running, so their events exist in memory
+                await asyncio.sleep(0.02)
+            started = time.monotonic()
+            while True:
+                rows = reader.list_executions(1)
+                stored = list(reader.events(rows[0]["id"])) if rows else []
+                if sum(e.kind == "attempt" and e.phase == "running" for e in stored) == 2:
+                    return time.monotonic() - started
+                await asyncio.sleep(0.02)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    try:
+        assert asyncio.run(asyncio.wait_for(watch(), 15)) < 10  # written while the attempts still run
+    finally:
+        reader.close()
+        engine.close()
