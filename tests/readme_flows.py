@@ -106,3 +106,14 @@ def fails_three_times(marker: str) -> int:
 @plait.workflow
 def backoff_wf(marker: str) -> int:
     return fails_three_times(marker=marker)
+
+
+@plait.task(cache=True, cache_version="1")
+def count_lines(f: plait.File, marker: str) -> int:
+    _append(marker, "ran")
+    return len(f.read_text().splitlines())
+
+
+@plait.workflow
+def cached_lines(f: plait.File, marker: str) -> int:
+    return count_lines(f=f, marker=marker)

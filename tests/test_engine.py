@@ -568,3 +568,17 @@ def test_a_running_execution_writes_its_events_within_a_fraction_of_a_second(tmp
     finally:
         reader.close()
         engine.close()
+
+
+def test_the_same_file_content_hits_the_cache_whatever_folder_it_comes_from(tmp_path):
+    marker = tmp_path / "calls"
+    first, second = tmp_path / "a" / "rows.txt", tmp_path / "b" / "rows.txt"
+    for path in (first, second):
+        path.parent.mkdir()
+        path.write_text("1\n2\n3\n")
+    assert plait.run(readme_flows.cached_lines, {"f": plait.File(first), "marker": str(marker)}).outputs == {"o0": 3}
+    again = plait.run(readme_flows.cached_lines, {"f": plait.File(second), "marker": str(marker)})
+    assert again.outputs == {"o0": 3} and again.result.state.nodes["count_lines"].cached
+    second.write_text("1\n2\n")
+    assert plait.run(readme_flows.cached_lines, {"f": plait.File(second), "marker": str(marker)}).outputs == {"o0": 2}
+    assert lines(marker) == 2
