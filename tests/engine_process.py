@@ -14,6 +14,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,42 +26,66 @@ from plait.store import Event, EventStore
 ROOT = Path(__file__).parent.parent
 
 
-def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    """Start ``plait ARGS`` in a session of its own (the test's environment, plus ``env``)."""
-    return subprocess.Popen([sys.executable, "-m", "plait.cli", *args], cwd=ROOT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+class Run:
+    """A ``plait`` command in a session of its own; its output goes to a file, not a pipe, since
+    work it starts in sessions of their own may hold what it inherited long after it is gone."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen([sys.executable, "-m", "plait.cli", *args], cwd=ROOT, stdout=self.log,
+                                     stderr=subprocess.STDOUT, start_new_session=True,
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+
+    @property
+    def returncode(self) -> int | None:
+        return self.proc.poll()
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode("utf-8", "replace")
+
+    def wait(self, timeout: float = 120) -> str:
+        """Wait for the command to end (killing it after ``timeout`` seconds); its output."""
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"plait did not finish within {timeout:g}s:\n{self.output()[-3000:]}") from None
+        return self.output()
+
+    def signal(self, sig: int) -> None:
+        """Send ``sig`` to the process group, as a terminal sends Ctrl-C to its foreground job."""
+        os.killpg(self.proc.pid, sig)
+
+    def kill(self) -> None:
+        """``kill -9`` the process group: no handler runs, nothing more is written."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
 
 
-def kill(proc: subprocess.Popen[str]) -> None:
-    """``kill -9`` the engine's process group: no handler runs, nothing more is written."""
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.communicate()
+def cli(*args: str, env: dict[str, str] | None = None) -> Run:
+    """Start ``plait ARGS`` with the test's environment, plus ``env``."""
+    return Run(*args, env=env)
 
 
 def resume(execution_id: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """``plait executions resume ID`` to its end."""
-    proc = cli("executions", "resume", execution_id)
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        kill(proc)
-        raise
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, "")
+    run = cli("executions", "resume", execution_id)
+    out = run.wait(timeout)
+    return subprocess.CompletedProcess(run.proc.args, run.proc.returncode, out, "")
 
 
-def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 60,
-             proc: subprocess.Popen[str] | None = None) -> Any:
+def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 60, run: Run | None = None) -> Any:
     """Poll ``predicate`` until it returns something true; fail naming ``what`` (and the
-    engine's output, if ``proc`` ended meanwhile) after ``timeout`` seconds."""
+    command's output, if ``run`` ended meanwhile) after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
-        if proc is not None and proc.poll() is not None:
-            out = proc.stdout.read() if proc.stdout else ""
-            raise AssertionError(f"{what}: the engine exited with code {proc.returncode} first:\n{out[-3000:]}")
+        if run is not None and run.returncode is not None:
+            raise AssertionError(f"{what}: plait exited with code {run.returncode} first:\n{run.output()[-3000:]}")
         assert time.monotonic() < deadline, f"{what} (waited {timeout:g}s)"
         time.sleep(0.05)
 

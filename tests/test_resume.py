@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
 from collections import Counter
 from pathlib import Path
 
@@ -45,16 +43,16 @@ def test_resuming_a_failed_execution_keeps_counting_attempts_and_finishes(tmp_pa
 MAP = "map-slow_item"
 
 
-def _start_map(tmp_path: Path, n: int) -> subprocess.Popen[str]:
+def _start_map(tmp_path: Path, n: int) -> engine_process.Run:
     return engine_process.cli("run", f"{FLOWS}:crashable", "--n", str(n), "--marker", str(tmp_path / "items"),
                               "--first-marker", str(tmp_path / "first"), "--seconds", "0.4")
 
 
-def _wait_for_recorded_items(store: engine_process.Store, proc: subprocess.Popen[str], count: int) -> str:
+def _wait_for_recorded_items(store: engine_process.Store, engine: engine_process.Run, count: int) -> str:
     """Wait until the running engine's store records ``count`` successful map items."""
-    xid = engine_process.wait_for(store.execution, "the engine did not create its execution", proc=proc)
+    xid = engine_process.wait_for(store.execution, "the engine did not create its execution", run=engine)
     engine_process.wait_for(lambda: len(engine_process.item_successes(store.events(xid), MAP)) >= count,
-                            f"the store did not record {count} successful map items", proc=proc)
+                            f"the store did not record {count} successful map items", run=engine)
     return xid
 
 
@@ -80,11 +78,11 @@ def _assert_resumed_without_rerunning(tmp_path: Path, store: engine_process.Stor
 def test_an_engine_killed_mid_map_resumes_without_running_a_recorded_item_again(tmp_path):
     n = 16
     store = engine_process.Store()
-    proc = _start_map(tmp_path, n)
+    engine = _start_map(tmp_path, n)
     try:
-        xid = _wait_for_recorded_items(store, proc, 4)
+        xid = _wait_for_recorded_items(store, engine, 4)
     finally:
-        engine_process.kill(proc)
+        engine.kill()
     # what the store holds after the crash is what the resumed engine reads
     recorded = engine_process.item_successes(store.events(xid), MAP)
     assert store.phase(xid) == "running", "a killed engine cannot have recorded an ending"
@@ -95,15 +93,14 @@ def test_an_engine_killed_mid_map_resumes_without_running_a_recorded_item_again(
 def test_ctrl_c_mid_map_aborts_the_execution_and_resume_finishes_it_without_redoing_successes(tmp_path):
     n = 16
     store = engine_process.Store()
-    proc = _start_map(tmp_path, n)
+    engine = _start_map(tmp_path, n)
     try:
-        xid = _wait_for_recorded_items(store, proc, 4)
-        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the foreground group gets it
-        out, _ = proc.communicate(timeout=60)
+        xid = _wait_for_recorded_items(store, engine, 4)
+        engine.signal(signal.SIGINT)  # Ctrl-C in a terminal: the foreground job's process group gets it
+        out = engine.wait(60)
     finally:
-        if proc.poll() is None:
-            engine_process.kill(proc)
-    assert proc.returncode == 130, out
+        engine.kill()
+    assert engine.returncode == 130, out
     assert f"execution {xid} aborted" in out
     events = store.events(xid)
     assert engine_process.outcome(events).phase == "aborted" and store.phase(xid) == "aborted"
@@ -118,14 +115,14 @@ def test_ctrl_c_mid_map_aborts_the_execution_and_resume_finishes_it_without_redo
 def test_a_resumed_engine_attaches_to_a_container_that_outlived_the_old_one(tmp_path):
     marker = tmp_path / "starts"
     store = engine_process.Store()
-    proc = engine_process.cli("run", f"{FLOWS}:container_then_double", "--marker", str(marker), "--seconds", "3")
+    engine = engine_process.cli("run", f"{FLOWS}:container_then_double", "--marker", str(marker), "--seconds", "3")
     try:
-        xid = engine_process.wait_for(store.execution, "the engine did not create its execution", proc=proc)
+        xid = engine_process.wait_for(store.execution, "the engine did not create its execution", run=engine)
         engine_process.wait_for(lambda: engine_process.handles(store.events(xid), "slow_echo"),
-                                "the container's handle was not recorded", proc=proc)
-        engine_process.wait_for(lambda: len(lines(marker)) == 1, "the container task did not start", proc=proc)
+                                "the container's handle was not recorded", run=engine)
+        engine_process.wait_for(lambda: len(lines(marker)) == 1, "the container task did not start", run=engine)
     finally:
-        engine_process.kill(proc)
+        engine.kill()
     resumed = engine_process.resume(xid)
     assert resumed.returncode == 0, resumed.stdout
     assert '"o0": 14' in resumed.stdout

@@ -40,13 +40,13 @@ def _resume_and_check(stand_in: StandIn, store: engine_process.Store, xid: str, 
 
 def test_a_job_whose_handle_was_recorded_is_polled_after_a_crash_not_created_again(stand_in):
     store = engine_process.Store()
-    proc = engine_process.cli("run", f"{FLOWS}:fit_on_aws", "--n", "3")
+    engine = engine_process.cli("run", f"{FLOWS}:fit_on_aws", "--n", "3")
     try:
-        xid = engine_process.wait_for(store.execution, "the engine did not create its execution", proc=proc)
+        xid = engine_process.wait_for(store.execution, "the engine did not create its execution", run=engine)
         handles = engine_process.wait_for(lambda: engine_process.handles(store.events(xid), NODE),
-                                          "the training job's handle was not recorded", proc=proc)
+                                          "the training job's handle was not recorded", run=engine)
     finally:
-        engine_process.kill(proc)
+        engine.kill()
     job = handles[0]["job"]
     assert stand_in.created() == [job]
     _resume_and_check(stand_in, store, xid, job)
@@ -56,12 +56,12 @@ def test_a_job_whose_handle_was_recorded_is_polled_after_a_crash_not_created_aga
 def test_a_job_created_just_before_a_crash_is_attached_to_by_its_name(stand_in):
     store = engine_process.Store()
     with HeldAnswers(stand_in.endpoint, "SageMaker.CreateTrainingJob") as proxy:
-        proc = engine_process.cli("run", f"{FLOWS}:fit_on_aws", "--n", "3", env={"AWS_ENDPOINT_URL": proxy.endpoint})
+        engine = engine_process.cli("run", f"{FLOWS}:fit_on_aws", "--n", "3", env={"AWS_ENDPOINT_URL": proxy.endpoint})
         try:
-            xid = engine_process.wait_for(store.execution, "the engine did not create its execution", proc=proc)
-            engine_process.wait_for(proxy.held.is_set, "the engine did not create the training job", proc=proc)
+            xid = engine_process.wait_for(store.execution, "the engine did not create its execution", run=engine)
+            engine_process.wait_for(proxy.held.is_set, "the engine did not create the training job", run=engine)
         finally:
-            engine_process.kill(proc)
+            engine.kill()
     created = stand_in.created()
     assert len(created) == 1, created
     assert not engine_process.handles(store.events(xid), NODE), \
