@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-core
 
-.PHONY: venv demo demo-bigfoot test bench lint typecheck clean services
+.PHONY: venv demo demo-bigfoot test bench mutate lint typecheck clean services
 
 PLUGINS := plugins/papermill plugins/pytorch plugins/spark plugins/sql plugins/bigquery plugins/snowflake \
 	plugins/sagemaker
@@ -51,6 +51,12 @@ bench: venv
 	$(BIN)/python bench/chain.py
 	$(BIN)/python bench/cpu_speedup.py
 	$(BIN)/python bench/map_memory.py
+
+# Mutation testing of the token rule (both backends), the engine's retries and resume, and the
+# compiler's type checks; writes bench/MUTATION.md. Slow (about 40 minutes on 2 cores), so not
+# part of `make test`. Needs nothing beyond the test environment: the mutator is bench/mutate/.
+mutate: venv services
+	$(BIN)/python bench/mutate/run.py --jobs 2 --report bench/MUTATION.md
 
 lint: venv
 	$(BIN)/ruff check core plugins tests examples bench
