@@ -95,8 +95,16 @@ def test_a_dead_worker_is_a_system_error_with_its_own_budget(tmp_path, fast_retr
 
 def test_timeouts_abort_the_attempt_and_retry(tmp_path, fast_retries):
     marker = tmp_path / "calls"
-    started = time.monotonic()
-    execution = plait.run(flows.sleepy_wf, {"seconds": 30.0, "marker": str(marker)}, options=fast_retries())
+    engine = Engine()
+    try:
+        # Start the worker processes first: on a loaded machine their start-up alone can take
+        # longer than the task's 2 s timeout, and the body would never write its marker.
+        plait.run(flows.arithmetic, {"a": 1}, engine=engine)
+        started = time.monotonic()
+        execution = plait.run(flows.sleepy_wf, {"seconds": 30.0, "marker": str(marker)}, options=fast_retries(),
+                              engine=engine)
+    finally:
+        engine.close()
     assert time.monotonic() - started < 15
     assert execution.phase == Phase.FAILED
     attempts = execution.result.state.nodes["sleepy"].attempts
