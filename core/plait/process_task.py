@@ -11,8 +11,13 @@ kills the whole tree), and turns the result into a status. A subclass describes 
         def command(self, ctx, task, job):
             return [sys.executable, "-m", "plait_spark.run", str(job)]
 
-The command's side calls :func:`plait.worker.run_attempt` with the job's ``payload`` (the
-Python task to run) and :func:`write_result`.
+The command's side reads the job with :func:`read_job`, calls
+:func:`plait.worker.run_attempt` with its ``payload`` (the Python task to run) and
+:func:`write_result`.
+
+``job.json`` stays on disk, so it never holds a secret's value: the attempt's secrets reach
+the command only through its environment (:data:`SECRETS_ENV`), and :func:`read_job` puts
+them back into the payload.
 """
 
 from __future__ import annotations
@@ -26,6 +31,9 @@ from plait.builtin.python_task import attempt_payload, status_of
 from plait.local import LocalProcess
 from plait.spec import TaskTemplate
 from plait.tasktype import AttemptContext, ErrorKind, Handle, Phase, Status, TaskType
+
+SECRETS_ENV = "PLAIT_ATTEMPT_SECRETS"
+"""The environment variable that carries the attempt's secrets (JSON) to the command."""
 
 
 class ProcessTask(TaskType):
@@ -67,9 +75,14 @@ class ProcessTask(TaskType):
         folder.mkdir(parents=True, exist_ok=True)
         job = folder / "job.json"
         if not job.exists():  # submitting again attaches: the job stays as it was
-            job.write_text(json.dumps({"workdir": str(folder), **self.job(ctx, task, folder)}))
-        handle = self.processes.start(folder / "process", self.command(ctx, task, job),
-                                      env=self.environment(ctx, task))
+            content = {"workdir": str(folder), **self.job(ctx, task, folder)}
+            if isinstance(content.get("payload"), dict):
+                content["payload"].pop("secrets", None)  # they travel in the environment only
+            job.write_text(json.dumps(content))
+        env = self.environment(ctx, task)
+        if ctx.secrets:
+            env = {**env, SECRETS_ENV: json.dumps(ctx.secrets)}
+        handle = self.processes.start(folder / "process", self.command(ctx, task, job), env=env)
         handle["job"] = str(folder)
         return handle
 
@@ -88,6 +101,19 @@ class ProcessTask(TaskType):
     def cleanup(self, ctx: AttemptContext, handle: Handle) -> None:
         self.processes.kill(handle)
         self.processes.forget(handle)
+
+
+def read_job(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Called by the command: its ``job.json``, with the payload's secrets back from the environment.
+
+    The variable leaves this process's environment, so what the task starts (a JVM, a kernel,
+    a shell command) does not inherit the values.
+    """
+    job: dict[str, Any] = json.loads(Path(path).read_text())
+    secrets = json.loads(os.environ.pop(SECRETS_ENV, "") or "{}")
+    if isinstance(job.get("payload"), dict):
+        job["payload"]["secrets"] = secrets
+    return job
 
 
 def write_result(folder: str | os.PathLike[str], result: dict[str, Any]) -> None:

@@ -14,7 +14,9 @@ from typing import Any
 
 
 def main(job_path: str) -> int:
-    job = json.loads(Path(job_path).read_text())
+    from plait.process_task import read_job, write_result
+
+    job = read_job(job_path)  # before the kernel starts: it does not inherit the secrets
     workdir = Path(job["workdir"])
     result: dict[str, Any]
     os.environ["PLAIT_NOTEBOOK_RECORD"] = str(workdir / "record.jsonl")
@@ -35,8 +37,6 @@ def main(job_path: str) -> int:
     except Exception as exc:  # a missing kernel, an unreadable notebook
         result = {"status": "error", "message": f"{type(exc).__name__}: {exc}"}
     _render_html(executed, workdir / "report.html")
-    from plait.process_task import write_result
-
     write_result(workdir, result)
     return 0
 

@@ -18,10 +18,10 @@ from pathlib import Path
 def main(job_path: str) -> int:
     import torch
     import torch.distributed as dist
-    from plait.process_task import write_result
+    from plait.process_task import read_job, write_result
     from plait.worker import run_attempt
 
-    job = json.loads(Path(job_path).read_text())
+    job = read_job(job_path)
     workdir = Path(job["workdir"])
     rank, local_rank = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"])
     world_size = int(os.environ["WORLD_SIZE"])

@@ -6,7 +6,6 @@ session in ``current_context().spark``, stops the session, and writes RESULT.jso
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
@@ -55,11 +54,11 @@ def readable(message: str) -> str:
 def main(job_path: str) -> int:
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     os.environ["PYSPARK_PYTHON"] = sys.executable
-    job = json.loads(Path(job_path).read_text())
-    workdir = Path(job["workdir"])
-    from plait.process_task import write_result
+    from plait.process_task import read_job, write_result
     from plait.worker import run_attempt
 
+    job = read_job(job_path)  # before the JVM starts: it does not inherit the secrets
+    workdir = Path(job["workdir"])
     payload = dict(job["payload"])
     spark = session(job["config"], payload["task"])
     try:
