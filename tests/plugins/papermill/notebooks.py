@@ -51,6 +51,15 @@ SLOW = notebook(
     parameters="marker = ''\nseconds = 1",
 )
 
+FLAKY = notebook(  # fails on its first run, succeeds on the next: each run appends a line to ``log``
+    "flaky",
+    "from plait_papermill import record\nwith open(log, 'a') as fh:\n    fh.write('run\\n')\n"
+    "runs = len(open(log).read().splitlines())",
+    "if runs == 1:\n    raise RuntimeError('the first run fails')",
+    "record('runs', runs)",
+    parameters="log = ''",
+)
+
 QUICK = notebook(
     "quick",
     "from plait_papermill import record\nrecord('total', a + b)",
@@ -62,6 +71,7 @@ stats = notebook_task("stats", STATS, inputs={"data": pd.DataFrame, "title": str
 failing = notebook_task("failing", FAILING, inputs={"divisor": int}, outputs={"ratio": float})
 slow = notebook_task("slow", SLOW, inputs={"marker": str, "seconds": int}, outputs={"n": int})
 quick = notebook_task("quick", QUICK, inputs={"a": int, "b": int}, outputs={"total": int})
+flaky = notebook_task("flaky", FLAKY, inputs={"log": str}, outputs={"runs": int}, retries=1)
 
 
 @plait.task
@@ -95,3 +105,8 @@ def analyse(n: int, title: str) -> Analysis:
 @plait.workflow
 def divide(divisor: int) -> float:
     return failing(divisor=divisor)
+
+
+@plait.workflow
+def flaky_once(log: str) -> int:
+    return flaky(log=log)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
+import uuid
 from pathlib import Path
 
 import plait
 import torch
 import training  # noqa: E402
 from plait.tasktype import Phase
-from plait.testing import LifecycleCase, TaskTypeLifecycleTests, alive
+from plait.testing import LifecycleCase, TaskTypeLifecycleTests, alive, files_holding
 from plait.types import ValueIO
 from plait.types import engine as type_engine
 from plait_pytorch.hooks import PyTorchTask
@@ -25,6 +27,7 @@ class TestPyTorchLifecycle(TaskTypeLifecycleTests):
             slow=training.slow.template, slow_inputs={"seconds": 60, "marker": str(marker)},
             # both ranks append a line: the work has started once per two lines
             starts=lambda: len(marker.read_text().splitlines()) // 2 if marker.exists() else 0,
+            start_timeout=15,  # torchrun, two ranks and a gloo rendezvous: 8-11 s measured with the load at 3
             timeout=120,
         )
 
@@ -33,6 +36,17 @@ def test_every_rank_runs_and_rank_zero_returns():
     execution = plait.run(training.gather, {"tag": "hello"})
     assert execution.phase == Phase.SUCCEEDED, execution.error
     assert execution.outputs == {"o0": [0, 1]}
+
+
+def test_every_rank_reads_the_tasks_secret_which_no_file_holds(plait_home, monkeypatch):
+    token = f"torch-token-{uuid.uuid4().hex}"
+    monkeypatch.setenv("PLAIT_SECRET_TORCH_TOKEN", token)
+    execution = plait.run(training.reads_token, {"digest": hashlib.sha256(token.encode()).hexdigest()})
+    assert execution.phase == Phase.SUCCEEDED, execution.error
+    assert execution.outputs == {"o0": [1, 1]}
+    jobs = list(plait_home.rglob("job.json"))
+    assert jobs, "the attempt's job.json was not under the plait home"
+    assert files_holding([token], [plait_home]) == [], "the secret's value was written to a file"
 
 
 def test_a_failing_rank_fails_the_attempt_with_its_traceback_and_stops_the_others():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import time
@@ -19,6 +20,16 @@ def whoami(tag: str) -> list[int]:
     ctx = current_context()
     gathered = [torch.zeros(1, dtype=torch.long) for _ in range(ctx.world_size)]
     dist.all_gather(gathered, torch.tensor([ctx.rank]))
+    return [int(t.item()) for t in gathered]
+
+
+@plait.task(plugin=PyTorch(nproc_per_node=2), secrets=["torch_token"])
+def token_seen(digest: str) -> list[int]:
+    """1 from each rank that read the secret whose sha256 is ``digest`` (a digest: outputs are stored)."""
+    ctx = current_context()
+    seen = hashlib.sha256(ctx.secret("torch_token").encode()).hexdigest() == digest
+    gathered = [torch.zeros(1, dtype=torch.long) for _ in range(ctx.world_size)]
+    dist.all_gather(gathered, torch.tensor([int(seen)]))
     return [int(t.item()) for t in gathered]
 
 
@@ -93,6 +104,11 @@ def fit_and_predict(epochs: int, fail_at: int, log: str) -> float:
 @plait.workflow
 def gather(tag: str) -> list[int]:
     return whoami(tag=tag)
+
+
+@plait.workflow
+def reads_token(digest: str) -> list[int]:
+    return token_seen(digest=digest)
 
 
 @plait.workflow

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 
@@ -35,6 +36,17 @@ def count(rows: int) -> int:
     return current_context().spark.range(rows).count()
 
 
+@plait.task(plugin=Spark(), secrets=["spark_token"])
+def token_seen(digest: str) -> str:
+    """Whether the task read the secret whose sha256 is ``digest``, and whether the JVM inherited it."""
+    from plait.process_task import SECRETS_ENV
+
+    ctx = current_context()
+    seen = hashlib.sha256(ctx.secret("spark_token").encode()).hexdigest() == digest
+    in_jvm = ctx.spark.sparkContext._jvm.java.lang.System.getenv(SECRETS_ENV) is not None
+    return f"seen={seen} jvm={in_jvm}"
+
+
 @plait.task(plugin=Spark())
 def slow(seconds: int, marker: str) -> int:
     with open(marker, "a") as fh:
@@ -66,3 +78,8 @@ def analysis_error(rows: int) -> int:
 @plait.workflow
 def jvm_error(rows: int) -> int:
     return divide_by_zero(rows=rows)
+
+
+@plait.workflow
+def reads_token(digest: str) -> str:
+    return token_seen(digest=digest)

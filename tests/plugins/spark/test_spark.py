@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
+import uuid
 from pathlib import Path
 
 import plait
@@ -11,6 +13,7 @@ from plait.tasktype import Phase
 from plait.testing import (
     LifecycleCase,
     TaskTypeLifecycleTests,
+    files_holding,
     make_context,
     marked_processes,
     poll_until_done,
@@ -28,6 +31,7 @@ class TestSparkLifecycle(TaskTypeLifecycleTests):
             quick=sparkflows.count.template, quick_inputs={"rows": 10}, expected_outputs={"o0": 10},
             slow=sparkflows.slow.template, slow_inputs={"seconds": 60, "marker": str(marker)},
             starts=lambda: len(marker.read_text().splitlines()) if marker.exists() else 0,
+            start_timeout=20,  # a JVM and a SparkSession: 10-14 s measured with the load at 3 on 2 cores
             timeout=120,
         )
 
@@ -36,6 +40,16 @@ def test_a_spark_frame_feeds_a_pandas_task_and_back():
     execution = plait.run(sparkflows.round_trip, {"rows": 100})
     assert execution.phase == Phase.SUCCEEDED, execution.error
     assert execution.outputs == {"o0": 2 * sum(i * i for i in range(100))}
+
+
+def test_the_task_reads_its_secret_which_neither_a_file_nor_the_jvm_holds(plait_home, monkeypatch):
+    token = f"spark-token-{uuid.uuid4().hex}"
+    monkeypatch.setenv("PLAIT_SECRET_SPARK_TOKEN", token)
+    execution = plait.run(sparkflows.reads_token, {"digest": hashlib.sha256(token.encode()).hexdigest()})
+    assert execution.phase == Phase.SUCCEEDED, execution.error
+    assert execution.outputs == {"o0": "seen=True jvm=False"}
+    assert list(plait_home.rglob("job.json")), "the attempt's job.json was not under the plait home"
+    assert files_holding([token], [plait_home]) == [], "the secret's value was written to a file"
 
 
 def test_an_analysis_error_shows_sparks_message_not_a_py4j_wall():
