@@ -10,8 +10,20 @@ from __future__ import annotations
 import random
 
 import flows
+import plait
 import pytest
 from plait.engine import Engine, RunOptions, _Execution
+from plait.tasktype import Phase
+
+
+@plait.task(secrets=["never-set"], retries=2)
+def needs_a_missing_secret() -> int:
+    return 1
+
+
+@plait.workflow
+def missing_secret_wf() -> int:
+    return needs_a_missing_secret()
 
 
 @pytest.fixture
@@ -37,3 +49,11 @@ def test_backoff_stops_growing_at_backoff_max(execution, monkeypatch):
     x = execution(backoff_base=1.0, backoff_max=5.0)
     assert x.backoff(3) == pytest.approx(4.0)
     assert x.backoff(4) == x.backoff(30) == pytest.approx(5.0)
+
+
+def test_a_missing_secret_is_not_retried_even_with_a_user_retry_budget(monkeypatch):
+    monkeypatch.delenv("PLAIT_SECRET_NEVER_SET", raising=False)
+    execution = plait.run(missing_secret_wf, {}, options=RunOptions(backoff_base=0.01, backoff_max=0.05))
+    assert execution.phase == Phase.FAILED and "needs secret 'never-set'" in execution.error
+    attempts = execution.result.state.nodes["needs_a_missing_secret"].attempts
+    assert [(a.phase, a.error_kind) for a in attempts] == [("failed", "user")]

@@ -85,4 +85,36 @@ NOTES: dict[str, str] = {
         EQUIVALENT + "as for `or` above: only a task or map node naming a sub-workflow would differ.",
     "TypeEngine.castable: `return False` -> `return None`":
         EQUIVALENT + "every caller tests `not engine().castable(...)`; None is as false as False.",
+    # -- engine ------------------------------------------------------------------------------
+    "_Execution.run_task: `number, handle = reattach` -> `pass`":
+        "Killed by test_resume.py (checked by hand): re-attaching is resume logic inside run_task; "
+        "the first pass ran run_task's mutants against test_engine.py only; test_resume.py is in "
+        "this target's tests from now on.",
+    "_Execution.run_task: `reattach = None` -> `pass`":
+        "Killed by test_resume.py (checked by hand), as above.",
+    "_Execution.run_task: `status.outputs or {}` -> `(status.outputs)`":
+        EQUIVALENT + "every task type reports success with its outputs (an empty dict when it has "
+        "none); were one to report None, a consumer of a missing output fails either way "
+        "(KeyError on {} or TypeError on None), and a task without outputs has no consumer.",
+    "_Execution.run_task: `status.message or \"aborted\"` -> `(status.message and 'aborted')`":
+        "Not killed, message only: an aborted attempt fails its node without a retry either way "
+        "(checked by the cancel tests); only the text of the node's error changes when the task "
+        "type gives no message.",
+    "_Execution.run_task: `status.message or \"aborted\"` -> `(status.message)`":
+        "Not killed, message only (as above).",
+    "_Execution.run_task: `status.message or \"aborted\"` -> `('aborted')`":
+        "Not killed, message only (as above): the task type's own reason is replaced by 'aborted'.",
+    "_Execution.run_task: `user_failures + system_failures` -> `(user_failures - system_failures)`":
+        "Not yet killed: the backoff counts user and system failures together, which shows only "
+        "when an attempt fails both ways (test_engine's backoff test fails one way only); a test "
+        "needs a task that dies once (system) and then raises (user) and a wait measured after both.",
+    "_Execution._give_up: `await self._stop(_Attempt(task_type, ctx, handle), kind, base, Phase.FAILED, message)` -> `pass`":
+        "Not yet killed: an attempt re-attached by a resume that can no longer start (its secret "
+        "gone, its pools unknown) must abort and clean up the work the old engine started; no "
+        "resume test takes that path (a crash test of issue 13 could: remove the secret, resume).",
+    "_Execution._give_up: `handle is not None` -> `handle is None`": "Not yet killed: the same path as above.",
+    "_Execution._give_up: `error_kind == ErrorKind.SYSTEM` -> `error_kind != ErrorKind.SYSTEM`":
+        "Killed from now on by test_engine_retry_rules.py::test_a_missing_secret_is_not_retried_even_"
+        "with_a_user_retry_budget (added after the first pass; test_engine's missing-secret test "
+        "has no retry budget to spend).",
 }

@@ -75,9 +75,9 @@ TARGETS = [
     Target("types", "the type-compatibility check the compiler calls (core/plait/types.py)", "core/plait/types.py",
            ["tests/test_compiler.py", "tests/test_types.py"], ["TypeEngine.castable", "TypeTransformer.castable"]),
     Target("engine-retry", "the engine's retry decisions (`run_task`, `backoff`, `_give_up` in core/plait/engine.py)",
-           "core/plait/engine.py", ["tests/test_engine.py", "tests/test_engine_retry_rules.py"],
+           "core/plait/engine.py", ["tests/test_engine.py", "tests/test_engine_retry_rules.py", "tests/test_resume.py"],
            ["_Execution.run_task", "_Execution.backoff", "_Execution._give_up"], timeout=240.0,
-           args=["-k", "(retr or budget or permanent or dead_worker or secret or poll or backoff or fail) "
+           args=["-k", "(retr or budget or permanent or dead_worker or secret or poll or backoff or fail or resum) "
                        "and not test_timeouts_abort_the_attempt_and_retry"]),
     Target("engine-resume", "what resume skips (`Engine.resume`, `_Prior.of`, `_MapNode.run_item` in core/plait/engine.py)",
            "core/plait/engine.py", ["tests/test_resume.py"],
