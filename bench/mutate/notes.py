@@ -12,6 +12,9 @@ TOKENS = "To be killed by test_tokens.py: "
 REDIS = "To be killed by test_tokens_redis.py: "
 FULL = "with used == capacity the free capacity is 0 and no request (count >= 1) fits, so the loop finds no candidate and stops, as the original loop would not have started."
 
+RESUME_OPTIONS = ("Killed from now on by test_resume_options.py (added after the first pass: "
+                  "test_resume.py always passes options to resume, and never resumes twice).")
+
 NOTES: dict[str, str] = {
     # -- Redis (Lua) ------------------------------------------------------------------------
     "grant loop `used() < capacity` -> `<=`": EQUIVALENT + FULL,
@@ -117,4 +120,15 @@ NOTES: dict[str, str] = {
         "Killed from now on by test_engine_retry_rules.py::test_a_missing_secret_is_not_retried_even_"
         "with_a_user_retry_budget (added after the first pass; test_engine's missing-secret test "
         "has no retry budget to spend).",
+    "Engine.resume: `options = options or RunOptions()` -> `pass`": RESUME_OPTIONS,
+    "Engine.resume: `options or RunOptions()` -> `(options and RunOptions())`": RESUME_OPTIONS,
+    "Engine.resume: `options or RunOptions()` -> `(options)`": RESUME_OPTIONS,
+    "Engine.resume: `options or RunOptions()` -> `(RunOptions())`": RESUME_OPTIONS,
+    "Engine.resume: `max((e.run for e in events), default=0) + 1` -> `(max((e.run for e in events), default=0) - 1)`":
+        RESUME_OPTIONS,
+    "Engine.resume: `max` -> `min`": RESUME_OPTIONS,
+    "Engine.resume: `1` -> `2`": RESUME_OPTIONS,
+    "Engine.resume: `0` -> `1`":
+        EQUIVALENT + "the default of `max` over an execution's events is used only for an execution "
+        "without events, and every stored execution has at least its `running` event.",
 }

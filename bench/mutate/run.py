@@ -80,7 +80,7 @@ TARGETS = [
            args=["-k", "(retr or budget or permanent or dead_worker or secret or poll or backoff or fail or resum) "
                        "and not test_timeouts_abort_the_attempt_and_retry"]),
     Target("engine-resume", "what resume skips (`Engine.resume`, `_Prior.of`, `_MapNode.run_item` in core/plait/engine.py)",
-           "core/plait/engine.py", ["tests/test_resume.py"],
+           "core/plait/engine.py", ["tests/test_resume_options.py", "tests/test_resume.py"],
            ["Engine.resume", "_Prior.of", "_MapNode.run_item"], timeout=240.0),
 ]
 
