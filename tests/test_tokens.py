@@ -124,6 +124,52 @@ def test_acquiring_twice_with_one_lease_id_is_a_no_op():
     assert alloc.used == 1
 
 
+def test_a_request_for_no_tokens_is_refused():
+    alloc = Allocator(PoolConfig("svc", 2))
+    with pytest.raises(TokenRequestError, match="a request for 0 tokens can never be granted"):
+        alloc.request("nothing", "a/dev", count=0)
+    assert alloc.snapshot() == {"capacity": 2, "rate": None, "used": 0, "holders": {}, "waiters": {}}
+
+
+def test_a_waiting_request_that_is_released_is_withdrawn_and_never_granted():
+    alloc = Allocator(PoolConfig("svc", 1))
+    assert alloc.request("held", "a/dev") == ["held"]
+    for lease in ("given-up", "next", "last"):
+        assert alloc.request(lease, "b/dev") == []
+    assert alloc.release("given-up") == [], "withdrawing a waiting request grants nothing"
+    assert alloc.position("given-up") is None
+    assert alloc.snapshot()["waiters"] == {"b/dev": 2}
+    # the tenant's other requests stay queued, and the next one moves up to the head
+    assert [alloc.position("next"), alloc.position("last")] == [(1, 2), (2, 2)]
+    order = [lease for done in ("held", "next", "last") for lease in alloc.release(done)]
+    assert order == ["next", "last"], "a withdrawn request was granted, or a queued one lost"
+    assert alloc.snapshot() == {"capacity": 1, "rate": None, "used": 0, "holders": {}, "waiters": {}}
+    assert alloc.release("never-asked") == [], "releasing an unknown lease is a no-op"
+
+
+def test_next_refill_is_the_moment_the_bucket_holds_a_token_again():
+    alloc = Allocator(PoolConfig("svc", 2, rate=2.0))  # a bucket of two, refilled at two a second
+    assert alloc.request("r1", "a/dev", now=0.0) == ["r1"]
+    assert alloc.request("r2", "a/dev", now=0.0) == ["r2"]  # the bucket is empty
+    assert alloc.request("r3", "a/dev", now=0.0) == []
+    assert alloc.release("r1", now=0.25) == [], "granted with half a token in the bucket"
+    assert alloc.next_refill(0.25) == 0.5  # half a token missing, at two a second
+    assert alloc.grant(now=0.375) == []  # three quarters of a token
+    assert alloc.next_refill(0.375) == 0.5
+    assert alloc.grant(now=0.5) == ["r3"], "the bucket held a whole token at next_refill's time"
+    assert alloc.next_refill(0.5) is None, "nothing waits"
+
+
+def test_next_refill_is_none_while_the_bucket_holds_a_token():
+    # the bucket holds a whole token, so what waits waits for capacity, not for the rate: there
+    # is no refill to wait for (a time here makes the in-process manager wake up for nothing)
+    alloc = Allocator(PoolConfig("svc", 2, rate=1.0))
+    assert alloc.request("one", "a/dev", now=0.0) == ["one"]  # one token left in the bucket
+    assert alloc.request("pair", "b/dev", count=2, now=0.0) == []  # needs two free tokens
+    assert alloc.next_refill(0.0) is None
+    assert alloc.release("one", now=0.0) == ["pair"], "the bucket's token was not there to grant it"
+
+
 def test_a_rate_limited_pool_grants_no_faster_than_its_rate():
     alloc = Allocator(PoolConfig("svc", 10, rate=2.0))
     for i in range(20):

@@ -217,6 +217,108 @@ def test_a_request_over_the_capacity_fails_at_once(url):
         manager(url).try_acquire("svc", "a/dev", "big", count=3)
 
 
+class Clock:
+    """The time the scripts are told: each call passes its `now` to Redis, so a test sets it.
+
+    The scripts and Redis are real; only the caller's clock is the test's, so lease and
+    rate rules are checked at exact moments, without sleeping and without racing a loaded machine.
+    """
+
+    def __init__(self) -> None:
+        self.now = float(int(time.time()))
+
+    def time(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    import plait.tokens_redis
+
+    fake = Clock()
+    monkeypatch.setattr(plait.tokens_redis, "time", fake)
+    return fake
+
+
+def test_a_request_larger_than_the_free_capacity_waits_until_enough_is_free(url):
+    m = manager(url, capacity=3)
+    assert m.try_acquire("svc", "a/dev", "a-1")[0] and m.try_acquire("svc", "a/dev", "a-2")[0]
+    assert not m.try_acquire("svc", "b/dev", "pair", count=2)[0], "two tokens granted with one free"
+    assert m.snapshot()["svc"]["used"] == 2
+    m.release("svc", "a-1")
+    assert m.try_acquire("svc", "b/dev", "pair", count=2)[0], "two free tokens did not go to the request for two"
+    assert m.snapshot()["svc"]["holders"] == {"a/dev": 1, "b/dev": 2}
+
+
+def test_a_rate_limited_pool_starts_full_and_grants_at_once_when_its_bucket_holds_a_token(url, clock):
+    m = manager(url, capacity=1, rate=1.0)
+    assert m.try_acquire("svc", "a/dev", "first")[0], "a new pool's bucket starts full"
+    m.release("svc", "first")
+    assert not m.try_acquire("svc", "a/dev", "second")[0], "a second start in the same instant, at one a second"
+    clock.advance(0.5)
+    assert not m.try_acquire("svc", "a/dev", "second")[0], "granted on half a token"
+    clock.advance(0.5)
+    assert m.try_acquire("svc", "a/dev", "second")[0], "one second later the bucket holds one token"
+
+
+def test_a_rate_limited_pool_never_bursts_above_its_capacity_after_idling(url, clock):
+    m = manager(url, capacity=2, rate=1.0)
+    for lease in ("r1", "r2"):
+        assert m.try_acquire("svc", "a/dev", lease)[0]
+        m.release("svc", lease)
+    clock.advance(10)  # ten seconds idle at one a second: the bucket holds two, its capacity, not ten
+    started = []
+    for lease in ("r3", "r4", "r5"):  # each starts and ends at once: capacity is never what stops them
+        started.append(m.try_acquire("svc", "a/dev", lease)[0])
+        m.release("svc", lease)
+    assert started == [True, True, False], "after idling the pool started more than its capacity at once"
+    clock.advance(1)
+    assert m.try_acquire("svc", "a/dev", "r5")[0]
+
+
+def test_asking_again_keeps_a_waiting_requests_place(url):
+    m = manager(url, capacity=1)
+    assert m.try_acquire("svc", "a/dev", "held")[0]
+    assert m.try_acquire("svc", "b/dev", "first") == (False, 1, 1)
+    assert m.try_acquire("svc", "b/dev", "second") == (False, 2, 2)
+    # acquire asks again every poll, as each waiting engine does: the request keeps its place
+    assert m.try_acquire("svc", "b/dev", "first") == (False, 1, 2), "asking again sent the request to the back"
+    m.release("svc", "held")
+    assert m.client.hkeys(f"{m.prefix}svc:leases") == ["first"]
+
+
+def test_acquiring_a_held_lease_again_extends_it(url, clock):
+    holder = manager(url, capacity=1, lease_seconds=1.0)  # try_acquire alone: nothing renews it
+    other = manager(url, capacity=1)
+    assert holder.try_acquire("svc", "a/dev", "held")[0]
+    assert not other.try_acquire("svc", "b/dev", "other")[0]
+    clock.advance(0.8)
+    assert holder.try_acquire("svc", "a/dev", "held")[0]  # held, and now until 1.8 s
+    clock.advance(0.7)  # 1.5 s: past the first lease time, within the extended one
+    assert not other.try_acquire("svc", "b/dev", "other")[0], "acquiring a held lease again did not extend it"
+    assert holders(other) == {"a/dev": 1}
+    clock.advance(0.5)  # 2.0 s: the extended lease has run out
+    assert other.try_acquire("svc", "b/dev", "other")[0], "the lease never expired"
+    assert holders(other) == {"b/dev": 1}
+
+
+def test_renew_keeps_a_waiting_request_alive(url, clock):
+    holder = manager(url, capacity=1)
+    waiter = manager(url, capacity=1, lease_seconds=1.0)
+    assert holder.try_acquire("svc", "a/dev", "held")[0]
+    assert not waiter.try_acquire("svc", "b/dev", "patient")[0]  # from here on it only renews
+    for _ in range(3):  # at 0.8, 1.6 and 2.4 s, each past the request's first lease time
+        clock.advance(0.8)
+        waiter.renew()
+        assert holder.try_acquire("svc", "a/dev", "held")[0]  # each call expires what is overdue
+        assert holder.snapshot()["svc"]["waiters"] == {"b/dev": 1}, "a renewed waiting request expired"
+    holder.release("svc", "held")
+    assert holders(holder) == {"b/dev": 1}, "the token did not go to the renewed request"
+
+
 LEASE = 1.5
 HOLDER = """
 import asyncio
