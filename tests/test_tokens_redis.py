@@ -319,6 +319,23 @@ def test_renew_keeps_a_waiting_request_alive(url, clock):
     assert holders(holder) == {"b/dev": 1}, "the token did not go to the renewed request"
 
 
+def test_a_lease_and_a_waiting_request_outlive_their_last_renewal_by_the_whole_lease_time(url, clock):
+    # lease_seconds is how long a lease outlives its engine's last renewal: at that very
+    # moment it still holds, and the next expiry scan (at most every 0.1 s) removes it
+    quiet = manager(url, capacity=1, lease_seconds=1.0)  # its engine stops renewing from here
+    other = manager(url, capacity=1)
+    assert quiet.try_acquire("svc", "a/dev", "held")[0]
+    assert not quiet.try_acquire("svc", "a/dev", "queued")[0]
+    clock.advance(1.0)
+    other.try_acquire("svc", "b/dev", "other")
+    assert other.client.hkeys(f"{other.prefix}svc:leases") == ["held"], "a lease expired before its lease time was up"
+    assert other.snapshot()["svc"]["waiters"] == {"a/dev": 1, "b/dev": 1}, \
+        "a waiting request expired before its lease time was up"
+    clock.advance(0.1)
+    assert other.try_acquire("svc", "b/dev", "other")[0], "an expired lease still held its token"
+    assert other.snapshot()["svc"]["waiters"] == {}, "an expired waiting request still waits"
+
+
 LEASE = 1.5
 HOLDER = """
 import asyncio
