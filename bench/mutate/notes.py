@@ -15,6 +15,14 @@ FULL = "with used == capacity the free capacity is 0 and no request (count >= 1)
 RESUME_OPTIONS = ("Killed from now on by test_resume_options.py (added after the first pass: "
                   "test_resume.py always passes options to resume, and never resumes twice).")
 
+CACHE = ("Killed by test_engine.py::test_cached_map_items_are_recorded_as_cached_successes (checked by "
+         "hand): run_item also reads the cache, and the first pass ran it against test_resume.py only; "
+         "the target runs test_engine.py's cache tests from now on.")
+
+COMPILE = ("Killed from now on by test_compile_checks.py (checked by hand; added after the first pass: "
+           "a traced workflow is checked while it is traced, so check_spec's own paths for loaded "
+           "specs, and castable's rules, had no test).")
+
 NOTES: dict[str, str] = {
     # -- Redis (Lua) ------------------------------------------------------------------------
     "grant loop `used() < capacity` -> `<=`": EQUIVALENT + FULL,
@@ -131,4 +139,70 @@ NOTES: dict[str, str] = {
     "Engine.resume: `0` -> `1`":
         EQUIVALENT + "the default of `max` over an execution's events is used only for an execution "
         "without events, and every stored execution has at least its `running` event.",
+    # -- _Prior.of and run_item: found by the first pass, checked again by hand after it ---------
+    "_Prior.of: `e.data.get(\"outputs\") or {}` -> `(e.data.get('outputs'))`":
+        EQUIVALENT + "node and item `succeeded` events always carry an outputs dict (run_node emits "
+        "the dict it returns; an item's is its task type's outputs, as for run_task above).",
+    "_Prior.of: `e.kind in (\"attempt\", \"item\") and \"attempt\" in e.data` -> `(e.kind in ('attempt', 'item') or 'attempt' in e.data)`":
+        EQUIVALENT + "only attempt and item events carry an `attempt` number, and every one of them does.",
+    "_Prior.of: `e.kind in (\"attempt\", \"item\") and \"attempt\" in e.data` -> `(e.kind in ('attempt', 'item'))`":
+        EQUIVALENT + "every attempt and item event carries its `attempt` number.",
+    "_Prior.of: `e.kind in (\"attempt\", \"item\") and \"attempt\" in e.data` -> `('attempt' in e.data)`":
+        EQUIVALENT + "only attempt and item events carry an `attempt` number.",
+    "_Prior.of: `e.phase == \"running\" and e.data.get(\"handle\") is not None` -> `(e.phase == 'running' or e.data.get('handle') is not None)`":
+        EQUIVALENT + "only the `running` event of an attempt carries its handle, and it always does.",
+    "_Prior.of: `e.phase == \"running\" and e.data.get(\"handle\") is not None` -> `(e.phase == 'running')`":
+        EQUIVALENT + "an attempt's `running` event always carries its handle.",
+    "_Prior.of: `e.phase == \"running\" and e.data.get(\"handle\") is not None` -> `(e.data.get('handle') is not None)`":
+        EQUIVALENT + "only the `running` event carries a handle.",
+    "_Prior.of: `e.phase in _ENDINGS and prior.open.get(key, (0,))[0] == number` -> `(e.phase in _ENDINGS or prior.open.get(key, (0,))[0] == number)`":
+        "Not yet killed: an attempt that ended without ever running (a missing secret: `failed` with "
+        "no `running` before it) makes these mutants `del` a key that is not there, so resume crashes. "
+        "A test: run a task whose secret is missing, set the secret, resume: it must succeed.",
+    "_Prior.of: `e.phase in _ENDINGS and prior.open.get(key, (0,))[0] == number` -> `(e.phase in _ENDINGS)`":
+        "Not yet killed: the same missing-secret resume test would kill it (above).",
+    "_Prior.of: `e.phase in _ENDINGS and prior.open.get(key, (0,))[0] == number` -> `(prior.open.get(key, (0,))[0] == number)`":
+        EQUIVALENT + "a non-ending event with the open attempt's number after its `running` event is "
+        "only `cleanup_failed`, emitted just before that attempt's ending, which closes it anyway.",
+    "_Prior.of: `del prior.open[key]` -> `pass`": RESUME_OPTIONS,
+    "_Prior.of: `e.phase in _ENDINGS` -> `e.phase not in _ENDINGS`": RESUME_OPTIONS,
+    "_Prior.of: `prior.open.get(key, (0,))[0] == number` -> `prior.open.get(key, (0,))[0] != number`": RESUME_OPTIONS,
+    "_Prior.of: `0` -> `1`":
+        "Three mutants share this key. `prior.attempts.get(key, 0)` -> 1 is equivalent (every "
+        "attempt number is >= 1; a cached item's 0 is skipped on resume through its outputs); "
+        "`[0]` -> `[1]` is killed by test_resume_options.py; `(0,)` -> `(1,)` is not yet killed: the "
+        "missing-secret resume test above would kill it.",
+    "_MapNode.run_item: `key is not None and not self.x.options.overwrite_cache` -> `(key is not None or not self.x.options.overwrite_cache)`":
+        EQUIVALENT + "without a cache key, `store.cached(None)` finds nothing and the item runs, as it would.",
+    "_MapNode.run_item: `key is not None and not self.x.options.overwrite_cache` -> `(not self.x.options.overwrite_cache)`":
+        EQUIVALENT + "as above: no cache key, nothing found.",
+    "_MapNode.run_item: `key is not None and not self.x.options.overwrite_cache` -> `(key is not None)`":
+        "Not yet killed: `overwrite_cache` must run cached *map items* again (test_engine checks it "
+        "for a task node only). A test: a cached map, run twice, the second with overwrite_cache: "
+        "every item runs again.",
+    "_MapNode.run_item: `0` -> `1`":
+        "Not yet killed: a cached map item is recorded as attempt 0 with `cached: true`; "
+        "test_cached_map_items_are_recorded_as_cached_successes does not look at either.",
+    "_MapNode.run_item: `True` -> `False`": "Not yet killed: as above (the `cached` flag).",
+    "_MapNode.run_item: `cached = self.x.store.cached(key)` -> `pass`": CACHE,
+    "_MapNode.run_item: `key is not None` -> `key is None`": CACHE,
+    "_MapNode.run_item: `not self.x.options.overwrite_cache` -> `(self.x.options.overwrite_cache)`": CACHE,
+    "_MapNode.run_item: `cached is not None` -> `cached is None`": CACHE,
+    "_MapNode.run_item: `self.x.emit(\"item\", f\"{self.path}[{index}]/cached\", \"succeeded\",` -> `pass`": CACHE,
+    "_MapNode.run_item: `return cached` -> `return None`": CACHE,
+    "_MapNode.run_item: `self.x.store.put_cache(key, template.name, outputs, self.x.id)` -> `pass`": CACHE,
+    'check_spec: `check_spec(sub)` -> `pass`': COMPILE,
+    'check_spec: `_check_binding(spec, binding, spec.outputs[out], nodes, f"workflow {wf!r}, output {out!r}")` -> `pass`': COMPILE,
+    '_check_node: `node.kind == "workflow"` -> `node.kind != \'workflow\'`': COMPILE,
+    '_check_node: `continue` -> `break`': COMPILE,
+    '_check_binding: `expected.kind != "list"` -> `expected.kind == \'list\'`': COMPILE,
+    '_check_binding: `_check_binding(spec, item, expected.args[0], nodes, f"{where}[{i}]")` -> `pass`': COMPILE,
+    '_check_binding: `0` -> `1`': COMPILE,
+    '_check_binding: `source = f"{binding.node}.{binding.output}"` -> `pass`': COMPILE,
+    'TypeEngine.castable: `src.kind == "none" or self.castable(` -> `(self.castable(src.args[0] if src.kind == \'optional\' else src, dst.args[0]))`': COMPILE,
+    'TypeEngine.castable: `src.kind == "none"` -> `src.kind != \'none\'`': COMPILE,
+    'TypeEngine.castable: `src.kind == "int" and dst.kind == "float"` -> `(dst.kind == \'float\')`': COMPILE,
+    'TypeEngine.castable: `False` -> `True`': COMPILE,
+    'TypeTransformer.castable: `return src.model_dump() == dst.model_dump()` -> `return None`': COMPILE,
+    'TypeTransformer.castable: `src.model_dump() == dst.model_dump()` -> `src.model_dump() != dst.model_dump()`': COMPILE,
 }

@@ -69,7 +69,7 @@ TARGETS = [
            ["tests/test_tokens.py"],
            ["Allocator.weight", "Allocator.cap", "Allocator.request", "Allocator.check", "Allocator.release",
             "Allocator.grant", "Allocator._take_from_bucket", "Allocator.next_refill", "Allocator.position"]),
-    Target("compiler", "the compiler's type checks (core/plait/compiler.py, `castable` in core/plait/types.py)",
+    Target("compiler", "the compiler's type checks (core/plait/compiler.py)",
            "core/plait/compiler.py", ["tests/test_compiler.py", "tests/test_types.py"],
            ["check_spec", "_check_node", "_check_binding"]),
     Target("types", "the type-compatibility check the compiler calls (core/plait/types.py)", "core/plait/types.py",
@@ -80,8 +80,9 @@ TARGETS = [
            args=["-k", "(retr or budget or permanent or dead_worker or secret or poll or backoff or fail or resum) "
                        "and not test_timeouts_abort_the_attempt_and_retry"]),
     Target("engine-resume", "what resume skips (`Engine.resume`, `_Prior.of`, `_MapNode.run_item` in core/plait/engine.py)",
-           "core/plait/engine.py", ["tests/test_resume_options.py", "tests/test_resume.py"],
-           ["Engine.resume", "_Prior.of", "_MapNode.run_item"], timeout=240.0),
+           "core/plait/engine.py", ["tests/test_resume_options.py", "tests/test_resume.py", "tests/test_engine.py"],
+           ["Engine.resume", "_Prior.of", "_MapNode.run_item"], timeout=240.0,
+           args=["-k", "resum or cache"]),  # run_item also reads the cache
 ]
 
 
@@ -171,11 +172,17 @@ def run_target(target: Target, jobs: int, work: Path) -> tuple[list[Outcome], fl
     return outcomes, time.monotonic() - started
 
 
+def tests_of(target: Target) -> str:
+    return " ".join([*(t.removeprefix("tests/") for t in target.tests if (ROOT / t).exists()), *target.args])
+
+
 def report(path: Path, results: dict[str, tuple[list[Outcome], float]], command: str, total: float,
-           where: str | None = None) -> None:
+           where: str | None = None, tests: dict[str, str] | None = None) -> None:
     """Write the report, and the raw results beside it (``--render`` rebuilds the report from them)."""
+    by_name = {t.name: t for t in TARGETS}
+    tests = {**{name: tests_of(by_name[name]) for name in results}, **(tests or {})}
     path.with_suffix(".json").write_text(json.dumps(
-        {"command": command, "total": total, "machine": where or machine(),
+        {"command": command, "total": total, "machine": where or machine(), "tests": tests,
          "results": {k: [[o.__dict__ for o in v[0]], v[1]] for k, v in results.items()}}, indent=1))
     lines = ["# Mutation testing", "",
              "Written by `make mutate` (bench/mutate/run.py). Each mutant is one small change to one "
@@ -187,11 +194,9 @@ def report(path: Path, results: dict[str, tuple[list[Outcome], float]], command:
              f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
              f"- total run time: {total / 60:.1f} min", "",
              "| target | tests | mutants | killed | survived | timed out | run time |", "|---|---|---|---|---|---|---|"]
-    by_name = {t.name: t for t in TARGETS}
     for name, (outcomes, seconds) in results.items():
         count = {v: sum(o.verdict == v for o in outcomes) for v in ("killed", "survived", "timed out")}
-        tests = ", ".join(t.removeprefix("tests/") for t in by_name[name].tests if (ROOT / t).exists())
-        lines.append(f"| {by_name[name].what} | {tests} | {len(outcomes)} | {count['killed']} | {count['survived']} "
+        lines.append(f"| {by_name[name].what} | `{tests[name]}` | {len(outcomes)} | {count['killed']} | {count['survived']} "
                      f"| {count['timed out']} | {seconds / 60:.1f} min |")
     lines += ["", "## Surviving mutants", ""]
     for name, (outcomes, _) in results.items():
@@ -225,16 +230,18 @@ def main() -> None:
         path = ROOT / args.report
         saved = json.loads(path.with_suffix(".json").read_text())
         results = {k: ([Outcome(**o) for o in v[0]], v[1]) for k, v in saved["results"].items()}
-        report(path, results, saved["command"], saved["total"], saved["machine"])
+        report(path, results, saved["command"], saved["total"], saved["machine"], saved.get("tests"))
         return
     chosen = [t for t in TARGETS if not args.target or t.name in args.target]
     started = time.monotonic()
     results = {}
     command = " ".join(["python", "bench/mutate/run.py", *sys.argv[1:]])
+    ran_with: dict[str, str] = {}
     if args.resume and args.report and (ROOT / args.report).with_suffix(".json").exists():
         saved = json.loads((ROOT / args.report).with_suffix(".json").read_text())
         results = {k: ([Outcome(**o) for o in v[0]], v[1]) for k, v in saved["results"].items()}
         started -= saved["total"]
+        ran_with = {k: v for k, v in saved.get("tests", {}).items() if k in results}
         command = saved["command"]
     with tempfile.TemporaryDirectory(prefix="plait-mutate-") as work:
         for target in chosen:
@@ -242,13 +249,13 @@ def main() -> None:
                 continue
             results[target.name] = run_target(target, args.jobs, Path(work))
             if args.report:  # after each target, so a long run shows its progress
-                report(ROOT / args.report, results, command, time.monotonic() - started)
+                report(ROOT / args.report, results, command, time.monotonic() - started, tests=ran_with)
     total = time.monotonic() - started
     for name, (outcomes, seconds) in results.items():
         survived = [o.name for o in outcomes if o.verdict == "survived"]
         print(f"{name}: {len(outcomes)} mutants, {len(survived)} survived, {seconds / 60:.1f} min")
     if args.report:
-        report(ROOT / args.report, results, command, total)
+        report(ROOT / args.report, results, command, total, tests=ran_with)
 
 
 if __name__ == "__main__":
