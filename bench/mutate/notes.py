@@ -123,7 +123,8 @@ NOTES: dict[str, str] = {
         "Not yet killed: an attempt re-attached by a resume that can no longer start (its secret "
         "gone, its pools unknown) must abort and clean up the work the old engine started; no "
         "resume test takes that path (a crash test of issue 13 could: remove the secret, resume).",
-    "_Execution._give_up: `handle is not None` -> `handle is None`": "Not yet killed: the same path as above.",
+    "_Execution._give_up: `handle is not None` -> `handle is None`":
+        "Not yet killed: the resume path of the next entry (a re-attached attempt that cannot start).",
     "_Execution._give_up: `error_kind == ErrorKind.SYSTEM` -> `error_kind != ErrorKind.SYSTEM`":
         "Killed from now on by test_engine_retry_rules.py::test_a_missing_secret_is_not_retried_even_"
         "with_a_user_retry_budget (added after the first pass; test_engine's missing-secret test "
