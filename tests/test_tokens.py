@@ -147,6 +147,28 @@ def test_a_waiting_request_that_is_released_is_withdrawn_and_never_granted():
     assert alloc.release("never-asked") == [], "releasing an unknown lease is a no-op"
 
 
+def test_withdrawing_a_waiting_request_keeps_the_priority_order_of_the_rest():
+    alloc = Allocator(PoolConfig("svc", 1))
+    assert alloc.request("held", "a/dev") == ["held"]
+    for lease, priority in (("urgent", 9), ("low", 1), ("middle", 5)):
+        assert alloc.request(lease, "b/dev", priority=priority) == []
+    assert alloc.release("urgent") == []
+    order = [lease for done in ("held", "middle", "low") for lease in alloc.release(done)]
+    assert order == ["middle", "low"], "after a withdrawal a lower priority went first"
+
+
+def test_asking_again_keeps_a_waiting_requests_place_and_it_is_granted_once():
+    alloc = Allocator(PoolConfig("svc", 1))
+    assert alloc.request("held", "a/dev") == ["held"]
+    assert alloc.request("first", "b/dev") == []
+    assert alloc.request("second", "b/dev") == []
+    assert alloc.request("first", "b/dev") == [], "asking again is a no-op"
+    assert [alloc.position("first"), alloc.position("second")] == [(1, 2), (2, 2)]
+    order = [lease for done in ("held", "first", "second") for lease in alloc.release(done)]
+    assert order == ["first", "second"]
+    assert alloc.snapshot() == {"capacity": 1, "rate": None, "used": 0, "holders": {}, "waiters": {}}
+
+
 def test_next_refill_is_the_moment_the_bucket_holds_a_token_again():
     alloc = Allocator(PoolConfig("svc", 2, rate=2.0))  # a bucket of two, refilled at two a second
     assert alloc.request("r1", "a/dev", now=0.0) == ["r1"]
