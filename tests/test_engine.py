@@ -301,6 +301,22 @@ def test_cached_map_items_are_recorded_as_cached_successes(tmp_path):
     assert first.outputs == second.outputs == {"o0": [0, 1, 4]}
     assert lines(marker) == 3
     assert second.result.state.nodes["map-cached_square"].item_counts == {"succeeded": 3}
+    engine = Engine()
+    try:
+        events = list(engine.store.events(second.execution_id))
+    finally:
+        engine.close()
+    items = [e for e in events if e.kind == "item" and e.phase == "succeeded"]
+    assert len(items) == 3 and all(e.data.get("cached") is True and e.data.get("attempt") == 0 for e in items), (
+        "a map item served from the cache is recorded as a cached success, not as an attempt")
+
+
+def test_overwrite_cache_runs_cached_map_items_again(tmp_path):
+    marker = tmp_path / "calls"
+    plait.run(flows.cached_map, {"n": 3, "marker": str(marker)})
+    again = plait.run(flows.cached_map, {"n": 3, "marker": str(marker)}, options=RunOptions(overwrite_cache=True))
+    assert again.outputs == {"o0": [0, 1, 4]}
+    assert lines(marker) == 6, "overwrite_cache served map items from the cache"
 
 
 def test_inline_mode_judges_a_timeout_when_the_task_returns(tmp_path, fast_retries):

@@ -87,3 +87,19 @@ def test_a_missing_secret_fails_the_attempt_at_once_and_says_where_to_put_it(pla
     assert str(plait_home.resolve() / "secrets" / "api-token") in execution.error
     attempts = execution.result.state.nodes["token_digest"].attempts
     assert len(attempts) == 1, "a missing secret was retried: it can never appear by itself"
+
+
+def test_an_execution_that_failed_for_a_missing_secret_resumes_once_the_secret_is_set(plait_home: Path):
+    import asyncio
+
+    engine = Engine()
+    try:
+        failed = plait.run(token_wf, {"name": "api"}, options=RunOptions(backoff_base=0.01), engine=engine)
+        assert failed.phase == Phase.FAILED and "needs secret 'api-token'" in (failed.error or "")
+        write_secret_file(plait_home, FILE_VALUE)
+        resumed = asyncio.run(engine.resume(failed.execution_id, RunOptions(backoff_base=0.01)))
+    finally:
+        engine.close()
+    assert resumed.phase == Phase.SUCCEEDED, resumed.error
+    assert resumed.outputs == {"o0": f"api: {digest(FILE_VALUE)}"}
+    assert [a.number for a in resumed.state.nodes["token_digest"].attempts] == [1, 2]

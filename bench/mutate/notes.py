@@ -157,11 +157,11 @@ NOTES: dict[str, str] = {
     "_Prior.of: `e.phase == \"running\" and e.data.get(\"handle\") is not None` -> `(e.data.get('handle') is not None)`":
         EQUIVALENT + "only the `running` event carries a handle.",
     "_Prior.of: `e.phase in _ENDINGS and prior.open.get(key, (0,))[0] == number` -> `(e.phase in _ENDINGS or prior.open.get(key, (0,))[0] == number)`":
-        "Not yet killed: an attempt that ended without ever running (a missing secret: `failed` with "
-        "no `running` before it) makes these mutants `del` a key that is not there, so resume crashes. "
-        "A test: run a task whose secret is missing, set the secret, resume: it must succeed.",
+        "Killed from now on by test_secrets.py::test_an_execution_that_failed_for_a_missing_secret_resumes_"
+        "once_the_secret_is_set (checked by hand): an attempt that ended without ever running made "
+        "this mutant `del` a key that is not there, so resume crashed.",
     "_Prior.of: `e.phase in _ENDINGS and prior.open.get(key, (0,))[0] == number` -> `(e.phase in _ENDINGS)`":
-        "Not yet killed: the same missing-secret resume test would kill it (above).",
+        "Killed from now on by the missing-secret resume test in test_secrets.py (checked by hand).",
     "_Prior.of: `e.phase in _ENDINGS and prior.open.get(key, (0,))[0] == number` -> `(prior.open.get(key, (0,))[0] == number)`":
         EQUIVALENT + "a non-ending event with the open attempt's number after its `running` event is "
         "only `cleanup_failed`, emitted just before that attempt's ending, which closes it anyway.",
@@ -178,13 +178,12 @@ NOTES: dict[str, str] = {
     "_MapNode.run_item: `key is not None and not self.x.options.overwrite_cache` -> `(not self.x.options.overwrite_cache)`":
         EQUIVALENT + "as above: no cache key, nothing found.",
     "_MapNode.run_item: `key is not None and not self.x.options.overwrite_cache` -> `(key is not None)`":
-        "Not yet killed: `overwrite_cache` must run cached *map items* again (test_engine checks it "
-        "for a task node only). A test: a cached map, run twice, the second with overwrite_cache: "
-        "every item runs again.",
+        "Killed from now on by test_engine.py::test_overwrite_cache_runs_cached_map_items_again "
+        "(checked by hand).",
     "_MapNode.run_item: `0` -> `1`":
-        "Not yet killed: a cached map item is recorded as attempt 0 with `cached: true`; "
-        "test_cached_map_items_are_recorded_as_cached_successes does not look at either.",
-    "_MapNode.run_item: `True` -> `False`": "Not yet killed: as above (the `cached` flag).",
+        "Killed from now on by test_engine.py::test_cached_map_items_are_recorded_as_cached_successes, "
+        "which now reads the items' events (checked by hand).",
+    "_MapNode.run_item: `True` -> `False`": "Killed from now on: as above (checked by hand).",
     "_MapNode.run_item: `cached = self.x.store.cached(key)` -> `pass`": CACHE,
     "_MapNode.run_item: `key is not None` -> `key is None`": CACHE,
     "_MapNode.run_item: `not self.x.options.overwrite_cache` -> `(self.x.options.overwrite_cache)`": CACHE,
