@@ -18,7 +18,8 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import flows
@@ -241,37 +242,6 @@ def test_a_fresh_process_finds_the_s3_endpoint_in_FSSPEC_S3_ENDPOINT_URL(
     assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == b"from a fresh process"
 
 
-def test_s3_put_bytes_reads_back_and_the_same_bytes_are_stored_once(s3, bucket: str):
-    store = BlobStore(f"s3://{bucket}/prefix")
-    first = store.put_bytes(b"s3 bytes", ".bin")
-    second = store.put_bytes(b"s3 bytes", ".bin")
-    assert first == second
-    assert first.startswith(f"s3://{bucket}/prefix/cas/")
-    assert store.read_bytes(first) == b"s3 bytes"
-    assert keys(s3, bucket) == [first.removeprefix(f"s3://{bucket}/")]
-
-
-def test_s3_put_file_round_trips_the_file(s3, bucket: str, tmp_path: Path):
-    store = BlobStore(f"s3://{bucket}/prefix")
-    src = tmp_path / "model.txt"
-    src.write_text("weights")
-    uri = store.put_file(src)
-    assert uri.endswith("/model.txt")
-    assert store.put_file(src) == uri
-    assert keys(s3, bucket) == [uri.removeprefix(f"s3://{bucket}/")]
-    assert store.get_file(uri, tmp_path / "back" / "model.txt").read_text() == "weights"
-
-
-def test_s3_put_dir_round_trips_the_tree(s3, bucket: str, tmp_path: Path):
-    store = BlobStore(f"s3://{bucket}/prefix")
-    src = make_tree(tmp_path / "tree")
-    uri = store.put_dir(src)
-    prefix = uri.removeprefix(f"s3://{bucket}/")
-    assert keys(s3, bucket) == [f"{prefix}/.complete", f"{prefix}/a.txt", f"{prefix}/sub/b.bin"]
-    back = store.get_dir(uri, tmp_path / "back")
-    assert tree_contents(back) == tree_contents(src)
-
-
 @pytest.fixture
 def workers_started_earlier():
     """Start the worker processes' forkserver before the S3 settings exist.
@@ -374,32 +344,57 @@ def test_a_fresh_process_finds_the_gcs_emulator_in_STORAGE_EMULATOR_HOST(
     assert gcs.bucket(gcs_bucket).blob(key).download_as_bytes() == b"from a fresh process"
 
 
-def test_gcs_put_bytes_reads_back_and_the_same_bytes_are_stored_once(gcs, gcs_bucket: str):
-    store = BlobStore(f"gs://{gcs_bucket}/prefix")
-    first = store.put_bytes(b"gcs bytes", ".bin")
-    assert store.put_bytes(b"gcs bytes", ".bin") == first
-    assert first.startswith(f"gs://{gcs_bucket}/prefix/cas/")
-    assert store.read_bytes(first) == b"gcs bytes"
-    assert objects(gcs, gcs_bucket) == [first.removeprefix(f"gs://{gcs_bucket}/")]  # no temporary left
+# -- the same round trips on each object store ---------------------------------------------
 
 
-def test_gcs_put_file_round_trips_the_file(gcs, gcs_bucket: str, tmp_path: Path):
-    store = BlobStore(f"gs://{gcs_bucket}/prefix")
+@dataclass
+class Bucket:
+    """A fresh bucket on an object store's stand-in, and what is in it as its own client sees it."""
+
+    url: str
+    """``s3://name`` or ``gs://name``."""
+    listing: Callable[[], list[str]]
+    """Every object's key, sorted."""
+
+    def key(self, uri: str) -> str:
+        return uri.removeprefix(f"{self.url}/")
+
+
+@pytest.fixture(params=["s3", "gcs"])
+def remote(request: pytest.FixtureRequest) -> Bucket:
+    if request.param == "s3":
+        s3, name = request.getfixturevalue("s3"), request.getfixturevalue("bucket")
+        return Bucket(f"s3://{name}", lambda: keys(s3, name))
+    gcs, name = request.getfixturevalue("gcs"), request.getfixturevalue("gcs_bucket")
+    return Bucket(f"gs://{name}", lambda: objects(gcs, name))
+
+
+def test_put_bytes_on_an_object_store_reads_back_and_the_same_bytes_are_stored_once(remote: Bucket):
+    store = BlobStore(f"{remote.url}/prefix")
+    first = store.put_bytes(b"remote bytes", ".bin")
+    assert store.put_bytes(b"remote bytes", ".bin") == first
+    assert first.startswith(f"{remote.url}/prefix/cas/")
+    assert store.read_bytes(first) == b"remote bytes"
+    assert remote.listing() == [remote.key(first)]  # no temporary left
+
+
+def test_put_file_on_an_object_store_round_trips_the_file(remote: Bucket, tmp_path: Path):
+    store = BlobStore(f"{remote.url}/prefix")
     src = tmp_path / "model.txt"
     src.write_text("weights")
     uri = store.put_file(src)
     assert uri.endswith("/model.txt")
     assert store.put_file(src) == uri
-    assert objects(gcs, gcs_bucket) == [uri.removeprefix(f"gs://{gcs_bucket}/")]
+    assert remote.listing() == [remote.key(uri)]
     assert store.get_file(uri, tmp_path / "back" / "model.txt").read_text() == "weights"
 
 
-def test_gcs_put_dir_round_trips_the_tree(gcs, gcs_bucket: str, tmp_path: Path):
-    store = BlobStore(f"gs://{gcs_bucket}/prefix")
+def test_put_dir_on_an_object_store_round_trips_the_tree(remote: Bucket, tmp_path: Path):
+    store = BlobStore(f"{remote.url}/prefix")
     src = make_tree(tmp_path / "tree")
     uri = store.put_dir(src)
-    prefix = uri.removeprefix(f"gs://{gcs_bucket}/")
-    assert objects(gcs, gcs_bucket) == [f"{prefix}/.complete", f"{prefix}/a.txt", f"{prefix}/sub/b.bin"]
+    prefix = remote.key(uri)
+    assert remote.listing() == [f"{prefix}/.complete", f"{prefix}/a.txt", f"{prefix}/sub/b.bin"]
     back = store.get_dir(uri, tmp_path / "back")
     assert tree_contents(back) == tree_contents(src)
 
