@@ -58,8 +58,11 @@ bench: venv
 mutate: venv services
 	$(BIN)/python bench/mutate/run.py --jobs 2 --report bench/MUTATION.md
 
+# ruff, and the import-linter contracts in pyproject.toml: the core's layers import one way,
+# and the core imports no vendor SDK.
 lint: venv
 	$(BIN)/ruff check core plugins tests examples bench
+	$(BIN)/lint-imports --no-cache
 
 typecheck: venv
 	$(BIN)/mypy

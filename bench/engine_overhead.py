@@ -15,7 +15,7 @@ import time
 import flows  # noqa: E402
 import plait
 from common import fresh_home, machine, table
-from plait.engine import Engine, RunOptions
+from plait.engine.execution import Engine, RunOptions
 
 
 def per_item(n: int, inline: bool) -> float:

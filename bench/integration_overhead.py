@@ -20,7 +20,7 @@ import plait
 import spark_tasks  # noqa: E402
 import torch_tasks  # noqa: E402
 from common import fresh_home, machine, table
-from plait.engine import Engine
+from plait.engine.execution import Engine
 
 BARE_SPARK = """
 from pyspark.sql import SparkSession

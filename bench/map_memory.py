@@ -18,7 +18,7 @@ CHILD = """
 import resource, sys
 sys.path.insert(0, {here!r})
 import flows, plait
-from plait.engine import RunOptions
+from plait.engine.execution import RunOptions
 n, inline = int(sys.argv[1]), sys.argv[2] == "inline"
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 e = plait.run(flows.trivial_map, {{"n": n}}, options=RunOptions(inline=inline))

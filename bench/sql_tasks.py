@@ -17,7 +17,7 @@ import duckdb
 import plait
 import sql_flows
 from common import fresh_home, machine, table
-from plait.engine import RunOptions
+from plait.engine.execution import RunOptions
 
 ROWS = 1_000_000
 BARE = ("SELECT ROUND(x, 2) AS bucket, AVG(y) AS y, COUNT(*) AS n FROM readings "

@@ -25,8 +25,10 @@ from common import machine, table
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
 
-from plait.tokens import PoolConfig, TokenConfig, TokenManager, jain_index  # noqa: E402
-from plait.tokens_redis import RedisTokenManager  # noqa: E402
+from plait.tokens.allocator import jain_index  # noqa: E402
+from plait.tokens.config import PoolConfig, TokenConfig
+from plait.tokens.manager import TokenManager
+from plait.tokens.redis import RedisTokenManager  # noqa: E402
 
 N_LOCAL = 200_000
 N_REDIS = 5_000

@@ -25,7 +25,7 @@ def plait_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def fast_retries():
     """Run options with millisecond backoff, so retry tests take no time."""
-    from plait.engine import RunOptions
+    from plait.engine.execution import RunOptions
 
     def options(**kwargs):
         return RunOptions(backoff_base=0.01, backoff_max=0.05, **kwargs)

@@ -20,8 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from plait.settings import Settings
-from plait.store import Event, EventStore
+from plait.model.settings import Settings
+from plait.storage.events import Event, EventStore
 
 ROOT = Path(__file__).parent.parent
 

@@ -27,10 +27,10 @@ import fsspec.config
 import pandas as pd
 import plait
 import pytest
-from plait.blobs import BlobStore
-from plait.errors import PlaitError
-from plait.tasktype import Phase
-from plait.types import INLINE_LIMIT, ValueIO, decode_values, encode_values
+from plait.model.errors import PlaitError
+from plait.model.status import Phase
+from plait.storage.blobs import BlobStore
+from plait.types.engine import INLINE_LIMIT, ValueIO, decode_values, encode_values
 
 TESTS = Path(__file__).parent
 MOTO_MISSING = 'the S3 tests need the moto server: pip install "moto[server]"'
@@ -229,7 +229,7 @@ def keys(s3, bucket: str, prefix: str = "") -> list[str]:
 def test_a_fresh_process_finds_the_s3_endpoint_in_FSSPEC_S3_ENDPOINT_URL(
         s3_env: dict[str, str], s3, bucket: str):
     code = textwrap.dedent(f"""
-        from plait.blobs import BlobStore
+        from plait.storage.blobs import BlobStore
         print(BlobStore("s3://{bucket}/prefix").put_bytes(b"from a fresh process"))
     """)
     env = {**os.environ, **s3_env}
@@ -333,7 +333,7 @@ def objects(gcs, bucket: str, prefix: str = "") -> list[str]:
 def test_a_fresh_process_finds_the_gcs_emulator_in_STORAGE_EMULATOR_HOST(
         gcs_env: dict[str, str], gcs, gcs_bucket: str):
     code = textwrap.dedent(f"""
-        from plait.blobs import BlobStore
+        from plait.storage.blobs import BlobStore
         print(BlobStore("gs://{gcs_bucket}/prefix").put_bytes(b"from a fresh process"))
     """)
     proc = subprocess.run(check=False, args=[sys.executable, "-c", code], env={**os.environ, **gcs_env},

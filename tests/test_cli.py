@@ -16,7 +16,7 @@ import cli_flows
 import flows
 import plait as plait_api
 import pytest
-from plait.engine import RunOptions
+from plait.engine.execution import RunOptions
 
 ROOT = Path(__file__).parent.parent
 PLAIT = [sys.executable, "-m", "plait.cli"]
@@ -289,7 +289,7 @@ def test_lists_and_dicts_are_given_as_json_on_the_command_line():
 
 
 def test_on_a_terminal_progress_shows_nodes_done_running_failed_and_a_bar_per_map(tmp_path):
-    from plait.progress import Progress
+    from plait.cli.progress import Progress
     from rich.console import Console
 
     def drawn(progress: Progress) -> str:

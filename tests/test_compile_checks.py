@@ -13,10 +13,11 @@ from typing import Any
 
 import flows
 import pytest
-from plait.compiler import check_spec
-from plait.errors import CompileError, TypeMismatchError
-from plait.spec import WorkflowSpec
-from plait.types import TypeEngine, TypeSpec, TypeTransformer, engine
+from plait.authoring.compiler import check_spec
+from plait.model.errors import CompileError, TypeMismatchError
+from plait.model.spec import WorkflowSpec
+from plait.model.typespec import TypeSpec
+from plait.types.engine import TypeEngine, TypeTransformer, engine
 
 INT = {"kind": "int"}
 STR = {"kind": "str"}

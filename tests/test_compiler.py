@@ -11,9 +11,9 @@ import datetime as dt
 import flows
 import plait
 import pytest
-from plait.compiler import check_spec
-from plait.errors import CompileError, TypeMismatchError, UnknownTaskTypeError
-from plait.spec import Binding, WorkflowSpec
+from plait.authoring.compiler import check_spec
+from plait.model.errors import CompileError, TypeMismatchError, UnknownTaskTypeError
+from plait.model.spec import Binding, WorkflowSpec
 
 
 def test_a_task_output_of_the_wrong_type_for_a_downstream_input_is_a_mismatch():

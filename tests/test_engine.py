@@ -13,11 +13,11 @@ import flows
 import plait
 import pytest
 import readme_flows
-from plait.engine import Engine, RunOptions
-from plait.runner import encode_inputs
-from plait.settings import Settings
-from plait.store import Event, EventStore, replay
-from plait.tasktype import Phase
+from plait.engine.execution import Engine, RunOptions
+from plait.model.settings import Settings
+from plait.model.status import Phase
+from plait.service.run import encode_inputs
+from plait.storage.events import Event, EventStore, replay
 
 
 def lines(path: Path) -> int:

@@ -12,8 +12,8 @@ import random
 import flows
 import plait
 import pytest
-from plait.engine import Engine, RunOptions, _Execution
-from plait.tasktype import Phase
+from plait.engine.execution import Engine, RunOptions, _Execution
+from plait.model.status import Phase
 
 
 @plait.task(secrets=["never-set"], retries=2)

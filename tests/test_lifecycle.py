@@ -7,8 +7,8 @@ from pathlib import Path
 import flows
 from plait.builtin.container_task import ContainerTask
 from plait.builtin.python_task import PythonTask
-from plait.testing import LifecycleCase, TaskTypeLifecycleTests
-from plait.types import engine
+from plait.testing.lifecycle import LifecycleCase, TaskTypeLifecycleTests
+from plait.types.engine import engine
 
 
 def _starts(marker: Path):

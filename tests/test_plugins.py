@@ -16,23 +16,24 @@ import textwrap
 from pathlib import Path
 
 import plait
-import plait.plugins
+import plait.plugins.registry
 import pytest
-from plait.errors import PluginConflictError, PluginError
-from plait.plugins import PluginInfo, Registry, build_registry
+from plait.model.errors import PluginConflictError, PluginError
+from plait.plugins.registry import PluginInfo, Registry, build_registry
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 BUILTINS = {
     "python": "plait.builtin.python_task",
     "container": "plait.builtin.container_task",
-    "types": "plait.builtin.types",
+    "types": "plait.types.builtin",
 }
 
 # A third-party task type, as a plugin author would write it.
 ACME = textwrap.dedent('''
     from plait import hookimpl
-    from plait.tasktype import Status, TaskConfig, TaskType
+    from plait.model.status import Status
+    from plait.plugins.tasktype import TaskConfig, TaskType
 
 
     class Echo(TaskConfig):
@@ -111,7 +112,7 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     yield fake
     for module in fake.modules:  # the next test installs its own module of the same name
         sys.modules.pop(module, None)
-    plait.plugins.reset_registry()
+    plait.plugins.registry.reset_registry()
 
 
 @pytest.fixture
@@ -180,8 +181,9 @@ MONEY = textwrap.dedent('''
     from decimal import Decimal
 
     from plait import hookimpl
-    from plait.errors import TypeMismatchError
-    from plait.types import TypeSpec, TypeTransformer
+    from plait.model.errors import TypeMismatchError
+    from plait.model.typespec import TypeSpec
+    from plait.types.engine import TypeTransformer
 
 
     @dataclass(frozen=True)
@@ -220,7 +222,7 @@ MONEY = textwrap.dedent('''
 
 
 def test_a_plugin_adds_a_value_type_through_the_plait_types_hook(site: Site, build):
-    from plait.types import TypeEngine, ValueIO
+    from plait.types.engine import TypeEngine, ValueIO
 
     site.install("plait-money", {"money": "money_plait"}, {"money_plait": MONEY})
     registry = build()

@@ -10,9 +10,9 @@ from pathlib import Path
 import engine_process
 import flows
 import plait
-from plait.engine import Engine
-from plait.store import replay
-from plait.tasktype import Phase
+from plait.engine.execution import Engine
+from plait.model.status import Phase
+from plait.storage.events import replay
 
 ROOT = Path(__file__).parent.parent
 FLOWS = str(ROOT / "tests" / "flows.py")

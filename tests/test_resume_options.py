@@ -10,8 +10,8 @@ import asyncio
 
 import flows
 import plait
-from plait.engine import Engine, RunOptions
-from plait.tasktype import Phase
+from plait.engine.execution import Engine, RunOptions
+from plait.model.status import Phase
 
 
 def failed_flaky(engine: Engine, tmp_path, fail_times: int) -> str:

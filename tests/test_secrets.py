@@ -14,8 +14,8 @@ from pathlib import Path
 import plait
 import pytest
 from plait import current_context
-from plait.engine import Engine, RunOptions
-from plait.tasktype import Phase
+from plait.engine.execution import Engine, RunOptions
+from plait.model.status import Phase
 
 FILE_VALUE = "from-the-secrets-file-7f3a"
 ENV_VALUE = "from-the-environment-91c2"

@@ -24,8 +24,8 @@ import flows
 import plait
 import pytest
 import sqlalchemy as sa
-from plait.store import Event, EventStore
-from plait.tasktype import Phase
+from plait.model.status import Phase
+from plait.storage.events import Event, EventStore
 
 ROOT = Path(__file__).parent.parent
 FLOWS = str(ROOT / "tests" / "flows.py")

@@ -16,9 +16,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from plait.builtin.python_task import PythonTask
-from plait.engine import Engine, RunOptions
-from plait.runner import encode_inputs
-from plait.tokens import Allocator, PoolConfig, TokenConfig, TokenRequestError, jain_index
+from plait.engine.execution import Engine, RunOptions
+from plait.service.run import encode_inputs
+from plait.tokens.allocator import Allocator, jain_index
+from plait.tokens.config import PoolConfig, TokenConfig, TokenRequestError
 
 TENANTS = ["a/dev", "b/dev", "c/dev"]
 

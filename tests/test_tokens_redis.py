@@ -14,11 +14,11 @@ import time
 import plait
 import pytest
 from plait.builtin.python_task import PythonTask
-from plait.engine import Engine
-from plait.plugins import Registry, load_registry
-from plait.settings import Settings
-from plait.tokens import PoolConfig, TokenConfig
-from plait.tokens_redis import RedisTokenManager
+from plait.engine.execution import Engine
+from plait.model.settings import Settings
+from plait.plugins.registry import Registry, load_registry
+from plait.tokens.config import PoolConfig, TokenConfig
+from plait.tokens.redis import RedisTokenManager
 from test_tokens import PooledPython, flood, most_at_once
 
 
@@ -236,10 +236,10 @@ class Clock:
 
 @pytest.fixture
 def clock(monkeypatch):
-    import plait.tokens_redis
+    import plait.tokens.redis
 
     fake = Clock()
-    monkeypatch.setattr(plait.tokens_redis, "time", fake)
+    monkeypatch.setattr(plait.tokens.redis, "time", fake)
     return fake
 
 
@@ -339,8 +339,8 @@ def test_a_lease_and_a_waiting_request_outlive_their_last_renewal_by_the_whole_l
 LEASE = 1.5
 HOLDER = """
 import asyncio
-from plait.tokens import PoolConfig, TokenConfig
-from plait.tokens_redis import RedisTokenManager
+from plait.tokens.config import PoolConfig, TokenConfig
+from plait.tokens.redis import RedisTokenManager
 
 async def main():
     # acquire, as the engine does: it starts renewing this engine's leases every lease/3
@@ -427,7 +427,7 @@ def test_plait_pools_reads_the_shared_pools_from_redis(url, monkeypatch):
 PRIORITY_WORKFLOW = """
 import plait
 from plait.builtin.python_task import PythonTask
-from plait.plugins import load_registry
+from plait.plugins.registry import load_registry
 
 
 class Pooled(PythonTask):

@@ -15,11 +15,11 @@ import plait
 import pyarrow as pa
 import pytest
 import typed_flows
-from plait.blobs import BlobStore
-from plait.errors import TypeMismatchError
-from plait.files import Directory, File
-from plait.tasktype import Phase
-from plait.types import INLINE_LIMIT, ValueIO, decode_values, encode_values, engine
+from plait.model.errors import TypeMismatchError
+from plait.model.status import Phase
+from plait.storage.blobs import BlobStore
+from plait.types.engine import INLINE_LIMIT, ValueIO, decode_values, encode_values, engine
+from plait.types.files import Directory, File
 from pydantic import BaseModel, ConfigDict
 
 

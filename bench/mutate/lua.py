@@ -1,4 +1,4 @@
-"""Named mutations of the Redis backend's Lua scripts (core/plait/tokens_redis.py).
+"""Named mutations of the Redis backend's Lua scripts (core/plait/tokens/redis.py).
 
 Python mutation tools cannot reach Lua inside a Python string, so each mutation here is a
 plain text replacement: ``before`` must occur exactly once in tokens_redis.py (indentation

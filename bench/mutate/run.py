@@ -63,24 +63,24 @@ class Target:
 
 
 TARGETS = [
-    Target("redis", "the Redis backend's Lua scripts (core/plait/tokens_redis.py)", "core/plait/tokens_redis.py",
+    Target("redis", "the Redis backend's Lua scripts (core/plait/tokens/redis.py)", "core/plait/tokens/redis.py",
            ["tests/test_tokens_redis.py"]),
-    Target("allocator", "the token allocator (`Allocator` in core/plait/tokens.py)", "core/plait/tokens.py",
+    Target("allocator", "the token allocator (`Allocator` in core/plait/tokens/allocator.py)", "core/plait/tokens/allocator.py",
            ["tests/test_tokens.py"],
            ["Allocator.weight", "Allocator.cap", "Allocator.request", "Allocator.check", "Allocator.release",
             "Allocator.grant", "Allocator._take_from_bucket", "Allocator.next_refill", "Allocator.position"]),
-    Target("compiler", "the compiler's type checks (core/plait/compiler.py)",
-           "core/plait/compiler.py", ["tests/test_compiler.py", "tests/test_types.py"],
+    Target("compiler", "the compiler's type checks (core/plait/authoring/compiler.py)",
+           "core/plait/authoring/compiler.py", ["tests/test_compiler.py", "tests/test_types.py"],
            ["check_spec", "_check_node", "_check_binding"]),
-    Target("types", "the type-compatibility check the compiler calls (core/plait/types.py)", "core/plait/types.py",
+    Target("types", "the type-compatibility check the compiler calls (core/plait/types/engine.py)", "core/plait/types/engine.py",
            ["tests/test_compiler.py", "tests/test_types.py"], ["TypeEngine.castable", "TypeTransformer.castable"]),
-    Target("engine-retry", "the engine's retry decisions (`run_task`, `backoff`, `_give_up` in core/plait/engine.py)",
-           "core/plait/engine.py", ["tests/test_engine.py", "tests/test_engine_retry_rules.py", "tests/test_resume.py"],
+    Target("engine-retry", "the engine's retry decisions (`run_task`, `backoff`, `_give_up` in core/plait/engine/execution.py)",
+           "core/plait/engine/execution.py", ["tests/test_engine.py", "tests/test_engine_retry_rules.py", "tests/test_resume.py"],
            ["_Execution.run_task", "_Execution.backoff", "_Execution._give_up"], timeout=240.0,
            args=["-k", "(retr or budget or permanent or dead_worker or secret or poll or backoff or fail or resum) "
                        "and not test_timeouts_abort_the_attempt_and_retry"]),
-    Target("engine-resume", "what resume skips (`Engine.resume`, `_Prior.of`, `_MapNode.run_item` in core/plait/engine.py)",
-           "core/plait/engine.py", ["tests/test_resume_options.py", "tests/test_resume.py", "tests/test_engine.py"],
+    Target("engine-resume", "what resume skips (`Engine.resume`, `_Prior.of`, `_MapNode.run_item` in core/plait/engine/execution.py)",
+           "core/plait/engine/execution.py", ["tests/test_resume_options.py", "tests/test_resume.py", "tests/test_engine.py"],
            ["Engine.resume", "_Prior.of", "_MapNode.run_item"], timeout=240.0,
            args=["-k", "resum or cache"]),  # run_item also reads the cache
 ]

@@ -1,19 +1,25 @@
-"""plait: typed, versioned workflows of pluggable tasks, on a laptop or on Kubernetes."""
+"""plait: typed, versioned workflows of pluggable tasks, on a laptop or on Kubernetes.
 
-from plait.authoring import (
+This package is the user API. Importing it also wires the layers that must not import each
+other upward: the type engine learns how to load the plugins, and a workflow called as a
+plain function learns how to run.
+"""
+
+from plait.authoring import decorators as _decorators
+from plait.authoring.decorators import (
     Outputs,
     Promise,
     Task,
     Workflow,
-    container_task,
     dynamic,
     external_task,
     map,
     task,
     workflow,
 )
-from plait.context import Checkpoint, TaskContext, current_context
-from plait.errors import (
+from plait.builtin.container_task import container_task
+from plait.hookspecs import hookimpl
+from plait.model.errors import (
     CompileError,
     ExecutionFailed,
     PermanentError,
@@ -23,11 +29,17 @@ from plait.errors import (
     TypeMismatchError,
     UnknownTaskTypeError,
 )
-from plait.files import Directory, File
-from plait.hookspecs import hookimpl
-from plait.runner import Execution, run
-from plait.spec import Resources, WorkflowSpec
-from plait.tasktype import AttemptContext, Phase, Status, TaskConfig, TaskType
+from plait.model.spec import Resources, WorkflowSpec
+from plait.model.status import Phase, Status
+from plait.plugins.registry import load_registry as _load_registry
+from plait.plugins.tasktype import AttemptContext, TaskConfig, TaskType
+from plait.runtime.context import Checkpoint, TaskContext, current_context
+from plait.service.run import Execution, run, run_inline
+from plait.types.engine import set_loader as _set_type_loader
+from plait.types.files import Directory, File
+
+_set_type_loader(_load_registry)
+_decorators.set_inline_runner(run_inline)
 
 __version__ = "0.1.0"
 

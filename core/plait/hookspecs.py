@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from plait.tasktype import TaskType
-    from plait.types import TypeTransformer
+    from plait.plugins.tasktype import TaskType
+    from plait.types.engine import TypeTransformer
 
 hookspec = pluggy.HookspecMarker("plait")
 hookimpl = pluggy.HookimplMarker("plait")

@@ -17,11 +17,13 @@ from typing import Any
 
 from pydantic import ConfigDict
 
-from plait.errors import CompileError, PlaitError
+from plait.authoring.decorators import Task, external_task
 from plait.hookspecs import hookimpl
-from plait.local import LocalProcess
-from plait.spec import TaskTemplate
-from plait.tasktype import AttemptContext, ErrorKind, Handle, Phase, Status, TaskConfig, TaskType
+from plait.model.errors import CompileError, PlaitError
+from plait.model.spec import TaskTemplate
+from plait.model.status import ErrorKind, Handle, Phase, Status
+from plait.platforms.local.process import LocalProcess
+from plait.plugins.tasktype import AttemptContext, TaskConfig, TaskType
 
 _PLACEHOLDER = re.compile(r"\{\{\s*(inputs\.([A-Za-z_][A-Za-z0-9_]*)|outputs)\s*\}\}")
 
@@ -35,6 +37,27 @@ class Container(TaskConfig):
     image: str
     command: list[str]
     env: dict[str, str] = {}
+
+
+
+def container_task(
+    name: str,
+    *,
+    image: str,
+    command: list[str],
+    inputs: dict[str, Any] | None = None,
+    outputs: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
+    **options: Any,
+) -> Task[Any]:
+    """A task that runs a command line (in ``image`` on Kubernetes, as a process locally).
+
+    ``{{inputs.x}}`` in ``command`` becomes input ``x``; ``{{outputs}}`` a folder where the
+    command writes one file per output, named after it (text for ``str``, JSON otherwise,
+    the file itself for ``File``).
+    """
+    config = Container(image=image, command=command, env=env or {})
+    return external_task(name, config, inputs=inputs, outputs=outputs, **options)
 
 
 class ContainerTask(TaskType):

@@ -6,7 +6,6 @@ On the local platform an attempt runs in a pool of worker processes (one per cor
 
 from __future__ import annotations
 
-import functools
 import io
 import os
 import sys
@@ -15,61 +14,13 @@ from collections.abc import Callable
 from typing import Any
 
 from plait.hookspecs import hookimpl
-from plait.local import WorkerPool
-from plait.spec import PythonRef, TaskTemplate
-from plait.tasktype import (
-    AttemptContext,
-    ErrorKind,
-    Handle,
-    Phase,
-    Status,
-    TaskType,
-    default_workers,
-)
-from plait.worker import run_attempt
-
-
-def attempt_payload(ctx: AttemptContext, task: TaskTemplate) -> dict[str, Any]:
-    """What :func:`plait.worker.run_attempt` needs to run ``task`` for ``ctx``."""
-    assert task.ref is not None, f"task {task.name} has no Python function to run"
-    return {
-        "attempt_id": ctx.attempt_id, "execution_id": ctx.execution_id, "node_id": ctx.node_id,
-        "attempt": ctx.attempt, "item_index": ctx.item_index, "task": task.name,
-        "ref": _ref_dict(task.ref), "inputs": ctx.inputs, "blobs": ctx.blobs.url,
-        "checkpoint_uri": ctx.checkpoint_uri, "scratch_root": str(ctx.workdir),
-        "dynamic": task.dynamic, "env": task.env, "secrets": ctx.secrets,
-    }
-
-
-@functools.lru_cache(maxsize=1024)
-def _ref_dict(ref: PythonRef) -> dict[str, Any]:
-    return ref.model_dump()
-
-
-def status_of(result: dict[str, Any]) -> Status:
-    """Turn a worker result into a task status."""
-    logs = result.get("logs") or {}
-    if result["status"] == "succeeded":
-        outputs = result.get("outputs") or {}
-        if "spec" in result:
-            outputs = {"$spec": result["spec"]}
-        return Status.succeeded(outputs, log_links=logs)
-    message = result["message"]
-    if result.get("traceback"):
-        message = f"{message}\n{result['traceback']}"
-    return Status.failed(message, retryable=result.get("retryable", True),
-                         error_kind=ErrorKind(result.get("error_kind", "user")), log_links=logs)
-
-
-def write_logs(ctx: AttemptContext, result: dict[str, Any]) -> None:
-    """Keep the attempt's stdout and stderr in its working folder; note where in the result."""
-    for name in ("stdout", "stderr"):
-        text = result.pop(name, None)
-        if text:
-            path = ctx.folder / f"{name}.log"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-            result.setdefault("logs", {})[name] = str(path)
+from plait.model.settings import default_workers
+from plait.model.spec import TaskTemplate
+from plait.model.status import ErrorKind, Handle, Phase, Status
+from plait.platforms.local.pool import WorkerPool
+from plait.plugins.tasktype import AttemptContext, TaskType
+from plait.runtime.attempt import run_attempt
+from plait.runtime.payload import attempt_payload, status_of, write_logs
 
 
 class PythonTask(TaskType):

@@ -9,9 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from plait import AttemptContext, CompileError, Status, TaskType, hookimpl
-from plait.process_task import ProcessTask
-from plait.spec import TaskTemplate
-from plait.tasktype import Handle
+from plait.sdk import Handle, ProcessTask, TaskTemplate
 
 from plait_papermill.config import Notebook
 

@@ -14,7 +14,7 @@ from typing import Any
 
 
 def main(job_path: str) -> int:
-    from plait.process_task import read_job, write_result
+    from plait.sdk import read_job, write_result
 
     job = read_job(job_path)  # before the kernel starts: it does not inherit the secrets
     workdir = Path(job["workdir"])

@@ -11,12 +11,19 @@ from pathlib import Path
 from typing import Any
 
 from plait import AttemptContext, Status, TaskType, hookimpl
-from plait.builtin.python_task import attempt_payload, status_of
-from plait.errors import TypeMismatchError
-from plait.process_task import ProcessTask
-from plait.spec import TaskTemplate
-from plait.tasktype import Handle
-from plait.types import Codec, TypeEngine, TypeSpec, TypeTransformer, ValueIO
+from plait.sdk import (
+    Codec,
+    Handle,
+    ProcessTask,
+    TaskTemplate,
+    TypeEngine,
+    TypeMismatchError,
+    TypeSpec,
+    TypeTransformer,
+    ValueIO,
+    attempt_payload,
+    status_of,
+)
 
 from plait_pytorch.config import PyTorch
 

@@ -18,8 +18,7 @@ from pathlib import Path
 def main(job_path: str) -> int:
     import torch
     import torch.distributed as dist
-    from plait.process_task import read_job, write_result
-    from plait.worker import run_attempt
+    from plait.sdk import read_job, run_attempt, write_result
 
     job = read_job(job_path)
     workdir = Path(job["workdir"])

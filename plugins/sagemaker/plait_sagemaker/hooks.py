@@ -15,9 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from plait import AttemptContext, CompileError, Status, TaskType, hookimpl
-from plait.spec import TaskTemplate
-from plait.tasktype import Handle
-from plait.types import TypeSpec
+from plait.sdk import Handle, TaskTemplate, TypeSpec
 from pydantic import BaseModel
 
 from plait_sagemaker.config import MODE_ENV, TrainingJob
@@ -178,7 +176,7 @@ def _resolve_secrets(task: TaskTemplate) -> dict[str, str]:
     """
     if not task.secrets:
         return {}
-    from plait.settings import Settings
+    from plait.sdk import Settings
 
     settings = Settings.from_env()
     found = {}

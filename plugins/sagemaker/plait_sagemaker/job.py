@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from plait import AttemptContext
-from plait.spec import TaskTemplate
-from plait.types import ValueIO, load_offloaded
+from plait.sdk import TaskTemplate, ValueIO, load_offloaded
 
 from plait_sagemaker.config import TrainingJob
 

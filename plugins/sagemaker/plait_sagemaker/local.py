@@ -18,9 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from plait import AttemptContext, Status
-from plait.local import LocalProcess
-from plait.spec import TaskTemplate
-from plait.tasktype import ErrorKind, Handle, Phase
+from plait.sdk import ErrorKind, Handle, LocalProcess, Phase, TaskTemplate
 
 from plait_sagemaker import job
 from plait_sagemaker.config import TrainingJob

@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from plait import CompileError, PlaitError, Status, TaskType, hookimpl
-from plait.spec import TaskTemplate
-from plait.tasktype import AttemptContext, ErrorKind, Handle, Phase
+from plait.sdk import AttemptContext, ErrorKind, Handle, Phase, TaskTemplate
 from plait_sql.results import column_type
 from plait_sql.task import QueryTask, result_table_name
 from plait_sql.template import render

@@ -7,9 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from plait import AttemptContext, TaskType, hookimpl
-from plait.process_task import ProcessTask
-from plait.spec import TaskTemplate
-from plait.types import TypeTransformer
+from plait.sdk import ProcessTask, TaskTemplate, TypeTransformer
 
 from plait_spark.config import Spark
 

@@ -54,8 +54,7 @@ def readable(message: str) -> str:
 def main(job_path: str) -> int:
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     os.environ["PYSPARK_PYTHON"] = sys.executable
-    from plait.process_task import read_job, write_result
-    from plait.worker import run_attempt
+    from plait.sdk import read_job, run_attempt, write_result
 
     job = read_job(job_path)  # before the JVM starts: it does not inherit the secrets
     workdir = Path(job["workdir"])

@@ -10,8 +10,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from plait.errors import PlaitError, TypeMismatchError
-from plait.types import Codec, TypeEngine, TypeSpec, TypeTransformer, ValueIO
+from plait.sdk import (
+    Codec,
+    PlaitError,
+    TypeEngine,
+    TypeMismatchError,
+    TypeSpec,
+    TypeTransformer,
+    ValueIO,
+)
 
 
 def active_session() -> Any:

@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from plait import PlaitError
-from plait.settings import Settings
-from plait.tasktype import default_workers
+from plait.sdk import Settings, default_workers
 
 from plait_sql.template import Parameter
 

@@ -15,7 +15,7 @@ import io
 from typing import Any
 
 from plait import CompileError
-from plait.spec import TaskTemplate
+from plait.sdk import TaskTemplate
 
 from plait_sql.template import SCALARS, TABLE_REF
 

@@ -14,8 +14,7 @@ import threading
 from typing import Any, ClassVar
 
 from plait import CompileError, Phase, PlaitError, Status, TaskConfig, TaskType
-from plait.spec import TaskTemplate
-from plait.tasktype import AttemptContext, ErrorKind, Handle
+from plait.sdk import AttemptContext, ErrorKind, Handle, TaskTemplate
 from pydantic import BaseModel, field_validator
 
 from plait_sql.local import LocalQueryError, LocalWarehouse, offline

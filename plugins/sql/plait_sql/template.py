@@ -17,8 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from plait import CompileError
-from plait.spec import TaskTemplate
-from plait.types import TypeSpec
+from plait.sdk import TaskTemplate, TypeSpec
 
 from plait_sql.table import Table
 

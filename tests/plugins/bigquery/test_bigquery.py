@@ -13,11 +13,16 @@ import plait
 import pytest
 from bqflows import flows, upto
 from plait import Phase
-from plait.engine import Engine, RunOptions
-from plait.runner import encode_inputs
-from plait.tasktype import ErrorKind
-from plait.testing import LifecycleCase, TaskTypeLifecycleTests, make_context, poll_until_done
-from plait.types import engine as type_engine
+from plait.engine.execution import Engine, RunOptions
+from plait.model.status import ErrorKind
+from plait.service.run import encode_inputs
+from plait.testing.lifecycle import (
+    LifecycleCase,
+    TaskTypeLifecycleTests,
+    make_context,
+    poll_until_done,
+)
+from plait.types.engine import engine as type_engine
 from plait_bigquery import bigquery_task
 from plait_bigquery.hooks import BigQueryTask, job_id_for
 

@@ -9,16 +9,16 @@ from pathlib import Path
 import notebooks  # noqa: E402  (tests/plugins/papermill is on sys.path through conftest)
 import plait
 import pytest
-from plait.local import PROCESS_MARKER
-from plait.tasktype import Phase
-from plait.testing import (
+from plait.model.status import Phase
+from plait.platforms.local.process import PROCESS_MARKER
+from plait.testing.lifecycle import (
     LifecycleCase,
     TaskTypeLifecycleTests,
     make_context,
     marked_processes,
     poll_until_done,
 )
-from plait.types import engine as type_engine
+from plait.types.engine import engine as type_engine
 from plait_papermill.hooks import PapermillTask
 
 

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 import engine_process
-from plait.settings import Settings
+from plait.model.settings import Settings
 
 FLOWS = str(Path(__file__).parent / "crash_notebooks.py")
 NODE = "waits"

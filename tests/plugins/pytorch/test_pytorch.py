@@ -10,10 +10,10 @@ from pathlib import Path
 import plait
 import torch
 import training  # noqa: E402
-from plait.tasktype import Phase
-from plait.testing import LifecycleCase, TaskTypeLifecycleTests, alive, files_holding
-from plait.types import ValueIO
-from plait.types import engine as type_engine
+from plait.model.status import Phase
+from plait.testing.lifecycle import LifecycleCase, TaskTypeLifecycleTests, alive, files_holding
+from plait.types.engine import ValueIO
+from plait.types.engine import engine as type_engine
 from plait_pytorch.hooks import PyTorchTask
 
 
@@ -68,7 +68,7 @@ def test_a_retried_training_resumes_from_the_last_checkpoint(tmp_path, fast_retr
 
 
 def test_tensors_and_modules_round_trip_through_the_blob_store(tmp_path):
-    from plait.blobs import BlobStore
+    from plait.storage.blobs import BlobStore
 
     engine = type_engine()
     vio = ValueIO(BlobStore(str(tmp_path)))
@@ -83,7 +83,7 @@ def test_tensors_and_modules_round_trip_through_the_blob_store(tmp_path):
 
 
 def test_abort_leaves_no_rank_behind(tmp_path):
-    from plait.testing import make_context, poll_until_done
+    from plait.testing.lifecycle import make_context, poll_until_done
 
     type_engine()
     marker = tmp_path / "starts"

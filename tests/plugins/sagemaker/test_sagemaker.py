@@ -17,21 +17,21 @@ import plait
 import pytest
 import sagemaker_flows as flows
 from conftest import StandIn
-from plait.blobs import BlobStore
-from plait.engine import Engine, RunOptions
-from plait.plugins import build_registry
-from plait.runner import encode_inputs
-from plait.settings import Settings
-from plait.store import EventStore
-from plait.tasktype import ErrorKind, Phase
-from plait.testing import (
+from plait.engine.execution import Engine, RunOptions
+from plait.model.settings import Settings
+from plait.model.status import ErrorKind, Phase
+from plait.plugins.registry import build_registry
+from plait.service.run import encode_inputs
+from plait.storage.blobs import BlobStore
+from plait.storage.events import EventStore
+from plait.testing.lifecycle import (
     LifecycleCase,
     TaskTypeLifecycleTests,
     make_context,
     marked_processes,
     poll_until_done,
 )
-from plait.types import engine as type_engine
+from plait.types.engine import engine as type_engine
 from plait_sagemaker import training_job
 from plait_sagemaker.aws import CredentialsError
 from plait_sagemaker.hooks import SageMakerTask

@@ -14,10 +14,15 @@ import plait
 import pytest
 import snowflake.connector
 from plait import Phase
-from plait.engine import Engine, RunOptions
-from plait.runner import encode_inputs
-from plait.testing import LifecycleCase, TaskTypeLifecycleTests, make_context, poll_until_done
-from plait.types import engine as type_engine
+from plait.engine.execution import Engine, RunOptions
+from plait.service.run import encode_inputs
+from plait.testing.lifecycle import (
+    LifecycleCase,
+    TaskTypeLifecycleTests,
+    make_context,
+    poll_until_done,
+)
+from plait.types.engine import engine as type_engine
 from plait_snowflake import snowflake_task
 from plait_snowflake.hooks import SnowflakeTask
 from sfflows import flows, upto

@@ -39,7 +39,7 @@ def count(rows: int) -> int:
 @plait.task(plugin=Spark(), secrets=["spark_token"])
 def token_seen(digest: str) -> str:
     """Whether the task read the secret whose sha256 is ``digest``, and whether the JVM inherited it."""
-    from plait.process_task import SECRETS_ENV
+    from plait.runtime.job import SECRETS_ENV
 
     ctx = current_context()
     seen = hashlib.sha256(ctx.secret("spark_token").encode()).hexdigest() == digest

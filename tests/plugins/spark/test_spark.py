@@ -9,8 +9,8 @@ from pathlib import Path
 
 import plait
 import sparkflows  # noqa: E402
-from plait.tasktype import Phase
-from plait.testing import (
+from plait.model.status import Phase
+from plait.testing.lifecycle import (
     LifecycleCase,
     TaskTypeLifecycleTests,
     files_holding,
@@ -18,7 +18,7 @@ from plait.testing import (
     marked_processes,
     poll_until_done,
 )
-from plait.types import engine as type_engine
+from plait.types.engine import engine as type_engine
 from plait_spark.hooks import SparkTask
 
 

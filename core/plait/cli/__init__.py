@@ -1,0 +1,1 @@
+"""The ``plait`` command: click commands and rich output only."""

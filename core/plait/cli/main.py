@@ -1,0 +1,443 @@
+"""The ``plait`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import importlib.util
+import json
+import os
+import signal
+import sys
+import time
+import typing
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from plait.model.errors import InputError, PlaitError
+
+# Outside a terminal (CI logs, pipes) rich would wrap at 80 columns; ids must stay whole.
+console = Console(width=None if sys.stdout.isatty() else 160)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+
+def main() -> None:
+    """Entry point: run the CLI, printing plait errors without a traceback."""
+    try:
+        cli(standalone_mode=False)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        err_console.print("aborted")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except PlaitError as exc:
+        if os.environ.get("PLAIT_DEBUG") == "1":
+            raise
+        err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+        sys.exit(2)
+    finally:
+        # The work is over; a late Ctrl-C must not interrupt stopping the worker processes.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@click.group()
+@click.version_option(package_name="plait")
+def cli() -> None:
+    """plait: typed, versioned workflows of pluggable tasks."""
+
+
+# ---------------------------------------------------------------------------------------
+# plait run
+# ---------------------------------------------------------------------------------------
+
+
+def load_workflow(target: str) -> Any:
+    """Import ``path/to/file.py:name`` (or ``package.module:name``) and return the workflow."""
+    from plait.authoring.decorators import Workflow
+
+    if ":" not in target:
+        raise InputError(f"expected FILE:WORKFLOW (for example examples/bigfoot.py:hunt), got {target!r}")
+    where, name = target.rsplit(":", 1)
+    if where.endswith(".py"):
+        path = Path(where).resolve()
+        if not path.exists():
+            raise InputError(f"no such file: {where}")
+        sys.path.insert(0, str(path.parent))
+        module_name = path.stem
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+    else:
+        module = importlib.import_module(where)
+    wf = getattr(module, name, None)
+    if not isinstance(wf, Workflow):
+        found = [k for k, v in vars(module).items() if isinstance(v, Workflow)]
+        raise InputError(f"{where} has no workflow {name!r}; workflows there: {', '.join(found) or 'none'}")
+    return wf
+
+
+def parse_inputs(wf: Any, args: list[str]) -> dict[str, Any]:
+    """Parse ``--name value`` pairs using the workflow's typed interface."""
+    from plait.authoring.decorators import _signature_types
+
+    types, _, _ = _signature_types(wf.fn, "workflow")
+    values: dict[str, Any] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--"):
+            raise InputError(f"unexpected argument {arg!r}; workflow inputs are given as --name value")
+        key, eq, raw = arg[2:].partition("=")
+        name = key.replace("-", "_")
+        if not eq:
+            if i + 1 >= len(args):
+                raise InputError(f"--{key} needs a value")
+            raw = args[i + 1]
+            i += 1
+        i += 1
+        if name not in types:
+            flags = ", ".join("--" + n.replace("_", "-") for n in types) or "none"
+            raise InputError(f"workflow {wf.name} has no input --{key}; its inputs are {flags}")
+        values[name] = parse_value(raw, types[name], f"--{key}")
+    return values
+
+
+def parse_value(raw: str, tp: Any, flag: str) -> Any:
+    """Turn command-line text into a value of type ``tp`` (JSON for structured values)."""
+    from plait.types.engine import optional_arg
+    from plait.types.files import Directory, File
+
+    inner = optional_arg(tp)
+    if inner is not None:
+        return None if raw.lower() in ("none", "null") else parse_value(raw, inner, flag)
+    try:
+        if tp is str:
+            return raw
+        if tp is bool:
+            if raw.lower() in ("true", "1", "yes"):
+                return True
+            if raw.lower() in ("false", "0", "no"):
+                return False
+            raise ValueError("expected true or false")
+        if tp in (int, float):
+            return tp(raw)
+        if tp is dt.datetime:
+            return dt.datetime.fromisoformat(raw)
+        if tp is dt.date:
+            return dt.date.fromisoformat(raw)
+        if tp is dt.timedelta:
+            return dt.timedelta(seconds=float(raw))
+        if tp in (File, Directory):
+            return tp(raw)
+        if isinstance(tp, type) and issubclass(tp, __import__("enum").Enum):
+            return tp(raw)
+        value = json.loads(raw)
+        if typing.get_origin(tp) is None and isinstance(tp, type) and isinstance(value, dict):
+            return tp(**value)
+        return value
+    except (ValueError, TypeError, json.JSONDecodeError) as exc:
+        name = getattr(tp, "__name__", str(tp))
+        raise InputError(f"{flag}: cannot read {raw!r} as {name}: {exc}") from None
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("target")
+@click.option("--inline", is_flag=True, help="Run Python tasks in this process (for debugging).")
+@click.option("--keep-going", is_flag=True, help="On a failure, keep running nodes that do not depend on it.")
+@click.option("--overwrite-cache", is_flag=True, help="Run cached tasks again and replace their cached results.")
+@click.option("--workers", type=int, help="Worker processes for Python tasks (default: one per core).")
+@click.option("--project", default="default", show_default=True, help="Tenant project.")
+@click.option("--domain", default="development", show_default=True, help="Tenant domain.")
+@click.option("--priority", default=0, show_default=True, help="Within the tenant, higher gets pool tokens first.")
+@click.option("--json", "as_json", is_flag=True, help="Print the outputs as JSON literals.")
+@click.pass_context
+def run(ctx: click.Context, target: str, inline: bool, keep_going: bool, overwrite_cache: bool,
+        workers: int | None, project: str, domain: str, priority: int, as_json: bool) -> None:
+    """Run a workflow: plait run FILE.py:WORKFLOW --input value ...
+
+    Inputs are the workflow's parameters, as --name value (JSON for lists, dicts and structs).
+    """
+    from plait.engine.execution import Engine, RunOptions
+    from plait.service.run import encode_inputs
+
+    if workers:
+        os.environ["PLAIT_WORKERS"] = str(workers)
+    wf = load_workflow(target)
+    values = parse_inputs(wf, list(ctx.args))
+    spec = wf.spec
+    engine = Engine()
+    options = RunOptions(inline=inline, fail_fast=not keep_going, overwrite_cache=overwrite_cache,
+                         project=project, domain=domain, priority=priority)
+    try:
+        literals = encode_inputs(wf, values, engine)
+        result = _drive(spec, lambda listener: engine.run(spec, literals, options, listener))
+    finally:
+        engine.close()
+    if result.phase.value != "succeeded":
+        _report_failure(result)
+    _print_outputs(wf, result.outputs or {}, engine, as_json)
+
+
+def _drive(spec: Any, start: Any) -> Any:
+    """Run an execution with live progress; Ctrl-C (or SIGTERM) aborts it cleanly, once."""
+    from plait.cli.progress import Progress
+
+    progress = Progress(spec, console)
+
+    async def main() -> Any:
+        task = asyncio.create_task(start(progress.on_event))
+        loop = asyncio.get_running_loop()
+
+        def interrupt() -> None:
+            # A second Ctrl-C must not cut short the abort and cleanup the first one started.
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+                loop.add_signal_handler(sig, lambda: err_console.print("still aborting…"))
+            err_console.print("\ninterrupted: aborting running attempts…")
+            task.cancel()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, interrupt)
+        with progress:
+            return await task
+
+    result = asyncio.run(main())
+    progress.finish(result)
+    return result
+
+
+def _report_failure(result: Any) -> None:
+    if result.phase.value == "aborted":
+        err_console.print(f"execution {result.execution_id} aborted; every running attempt was stopped")
+        sys.exit(130)
+    err_console.print(f"[bold red]execution {result.execution_id} {result.phase.value}[/] at node "
+                      f"[bold]{result.failed_node}[/]:\n{result.error}", highlight=False)
+    err_console.print(f"details: plait executions show {result.execution_id}")
+    sys.exit(1)
+
+
+def _print_outputs(wf: Any, outputs: dict[str, Any], engine: Any, as_json: bool) -> None:
+    from plait.authoring.decorators import _signature_types
+    from plait.types.engine import ValueIO, decode_values
+
+    if as_json:
+        click.echo(json.dumps(outputs, indent=2))
+        return
+    _, _, types = _signature_types(wf.fn, "workflow")
+    values = decode_values(outputs, types, ValueIO(engine.blobs, where=wf.name), what="output")
+    from rich.pretty import Pretty
+
+    for name, value in values.items():
+        label = "output" if name == "o0" else name
+        console.print(f"[bold]{label}[/]:")
+        console.print(value if hasattr(value, "to_string") else Pretty(value))
+
+
+# ---------------------------------------------------------------------------------------
+# plait plugins
+# ---------------------------------------------------------------------------------------
+
+
+@cli.command()
+def plugins() -> None:
+    """List installed task types and the plugins they come from."""
+    from plait.plugins.registry import load_registry
+
+    registry = load_registry()
+    table = Table("task type", "plugin", "distribution", "version")
+    for name, owner in sorted(registry.task_type_owner.items()):
+        table.add_row(name, owner.name, owner.distribution, owner.version)
+    console.print(table)
+    for name, error in registry.failed.items():
+        err_console.print(f"[red]plugin {name!r} failed to load:[/] {error}", highlight=False)
+
+
+@cli.command()
+def pools() -> None:
+    """Each rate-limited pool: capacity, and tokens held and requests waiting per tenant."""
+    from plait.tokens import token_manager
+    from plait.tokens.config import TokenConfig
+
+    config = TokenConfig.load()
+    if config.url:
+        manager = token_manager(config)
+        try:
+            live = manager.snapshot()
+        finally:
+            manager.close()
+        source = config.url
+    else:
+        live = _pools_from_store()
+        source = "running executions in the local store"
+    names = sorted(set(live) | set(config.pools))
+    table = Table("pool", "capacity", "rate/s", "tenant", "holding", "waiting")
+    for name in names:
+        pool = config.pool(name)
+        state = live.get(name, {})
+        tenants = sorted(set(state.get("holders", {})) | set(state.get("waiters", {}))) or [""]
+        for i, tenant in enumerate(tenants):
+            table.add_row(name if i == 0 else "", str(state.get("capacity") or pool.capacity) if i == 0 else "",
+                          f"{pool.rate:g}" if pool.rate and i == 0 else "", tenant,
+                          str(state.get("holders", {}).get(tenant, "")), str(state.get("waiters", {}).get(tenant, "")))
+    console.print(table)
+    console.print(f"[dim]tokens: {source}[/]")
+
+
+def _pools_from_store() -> dict[str, dict[str, Any]]:
+    """Holders and waiters of in-process pools, from the events of running executions."""
+    store = _store()
+    live: dict[str, dict[str, Any]] = {}
+    for row in store.list_executions(200):
+        if row["phase"] != "running":
+            continue
+        latest: dict[str, Any] = {}
+        for event in store.events(row["id"]):
+            if event.kind in ("attempt", "item"):
+                latest[event.entity] = event
+        for event in latest.values():
+            if "pools" not in event.data or event.phase not in ("running", "waiting_for_resources"):
+                continue
+            for pool, count in event.data["pools"].items():
+                state = live.setdefault(pool, {"holders": {}, "waiters": {}})
+                side = "holders" if event.phase == "running" else "waiters"
+                tenant = event.data["tenant"]
+                state[side][tenant] = state[side].get(tenant, 0) + (count if side == "holders" else 1)
+    return live
+
+
+# ---------------------------------------------------------------------------------------
+# plait executions
+# ---------------------------------------------------------------------------------------
+
+
+@cli.group()
+def executions() -> None:
+    """Inspect executions in the local store."""
+
+
+def _store() -> Any:
+    from plait.model.settings import Settings
+    from plait.storage.events import EventStore
+
+    return EventStore(Settings.from_env().db_url)
+
+
+def _when(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+@executions.command("list")
+@click.option("--limit", default=20, show_default=True)
+def list_executions(limit: int) -> None:
+    """The most recent executions."""
+    table = Table("id", "workflow", "phase", "started", "took", "project/domain")
+    for row in _store().list_executions(limit):
+        took = f"{row['updated'] - row['created']:.1f}s" if row["phase"] not in ("running", "queued") else "…"
+        table.add_row(row["id"], row["workflow"], _phase(row["phase"]), _when(row["created"]), took,
+                      f"{row['project']}/{row['domain']}")
+    console.print(table)
+
+
+def _phase(phase: str) -> str:
+    color = {"succeeded": "green", "failed": "red", "timed_out": "red", "aborted": "yellow",
+             "running": "cyan", "skipped": "dim"}.get(phase, "white")
+    return f"[{color}]{phase}[/]"
+
+
+@executions.command("show")
+@click.argument("execution_id")
+@click.option("--logs/--no-logs", default=True, help="Show each attempt's stdout and stderr.")
+def show_execution(execution_id: str, logs: bool) -> None:
+    """An execution's phase, inputs, outputs, nodes, attempts and their logs."""
+    from plait.storage.events import replay
+
+    store = _store()
+    row = store.execution(execution_id)
+    state = replay(row["id"], store.events(row["id"]))
+    console.print(f"[bold]{row['id']}[/]  {row['workflow']} (version {row['version']})  "
+                  f"{_phase(state.phase)}  {row['project']}/{row['domain']}", highlight=False)
+    console.print(f"inputs: {json.dumps(state.inputs)}", highlight=False, markup=False)
+    if state.outputs is not None:
+        console.print(f"outputs: {json.dumps(state.outputs)[:2000]}", highlight=False, markup=False)
+    if state.error:
+        console.print(f"[red]failed at {state.failed_node}:[/] {state.error}", highlight=False)
+    table = Table("node", "phase", "attempts", "items", "message")
+    for node in state.nodes.values():
+        items = ""
+        if node.items is not None:
+            items = f"{node.items} (" + ", ".join(f"{k} {v}" for k, v in sorted(node.item_counts.items()) if v) + ")"
+        last = node.attempts[-1] if node.attempts else None
+        message = (node.error or (last.message if last else "") or "").splitlines()
+        if last is not None and last.waiting:
+            w = last.waiting
+            message = [f"waiting for {w['pool']}: place {w['position']} of {w['tenant']}'s queue, "
+                       f"{w['queued']} waiting in the pool"]
+        extra = " (cached)" if node.cached else ""
+        table.add_row(node.node, _phase(node.phase) + extra, str(len(node.attempts)), items,
+                      message[0][:100] if message else "")
+    console.print(table)
+    for node in state.nodes.values():
+        for index, error in sorted(node.item_errors.items())[:10]:
+            console.print(f"[red]{node.node}[{index}] failed:[/] {error.splitlines()[0] if error else ''}",
+                          highlight=False)
+        for attempt in node.attempts:
+            if attempt.phase in ("failed", "timed_out", "aborted") and attempt.message:
+                console.print(f"[bold]{node.node}[/] attempt {attempt.number} {_phase(attempt.phase)}:",
+                              highlight=False)
+                console.print(attempt.message, markup=False, highlight=False)
+            if logs:
+                for stream, path in attempt.logs.items():
+                    if Path(path).exists():
+                        console.print(f"[dim]── {node.node} attempt {attempt.number} {stream} ──[/]")
+                        console.print(Path(path).read_text()[-4000:].rstrip(), markup=False, highlight=False)
+
+
+@executions.command("resume")
+@click.argument("execution_id")
+@click.option("--inline", is_flag=True, help="Run Python tasks in this process (for debugging).")
+@click.option("--keep-going", is_flag=True, help="On a failure, keep running nodes that do not depend on it.")
+def resume_execution(execution_id: str, inline: bool, keep_going: bool) -> None:
+    """Carry on an execution that stopped: finished work is kept, running work re-attached."""
+    from plait.engine.execution import Engine, RunOptions
+
+    engine = Engine()
+    try:
+        row = engine.store.execution(execution_id)
+        if row["phase"] == "succeeded":
+            raise InputError(f"execution {row['id']} already succeeded; nothing to resume")
+        options = RunOptions(inline=inline, fail_fast=not keep_going)
+        result = _drive(engine.store.spec(row["version"]),
+                        lambda listener: engine.resume(row["id"], options, listener))
+    finally:
+        engine.close()
+    if result.phase.value != "succeeded":
+        _report_failure(result)
+    console.print(f"outputs: {json.dumps(result.outputs)[:2000]}", markup=False, highlight=False)
+
+
+@executions.command("events")
+@click.argument("execution_id")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def execution_events(execution_id: str, as_json: bool) -> None:
+    """Every event of an execution, in order."""
+    store = _store()
+    row = store.execution(execution_id)
+    for event in store.events(row["id"]):
+        if as_json:
+            click.echo(json.dumps({"ts": event.ts, "kind": event.kind, "entity": event.entity,
+                                   "phase": event.phase, "data": event.data}))
+        else:
+            data = json.dumps(event.data)
+            click.echo(f"{_when(event.ts)}  {event.kind:9} {event.phase:22} {event.entity}  "
+                       f"{data if len(data) < 160 else data[:157] + '...'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,705 @@
+"""The engine: runs a compiled workflow as an asyncio program, recording every change.
+
+Scheduling is driven by a ready queue: each node counts the upstream nodes it still waits
+for, and becomes runnable when the last one finishes; nothing rescans the graph. Every
+state change is an event appended to the store and applied to the in-memory projection
+(:class:`plait.store.ExecutionState`), so replaying the stored events rebuilds the same
+state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import random
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from plait.model.errors import PlaitError
+from plait.model.settings import Settings
+from plait.model.spec import Binding, Node, TaskTemplate, WorkflowSpec
+from plait.model.status import ErrorKind, Handle, Phase, Status
+from plait.plugins.registry import Registry, load_registry
+from plait.plugins.tasktype import AttemptContext, TaskType
+from plait.storage.blobs import BlobStore
+from plait.storage.events import Event, EventStore, ExecutionState
+from plait.tokens import token_manager
+from plait.tokens.config import TokenConfig
+from plait.types.engine import ValueIO, load_offloaded, offload
+
+Listener = Callable[[Event, ExecutionState], None]
+
+
+class NodeFailed(Exception):
+    def __init__(self, node: str, message: str) -> None:
+        super().__init__(message)
+        self.node = node
+        self.message = message
+
+
+@dataclass
+class ExecutionResult:
+    """How an execution ended: its phase, output literals, and the failing node if any."""
+
+    execution_id: str
+    phase: Phase
+    outputs: dict[str, Any] | None
+    error: str | None
+    failed_node: str | None
+    state: ExecutionState
+
+
+@dataclass
+class RunOptions:
+    """Choices for one execution."""
+
+    inline: bool = False
+    fail_fast: bool = True
+    overwrite_cache: bool = False
+    project: str = "default"
+    domain: str = "development"
+    backoff_base: float = 1.0
+    backoff_max: float = 60.0
+    max_poll_interval: float = 1.0
+    execution_id: str | None = None
+    priority: int = 0
+    """Within its tenant, an execution with a higher priority gets pool tokens first."""
+
+
+POLL_ERRORS_TOLERATED = 3
+"""Consecutive exceptions from a task type's poll before the engine gives the attempt up."""
+
+
+@dataclass
+class _Attempt:
+    """Bookkeeping for one running attempt, so an abort can find it."""
+
+    task_type: TaskType
+    ctx: AttemptContext
+    handle: Handle | None = None
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Engine:
+    """Runs workflows against one event store and blob store."""
+
+    def __init__(self, settings: Settings | None = None, registry: Registry | None = None) -> None:
+        self.settings = settings or Settings.from_env()
+        self.store = EventStore(self.settings.db_url)
+        self.blobs = BlobStore(self.settings.blob_url)
+        self.registry = registry or load_registry()
+        self.tokens = token_manager(TokenConfig.load())
+
+    def close(self) -> None:
+        for task_type in self.registry.task_types.values():
+            task_type.close()
+        self.tokens.close()
+        self.store.close()
+
+    async def run(self, spec: WorkflowSpec, inputs: dict[str, Any], options: RunOptions | None = None,
+                  listener: Listener | None = None) -> ExecutionResult:
+        """Run ``spec`` with input literals; returns when the execution ends (or is cancelled)."""
+        return await _Execution(self, spec, options or RunOptions(), listener).run(inputs)
+
+    async def resume(self, execution_id: str, options: RunOptions | None = None,
+                     listener: Listener | None = None) -> ExecutionResult:
+        """Carry on an execution that stopped (a crash, a failure, Ctrl-C) from its events.
+
+        Nodes and map items that succeeded keep their outputs; an attempt that was still
+        running is polled through its stored handle, so work that outlived the old engine is
+        attached to, not started again; everything else runs with fresh attempt numbers.
+        """
+        row = self.store.execution(execution_id)
+        spec = self.store.spec(row["version"])
+        events = list(self.store.events(row["id"]))
+        options = options or RunOptions()
+        options.execution_id, options.project, options.domain = row["id"], row["project"], row["domain"]
+        execution = _Execution(self, spec, options, listener, prior=_Prior.of(events))
+        execution.run_number = max((e.run for e in events), default=0) + 1
+        for event in events:
+            execution.state.apply(event)
+        return await execution.run(execution.state.inputs, resuming=True)
+
+
+_ENDINGS = {p.value for p in Phase if p.terminal}
+
+
+@dataclass
+class _Prior:
+    """What an earlier run of an execution achieved, read from its events."""
+
+    node_outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    item_outputs: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
+    attempts: dict[tuple[str, int | None], int] = field(default_factory=dict)
+    open: dict[tuple[str, int | None], tuple[int, Handle]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, events: list[Event]) -> _Prior:
+        prior = cls()
+        for e in events:
+            if e.kind == "node" and e.phase == "succeeded":
+                prior.node_outputs[e.entity] = e.data.get("outputs") or {}
+            elif e.kind in ("attempt", "item") and "attempt" in e.data:
+                key = (e.data["node"], e.data.get("index"))
+                number = e.data["attempt"]
+                prior.attempts[key] = max(prior.attempts.get(key, 0), number)
+                if e.phase == "running" and e.data.get("handle") is not None:
+                    prior.open[key] = (number, e.data["handle"])
+                elif e.phase in _ENDINGS and prior.open.get(key, (0,))[0] == number:
+                    del prior.open[key]
+                if e.kind == "item" and e.phase == "succeeded":
+                    prior.item_outputs[(e.data["node"], e.data["index"])] = e.data.get("outputs") or {}
+        return prior
+
+
+def new_execution_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S-", time.gmtime()) + uuid.uuid4().hex[:6]
+
+
+class _Execution:
+    def __init__(self, engine: Engine, spec: WorkflowSpec, options: RunOptions, listener: Listener | None,
+                 prior: _Prior | None = None) -> None:
+        self.engine = engine
+        self.prior = prior or _Prior()
+        self.run_number = 0
+        self.spec = spec
+        self.options = options
+        self.listener = listener
+        self.id = options.execution_id or new_execution_id()
+        self.state = ExecutionState(self.id)
+        self.store = engine.store
+        self.blobs = engine.blobs
+        self.io = ValueIO(self.blobs)
+        self.running: dict[str, _Attempt] = {}
+        self.pools: dict[int, tuple[TaskTemplate, asyncio.Future[dict[str, int]]]] = {}
+        """Each template's pools, by its id (the template is kept, so the id stays its own):
+        asked once, not per map item."""
+        self.workdir = str(Path(engine.settings.home) / "runs" / self.id)
+        self.checkpoints = self.blobs.uri("checkpoints", self.id)
+
+    def emit(self, kind: str, entity: str, phase: str, data: dict[str, Any] | None = None) -> None:
+        event = Event(self.id, kind, entity, phase, data or {}, time.time(), self.run_number)
+        self.store.append(event)
+        self.state.apply(event)
+        if self.listener is not None:
+            self.listener(event, self.state)
+
+    async def _flush_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(0.2)
+            try:
+                self.store.flush()
+            except Exception as exc:  # the events stay buffered; the next flush tries again
+                print(f"plait: writing events to {self.store.url} failed, will retry: {exc}", file=sys.stderr)
+
+    async def run(self, inputs: dict[str, Any], resuming: bool = False) -> ExecutionResult:
+        spec = self.spec
+        inputs = {**spec.defaults, **inputs}
+        if resuming:
+            self.store.set_execution_phase(self.id, "running")
+        else:
+            self.store.create_execution(self.id, spec, self.options.project, self.options.domain)
+        self.emit("execution", "", "running", {"workflow": spec.name, "version": spec.version, "inputs": inputs,
+                                               "project": self.options.project, "domain": self.options.domain})
+        self.store.flush()
+        flusher = asyncio.create_task(self._flush_periodically())
+        phase, outputs, error, failed = Phase.SUCCEEDED, None, None, None
+        try:
+            outputs = await _Graph(self, spec, "", inputs).run()
+            outputs = {k: offload(v, self.io) for k, v in outputs.items()}
+        except NodeFailed as exc:
+            phase, error, failed = Phase.FAILED, exc.message, exc.node
+        except asyncio.CancelledError:
+            phase, error = Phase.ABORTED, "aborted by the user"
+        except Exception as exc:  # the store or blob store failed outside any node
+            phase, error = Phase.FAILED, f"engine error: {type(exc).__name__}: {exc}"
+        finally:
+            flusher.cancel()
+            self.engine.tokens.detach()
+        data: dict[str, Any] = {"outputs": outputs} if phase == Phase.SUCCEEDED else {"error": error, "failed_node": failed}
+        self.emit("execution", "", phase.value, data)
+        self.store.flush()
+        self.store.set_execution_phase(self.id, phase.value)
+        return ExecutionResult(self.id, phase, outputs, error, failed, self.state)
+
+    # -- attempts --------------------------------------------------------------------------
+
+    async def call(self, task_type: TaskType, hook: str, *args: Any) -> Any:
+        fn = getattr(task_type, hook)
+        if task_type.blocking:
+            return await asyncio.to_thread(fn, *args)
+        return fn(*args)
+
+    async def run_task(self, path: str, template: TaskTemplate, inputs: dict[str, Any],
+                       index: int | None = None) -> dict[str, Any]:
+        """Run attempts of ``template`` until one succeeds or the retry budgets are spent."""
+        task_type = self.engine.registry.task_type(template.type, needed_by=template.name)
+        user_failures = system_failures = 0
+        number = self.prior.attempts.get((path, index), 0)
+        reattach = self.prior.open.pop((path, index), None)
+        while True:
+            if reattach is not None:
+                number, handle = reattach
+                reattach = None
+            else:
+                number, handle = number + 1, None
+            status = await self.run_attempt(path, template, task_type, inputs, number, index, handle)
+            if status.phase == Phase.SUCCEEDED:
+                return status.outputs or {}
+            if status.phase == Phase.ABORTED:
+                raise NodeFailed(path, status.message or "aborted")
+            if status.error_kind == ErrorKind.SYSTEM:
+                system_failures += 1
+                exhausted = system_failures > template.system_retries
+            else:
+                user_failures += 1
+                exhausted = user_failures > template.retries
+            if exhausted or not status.retryable:
+                why = "" if status.retryable else " (not retryable)"
+                raise NodeFailed(path, f"attempt {number} {status.phase.value}{why}: {status.message}")
+            await asyncio.sleep(self.backoff(user_failures + system_failures))
+
+    def _resolve_secrets(self, template: TaskTemplate, ctx: AttemptContext) -> str | None:
+        """Fill ``ctx.secrets``; return an error naming a missing secret and where to put it."""
+        for name in template.secrets:
+            value = self.engine.settings.secret(name)
+            if value is None:
+                key = "PLAIT_SECRET_" + "".join(c if c.isalnum() else "_" for c in name).upper()
+                return (f"task {template.name} needs secret {name!r}, which is not set: export {key}=... "
+                        f"or write it to {self.engine.settings.home / 'secrets' / name}")
+            ctx.secrets[name] = value
+        return None
+
+    def backoff(self, failures: int) -> float:
+        delay = min(self.options.backoff_max, self.options.backoff_base * 2 ** (failures - 1))
+        return float(delay * random.uniform(0.5, 1.0))
+
+    async def run_attempt(self, path: str, template: TaskTemplate, task_type: TaskType,
+                          inputs: dict[str, Any], number: int, index: int | None,
+                          handle: Handle | None = None) -> Status:
+        """Run one attempt to its end; with ``handle``, attach to one an earlier engine started."""
+        item = "" if index is None else f"[{index}]"
+        entity = f"{path}{item}/{number}"  # the attempt id without the execution's: shorter rows
+        attempt_id = f"{self.id}/{entity}"
+        kind = "attempt" if index is None else "item"
+        base = {"node": path, "attempt": number} if index is None else {"node": path, "index": index, "attempt": number}
+        ctx = AttemptContext(
+            execution_id=self.id, node_id=path, attempt_id=attempt_id, attempt=number, inputs=inputs,
+            blobs=self.blobs, workdir=f"{self.workdir}/{path}/{'' if index is None else index}/{number}",
+            checkpoint_uri=f"{self.checkpoints}/{path}{item}",
+            project=self.options.project, domain=self.options.domain, item_index=index,
+            inline=self.options.inline,
+        )
+        if template.secrets:
+            missing = self._resolve_secrets(template, ctx)
+            if missing:
+                return await self._give_up(ctx, task_type, handle, kind, entity, base, missing, ErrorKind.USER)
+        try:
+            pools = await self._pools(task_type, template)
+        except Exception as exc:  # a task type that must look its pool up (an account id) and cannot
+            message = f"task type {template.type!r} could not name its pools: {exc}"
+            kind_of = ErrorKind.USER if isinstance(exc, PlaitError) else ErrorKind.SYSTEM
+            return await self._give_up(ctx, task_type, handle, kind, entity, base, message, kind_of)
+        if not pools:
+            return await self._run_holding(ctx, template, task_type, handle, kind, entity, base)
+        tokens = self.engine.tokens
+        tenant = f"{ctx.project}/{ctx.domain}"
+        base = {**base, "pools": dict(pools), "tenant": tenant}
+        try:
+            for pool, count in pools:
+                tokens.check(pool, tenant, count)
+        except PlaitError as exc:
+            return await self._give_up(ctx, task_type, handle, kind, entity, base, str(exc), ErrorKind.USER)
+        try:
+            for pool, count in pools:
+                def waiting(position: int, queued: int, pool: str = pool) -> None:
+                    self.emit(kind, entity, "waiting_for_resources", {
+                        **base, "waiting": {"pool": pool, "position": position, "queued": queued, "tenant": tenant}})
+                await tokens.acquire(pool, tenant, attempt_id, count, self.options.priority, on_wait=waiting)
+            return await self._run_holding(ctx, template, task_type, handle, kind, entity, base)
+        finally:
+            for pool, _ in pools:
+                tokens.release(pool, attempt_id)
+
+    async def _give_up(self, ctx: AttemptContext, task_type: TaskType, handle: Handle | None, kind: str,
+                       entity: str, base: dict[str, Any], message: str, error_kind: ErrorKind) -> Status:
+        """End an attempt that cannot start; work a previous engine started for it is stopped first."""
+        if handle is not None:
+            await self._stop(_Attempt(task_type, ctx, handle), kind, base, Phase.FAILED, message)
+        else:
+            self.emit(kind, entity, "failed", {**base, "message": message, "error_kind": error_kind.value})
+        return Status.failed(message, retryable=error_kind == ErrorKind.SYSTEM, error_kind=error_kind)
+
+    async def _pools(self, task_type: TaskType, template: TaskTemplate) -> list[tuple[str, int]]:
+        """The pools one attempt of ``template`` holds, in a fixed order (no lock-order deadlock)."""
+        if type(task_type).pools is TaskType.pools:
+            return []
+        entry = self.pools.get(id(template))
+        if entry is None:  # the first item asks; the others starting beside it wait for that answer
+            config = task_type.config_model.model_validate(template.config) if task_type.config_model else None
+            entry = self.pools[id(template)] = (template, asyncio.ensure_future(
+                self.call(task_type, "pools", template, config)))
+        try:
+            pools: dict[str, int] = await asyncio.shield(entry[1])
+        except Exception:
+            if self.pools.get(id(template)) is entry:  # a later attempt asks again
+                del self.pools[id(template)]
+            raise
+        return sorted(pools.items())
+
+    async def _run_holding(self, ctx: AttemptContext, template: TaskTemplate, task_type: TaskType,
+                           handle: Handle | None, kind: str, entity: str, base: dict[str, Any]) -> Status:
+        """Run an attempt whose tokens are held, from submit (or re-attach) to its recorded end."""
+        attempt_id = ctx.attempt_id
+        attempt = _Attempt(task_type, ctx, handle)
+        loop = asyncio.get_running_loop()
+
+        def notify() -> None:
+            loop.call_soon_threadsafe(attempt.wake.set)
+
+        ctx.notify = notify
+        self.running[attempt_id] = attempt
+        try:
+            status = await self._drive(attempt, template, kind, base)
+        except asyncio.CancelledError:
+            await self._stop(attempt, kind, base, Phase.ABORTED, "aborted")
+            raise
+        finally:
+            self.running.pop(attempt_id, None)
+        if status.phase == Phase.TIMED_OUT:
+            await self._stop(attempt, kind, base, Phase.TIMED_OUT, status.message)
+            return status
+        await self._cleanup(attempt)
+        data = dict(base)
+        if status.phase == Phase.SUCCEEDED:
+            if kind == "item":
+                data["outputs"] = status.outputs
+        else:
+            data["message"] = status.message
+            data["error_kind"] = status.error_kind.value
+        if status.log_links:
+            data["logs"] = status.log_links
+        self.emit(kind, entity, status.phase.value, data)
+        return status
+
+    async def _drive(self, attempt: _Attempt, template: TaskTemplate, kind: str, base: dict[str, Any]) -> Status:
+        ctx, task_type = attempt.ctx, attempt.task_type
+        deadline = time.monotonic() + template.timeout if template.timeout else math.inf
+        if attempt.handle is None:
+            try:
+                attempt.handle = await self._submit(task_type, ctx, template)
+            except PlaitError as exc:
+                return Status.failed(f"{template.type} could not start the task: {exc}", retryable=False)
+            except Exception as exc:
+                return Status.failed(f"task type {template.type!r} failed in submit: {type(exc).__name__}: {exc}",
+                                     error_kind=ErrorKind.SYSTEM)
+            self.emit(kind, _entity(ctx), "running", {**base, "handle": attempt.handle})
+        interval = 0.01
+        loop = asyncio.get_running_loop()
+        poll_errors = 0
+        while True:
+            attempt.wake.clear()
+            try:
+                status: Status = await self.call(task_type, "poll", ctx, attempt.handle)
+                poll_errors = 0
+            except Exception as exc:
+                poll_errors += 1
+                if poll_errors < POLL_ERRORS_TOLERATED and not isinstance(exc, PlaitError):
+                    # A service that blips (a dropped connection, throttling) is asked again, after a
+                    # backoff like a retry's: ending the attempt would start a second job beside the first.
+                    status = Status(Phase.RUNNING)
+                    interval = max(interval, min(self.options.backoff_base * 2 ** (poll_errors - 1),
+                                                 self.options.backoff_max))
+                else:
+                    # The work may still be running where the task type can no longer see it:
+                    # stop it before the attempt ends, so a retry does not run beside it.
+                    with contextlib.suppress(Exception):
+                        await self.call(task_type, "abort", ctx, attempt.handle)
+                    times = f" {poll_errors} times in a row" if poll_errors > 1 else ""
+                    status = Status.failed(f"task type {template.type!r} failed in poll{times}: "
+                                           f"{type(exc).__name__}: {exc}", error_kind=ErrorKind.SYSTEM)
+            if status.phase.terminal:
+                if ctx.inline and time.monotonic() > deadline:
+                    # Inline, the task ran inside submit and could not be interrupted: it is
+                    # judged by its timeout when it returns, as the process pool would have.
+                    return Status(Phase.TIMED_OUT, f"ran past its timeout of {template.timeout:g}s "
+                                                   "(inline mode judges a timeout when the task returns)")
+                return status
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return Status(Phase.TIMED_OUT, f"timed out after {template.timeout:g}s", retryable=True)
+            # Sleep until the task type calls ctx.notify() or the poll interval passes; a
+            # timer handle is much cheaper than wait_for, which this loop runs per map item.
+            timer = loop.call_later(min(interval, remaining), attempt.wake.set)
+            await attempt.wake.wait()
+            if not timer.cancelled() and timer.when() <= loop.time() and not poll_errors:
+                interval = min(interval * 2, self.options.max_poll_interval)
+            timer.cancel()
+
+    async def _submit(self, task_type: TaskType, ctx: AttemptContext, template: TaskTemplate) -> Handle:
+        if not task_type.blocking:
+            return task_type.submit(ctx, template)
+        started = asyncio.ensure_future(asyncio.to_thread(task_type.submit, ctx, template))
+        try:
+            return await asyncio.shield(started)
+        except asyncio.CancelledError:
+            # Ctrl-C while the plugin was starting the work: the thread goes on and starts it,
+            # so wait for its handle; the caller then aborts and cleans up what it started.
+            with contextlib.suppress(Exception):
+                self.running[ctx.attempt_id].handle = await started
+            raise
+
+    async def _stop(self, attempt: _Attempt, kind: str, base: dict[str, Any], phase: Phase, message: str) -> None:
+        """Abort, clean up and record an attempt that the engine ends (timeout, Ctrl-C)."""
+        if attempt.handle is not None:
+            try:
+                await self.call(attempt.task_type, "abort", attempt.ctx, attempt.handle)
+            except Exception as exc:  # record the abort all the same; the cleanup still runs
+                message += f" (abort failed: {exc})"
+        await self._cleanup(attempt)
+        data = {**base, "message": message}
+        self._log_paths(attempt.ctx, data)
+        self.emit(kind, _entity(attempt.ctx), phase.value, data)
+
+    async def _cleanup(self, attempt: _Attempt) -> None:
+        if attempt.handle is None:
+            return
+        try:
+            await self.call(attempt.task_type, "cleanup", attempt.ctx, attempt.handle)
+        except Exception as exc:
+            self.emit("attempt", _entity(attempt.ctx), "cleanup_failed",
+                      {"node": attempt.ctx.node_id, "attempt": attempt.ctx.attempt, "message": str(exc)})
+
+    @staticmethod
+    def _log_paths(ctx: AttemptContext, data: dict[str, Any]) -> None:
+        logs = {name: str(p) for name, p in (("stdout", ctx.stdout_path), ("stderr", ctx.stderr_path)) if p.exists()}
+        if logs:
+            data["logs"] = logs
+
+
+def _entity(ctx: AttemptContext) -> str:
+    """An attempt's entity in the event log: its id less the execution id it is stored under."""
+    return ctx.attempt_id[len(ctx.execution_id) + 1:]
+
+
+class _Graph:
+    """One workflow's nodes inside an execution (the top level, a sub-workflow, a dynamic one)."""
+
+    def __init__(self, execution: _Execution, spec: WorkflowSpec, prefix: str, inputs: dict[str, Any]) -> None:
+        self.x = execution
+        self.spec = spec
+        self.prefix = prefix
+        self.inputs = inputs
+        self.results: dict[str, dict[str, Any]] = {}
+
+    def resolve(self, binding: Binding) -> Any:
+        if binding.kind == "value":
+            return binding.value
+        if binding.kind == "list":
+            return [self.resolve(b) for b in binding.items]
+        assert binding.output is not None
+        source = self.inputs if not binding.node else self.results[binding.node]
+        return source[binding.output]
+
+    async def run(self) -> dict[str, Any]:
+        nodes = {n.id: n for n in self.spec.nodes}
+        waiting = {n.id: len(n.upstream()) for n in self.spec.nodes}
+        consumers: dict[str, list[str]] = {n: [] for n in nodes}
+        for n in self.spec.nodes:
+            for up in n.upstream():
+                consumers[up].append(n.id)
+        ready = [n for n, count in waiting.items() if count == 0]
+        running: dict[asyncio.Task[dict[str, Any]], str] = {}
+        failure: NodeFailed | None = None
+        try:
+            while ready or running:
+                for node_id in ready:
+                    task = asyncio.create_task(self.run_node(nodes[node_id]))
+                    running[task] = node_id
+                ready = []
+                done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    node_id = running.pop(task)
+                    exc = task.exception()
+                    if exc is None:
+                        self.results[node_id] = task.result()
+                        for consumer in consumers[node_id]:
+                            waiting[consumer] -= 1
+                            if waiting[consumer] == 0:
+                                ready.append(consumer)
+                        continue
+                    if not isinstance(exc, NodeFailed):
+                        exc = NodeFailed(self.prefix + node_id, f"engine error: {type(exc).__name__}: {exc}")
+                    failure = failure or exc
+                    if self.x.options.fail_fast:
+                        raise failure
+                    self._skip_downstream(node_id, consumers)
+        finally:
+            for task in running:
+                task.cancel()
+            if running:
+                await asyncio.gather(*running, return_exceptions=True)
+        if failure is not None:
+            raise failure
+        return {name: self.resolve(b) for name, b in self.spec.output_bindings.items()}
+
+    def _skip_downstream(self, node_id: str, consumers: dict[str, list[str]]) -> None:
+        stack = list(consumers[node_id])
+        seen: set[str] = set()
+        while stack:
+            n = stack.pop()
+            if n in seen:
+                continue
+            seen.add(n)
+            self.x.emit("node", self.prefix + n, "skipped", {"error": f"upstream node {self.prefix + node_id} failed"})
+            stack.extend(consumers[n])
+
+    async def run_node(self, node: Node) -> dict[str, Any]:
+        path = self.prefix + node.id
+        if path in self.x.prior.node_outputs:
+            return self.x.prior.node_outputs[path]  # done before a resume
+        inputs = {name: self.resolve(b) for name, b in node.inputs.items()}
+        try:
+            if node.kind == "workflow":
+                assert node.workflow is not None
+                sub = self.spec.subworkflows[node.workflow]
+                self.x.emit("node", path, "running")
+                outputs = await _Graph(self.x, sub, path + ".", {**sub.defaults, **inputs}).run()
+            elif node.kind == "map":
+                outputs = await _MapNode(self, node, path, inputs).run()
+            else:
+                assert node.task is not None
+                outputs = await self.run_task_node(path, self.spec.tasks[node.task], inputs)
+        except NodeFailed as exc:
+            self.x.emit("node", path, "failed", {"error": exc.message})
+            raise
+        except asyncio.CancelledError:
+            self.x.emit("node", path, "aborted", {"error": "aborted"})
+            raise
+        except Exception as exc:  # a blob store, cache or plugin error outside an attempt
+            message = f"{type(exc).__name__}: {exc}"
+            self.x.emit("node", path, "failed", {"error": message})
+            raise NodeFailed(path, message) from exc
+        self.x.emit("node", path, "succeeded", {"outputs": outputs})
+        return outputs
+
+    async def run_task_node(self, path: str, template: TaskTemplate, inputs: dict[str, Any]) -> dict[str, Any]:
+        key = template.cache_key(inputs) if template.cache else None
+        if key is not None and not self.x.options.overwrite_cache:
+            cached = self.x.store.cached(key)
+            if cached is not None:
+                self.x.emit("node", path, "running", {"cached": True})
+                return cached
+        self.x.emit("node", path, "running")
+        outputs = await self.x.run_task(path, template, inputs)
+        if template.dynamic:
+            outputs = await self.run_dynamic(path, template, outputs["$spec"])
+        if key is not None:
+            self.x.store.put_cache(key, template.name, outputs, self.x.id)
+        return outputs
+
+    async def run_dynamic(self, path: str, template: TaskTemplate, body: dict[str, Any]) -> dict[str, Any]:
+        from plait.authoring.compiler import check_spec
+
+        try:
+            sub = check_spec(WorkflowSpec.model_validate(body))
+        except PlaitError as exc:
+            raise NodeFailed(path, f"the workflow built by dynamic task {template.name} is invalid: {exc}") from None
+        for name, expected in template.interface.outputs.items():
+            actual = sub.outputs.get(name)
+            from plait.types.engine import engine
+
+            if actual is None or not engine().castable(actual, expected):
+                got = actual.describe() if actual else "nothing"
+                raise NodeFailed(path, f"dynamic task {template.name} must return {expected.describe()} "
+                                       f"for output {name!r}, its workflow returns {got}")
+        self.x.emit("node", path, "dynamic", {"version": sub.version, "nodes": len(sub.nodes)})
+        return await _Graph(self.x, sub, path + ".", {}).run()
+
+
+class _MapNode:
+    """A map node: items run with bounded concurrency; state is counts plus failures."""
+
+    def __init__(self, graph: _Graph, node: Node, path: str, inputs: dict[str, Any]) -> None:
+        assert node.map is not None and node.task is not None
+        self.graph = graph
+        self.x = graph.x
+        self.path = path
+        self.template = graph.spec.tasks[node.task]
+        self.over = node.map.over
+        self.items: list[Any] = load_offloaded(inputs[self.over], self.x.io)
+        self.shared = {k: v for k, v in inputs.items() if k != self.over}
+        self.min_ratio = node.map.min_success_ratio
+        task_type = self.x.engine.registry.task_type(self.template.type, needed_by=self.template.name)
+        capacity = task_type.capacity(self.x.options.inline)
+        self.window = node.map.concurrency or (2 * capacity if capacity else 64)
+
+    async def run(self) -> dict[str, Any]:
+        n = len(self.items)
+        self.x.emit("node", self.path, "running", {"items": n})
+        names = list(self.template.interface.outputs)
+        results: dict[str, list[Any]] = {name: [None] * n for name in names}
+        allowed_failures = n - math.ceil(self.min_ratio * n - 1e-9)
+        failures: dict[int, str] = {}
+        next_index = 0
+        stop = False
+
+        async def worker() -> None:
+            nonlocal next_index, stop
+            while not stop and next_index < n:
+                i = next_index
+                next_index += 1
+                try:
+                    outputs = await self.run_item(i)
+                except NodeFailed as exc:
+                    failures[i] = exc.message
+                    if len(failures) > allowed_failures:
+                        stop = True
+                    continue
+                for name in names:
+                    results[name][i] = outputs[name]
+                if i % 256 == 255:
+                    await asyncio.sleep(0)  # let progress, flushing and Ctrl-C through
+
+        workers = [asyncio.create_task(worker()) for _ in range(min(self.window, n) or 1)]
+        try:
+            await asyncio.gather(*workers)
+        except BaseException:
+            for w in workers:
+                w.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            raise
+        if len(failures) > allowed_failures:
+            shown = "; ".join(f"item {i}: {m.splitlines()[0]}" for i, m in sorted(failures.items())[:5])
+            more = f" (and {len(failures) - 5} more)" if len(failures) > 5 else ""
+            raise NodeFailed(self.path, f"{len(failures)} of {n} items failed, more than min_success_ratio="
+                                        f"{self.min_ratio:g} allows: {shown}{more}")
+        return {name: offload(values, self.x.io) for name, values in results.items()}
+
+    async def run_item(self, index: int) -> dict[str, Any]:
+        done = self.x.prior.item_outputs.get((self.path, index))
+        if done is not None:
+            return done
+        inputs = {**self.shared, self.over: self.items[index]}
+        template = self.template
+        key = template.cache_key(inputs) if template.cache else None
+        if key is not None and not self.x.options.overwrite_cache:
+            cached = self.x.store.cached(key)
+            if cached is not None:
+                self.x.emit("item", f"{self.path}[{index}]/cached", "succeeded",
+                            {"node": self.path, "index": index, "attempt": 0, "cached": True, "outputs": cached})
+                return cached
+        try:
+            outputs = await self.x.run_task(self.path, template, inputs, index)
+        except NodeFailed as exc:
+            raise NodeFailed(self.path, exc.message) from None
+        if key is not None:
+            self.x.store.put_cache(key, template.name, outputs, self.x.id)
+        return outputs
+

@@ -1,0 +1,1 @@
+"""Pure data: the compiled spec, type specs, statuses, errors, settings and the wire types."""

@@ -1,0 +1,1 @@
+"""Where compute runs: ``local`` (this machine) now, ``kubernetes`` next."""

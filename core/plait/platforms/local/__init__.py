@@ -1,0 +1,1 @@
+"""The local platform: a pool of worker processes, and supervised processes."""

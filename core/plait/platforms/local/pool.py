@@ -1,0 +1,284 @@
+"""The local platform's two helpers: a pool of worker processes, and a supervised process.
+
+:class:`WorkerPool` runs Python task attempts in long-lived worker processes (one per core
+by default); aborting an attempt kills its worker's process group, and a replacement is
+started. :class:`LocalProcess` runs one command line as its own process group, named by the
+attempt, so a plugin only describes the command: starting it again attaches, aborting kills
+the whole tree, and the exit code survives an engine restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import collections
+import multiprocessing
+import multiprocessing.connection
+import os
+import select
+import signal
+import sys
+import tempfile
+from collections.abc import Callable
+from typing import Any
+
+from plait.platforms.local.process import LOG_LIMIT, _kill_group
+
+Callback = Callable[[dict[str, Any]], None]
+
+
+def _worker_main(conn: multiprocessing.connection.Connection) -> None:
+    os.setsid()  # abort kills the worker's process group: the task's children go with it
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the engine's to handle
+    from plait.runtime.attempt import run_attempt
+
+    out = tempfile.TemporaryFile()
+    err = tempfile.TemporaryFile()
+    saved = os.dup(1), os.dup(2)
+    while True:
+        try:
+            message = conn.recv()
+        except EOFError:
+            return
+        if message is None:
+            return
+        job_id, payload, env = message
+        if env is not None:  # the engine's environment changed since this worker started
+            os.environ.clear()
+            os.environ.update(env)
+            import fsspec.config
+
+            fsspec.config.set_conf_env(fsspec.config.conf)
+        for f in (out, err):
+            f.seek(0)
+            f.truncate()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(out.fileno(), 1)
+        os.dup2(err.fileno(), 2)
+        try:
+            result = run_attempt(payload)
+        except BaseException as exc:  # never lose the cause to a dead worker
+            import traceback
+
+            result = {"status": "failed", "retryable": True, "error_kind": "system",
+                      "message": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+        result["stdout"] = _tail(out)
+        result["stderr"] = _tail(err)
+        conn.send((job_id, result))
+
+
+def _tail(f: Any) -> str:
+    size = f.seek(0, os.SEEK_END)
+    if size == 0:
+        return ""
+    f.seek(max(0, size - LOG_LIMIT))
+    return str(f.read().decode("utf-8", "replace"))
+
+
+class _Worker:
+    def __init__(self, ctx: Any) -> None:
+        parent, child = ctx.Pipe()
+        self.conn = parent
+        self.process = ctx.Process(target=_worker_main, args=(child,), daemon=True)
+        self.process.start()
+        child.close()
+        self.job: str | None = None
+        self.env_version = 0
+        self.dead = False
+        self.retiring = False
+        # Connection.poll() builds a selector per call; one registered poller is far cheaper.
+        self._poller = select.poll()
+        self._poller.register(parent.fileno(), select.POLLIN)
+
+    def readable(self) -> bool:
+        return bool(self._poller.poll(0))
+
+
+class WorkerPool:
+    """A fixed number of worker processes that run Python task attempts one at a time each.
+
+    There is no thread: when an asyncio loop is running, the workers' pipes are watched by
+    it (results are handled the moment they arrive, with no lock or GIL hand-off); without
+    one, :meth:`collect` picks results up, and a task type's ``poll`` calls it.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._ctx = multiprocessing.get_context("forkserver")
+        self._ctx.set_forkserver_preload(["plait.runtime.attempt", "plait.types.builtin"])
+        self._pending: collections.deque[tuple[str, dict[str, Any], Callback]] = collections.deque()
+        self._callbacks: dict[str, Callback] = {}
+        self._cancelled: set[str] = set()
+        self._workers: list[_Worker] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+        # Workers are forked from a server started once; pass on later changes to the
+        # environment (credentials, endpoints) so a task sees what the engine sees.
+        self._env = dict(os.environ)
+        self._env_raw = dict(_raw_environ())
+        self._env_version = 1
+
+    def submit(self, job_id: str, payload: dict[str, Any], callback: Callback) -> None:
+        """Queue ``payload``; ``callback(result)`` is called when the attempt ends."""
+        if not self._workers:
+            self._workers = [_Worker(self._ctx) for _ in range(self.size)]
+            atexit.register(self.shutdown)  # no worker outlives the interpreter
+        if _raw_environ() != self._env_raw:  # compared in C: this runs once per map item
+            self._env, self._env_raw = dict(os.environ), dict(_raw_environ())
+            self._env_version += 1
+        self._watch_from_running_loop()
+        self._pending.append((job_id, payload, callback))
+        self._pump()
+
+    def cancel(self, job_id: str) -> None:
+        """Forget a queued job, or kill the worker running it (a new worker replaces it)."""
+        for i, (jid, _, _) in enumerate(self._pending):
+            if jid == job_id:
+                del self._pending[i]
+                return
+        for worker in self._workers:
+            if worker.job == job_id:
+                self._cancelled.add(job_id)
+                worker.retiring = True  # its result may already be in the pipe: no new job for it
+                _kill_group(worker.process.pid)
+                if self._loop is None:
+                    worker.process.join(timeout=5)
+                    self._on_death(worker)
+
+    def collect(self) -> None:
+        """Handle finished attempts and dead workers now, without waiting (no event loop needed)."""
+        if self._loop is not None and not self._loop.is_closed():
+            return  # the loop already handles them as they arrive
+        for worker in list(self._workers):
+            if worker.job is not None and worker.readable():
+                self._on_result(worker)
+            if not worker.process.is_alive():
+                self._on_death(worker)
+        self._pump()
+
+    def shutdown(self) -> None:
+        """Stop every worker, killing any running attempt."""
+        atexit.unregister(self.shutdown)
+        if self._closed:
+            return
+        self._closed = True
+        self._unwatch()
+        for worker in self._workers:
+            if worker.job is None:
+                try:
+                    worker.conn.send(None)
+                except OSError:
+                    pass
+            else:
+                _kill_group(worker.process.pid)
+        for worker in self._workers:
+            worker.process.join(timeout=2)
+            if worker.process.is_alive():
+                worker.process.kill()
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _pump(self) -> None:
+        for worker in self._workers:
+            if not self._pending:
+                return
+            if worker.job is None and not worker.dead and not worker.retiring:
+                job_id, payload, callback = self._pending.popleft()
+                worker.job = job_id
+                self._callbacks[job_id] = callback
+                env = None
+                if worker.env_version != self._env_version:
+                    env, worker.env_version = self._env, self._env_version
+                try:
+                    worker.conn.send((job_id, payload, env))
+                except OSError:
+                    pass  # the worker died; its death is reported with the job
+
+    def _watch_from_running_loop(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        if loop is not self._loop:
+            self._unwatch()
+            self._loop = loop
+            for worker in self._workers:
+                self._watch(worker)
+
+    def _watch(self, worker: _Worker) -> None:
+        if self._loop is not None:
+            self._loop.add_reader(worker.conn.fileno(), self._on_result, worker)
+            self._loop.add_reader(worker.process.sentinel, self._on_death, worker)
+
+    def _unwatch(self, workers: list[_Worker] | None = None) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            self._loop = None if workers is None else loop
+            return
+        for worker in workers if workers is not None else self._workers:
+            loop.remove_reader(worker.conn.fileno())
+            loop.remove_reader(worker.process.sentinel)
+        if workers is None:
+            self._loop = None
+
+    def _on_result(self, worker: _Worker) -> None:
+        try:
+            if not worker.readable():  # readiness seen by the loop may have been consumed since
+                return
+            job_id, result = worker.conn.recv()
+        except (EOFError, OSError):
+            self._on_death(worker)
+            return
+        self._finish(worker, job_id, result)
+        self._pump()
+
+    def _finish(self, worker: _Worker, job_id: str, result: dict[str, Any]) -> None:
+        worker.job = None
+        callback = self._callbacks.pop(job_id, None)
+        if job_id in self._cancelled:
+            self._cancelled.discard(job_id)
+        elif callback is not None:
+            callback(result)
+
+    def _on_death(self, worker: _Worker) -> None:
+        if worker.dead:
+            return
+        worker.dead = True
+        self._unwatch([worker])
+        if self._closed:
+            return
+        worker.process.join(timeout=1)
+        replacement = _Worker(self._ctx)
+        self._workers[self._workers.index(worker)] = replacement
+        self._watch(replacement)
+        if worker.job is not None:
+            self._finish(worker, worker.job, {
+                "status": "failed", "retryable": True, "error_kind": "system",
+                "message": f"the worker process running this attempt died (exit code {worker.process.exitcode})",
+            })
+        worker.conn.close()
+        self._pump()
+
+
+def _raw_environ() -> dict[Any, Any]:
+    """The environment as CPython keeps it (a dict of bytes), to compare without decoding."""
+    data = getattr(os.environ, "_data", None)
+    return data if isinstance(data, dict) else dict(os.environ)
+
+
+
+
+
+
+
+
+
+
+
+

@@ -1,0 +1,1 @@
+"""What runs inside an attempt: in a worker, a supervised process or a pod."""

@@ -1,0 +1,54 @@
+"""The Python attempt payload a worker or a process runs, and its result turned into a status."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from plait.model.spec import PythonRef, TaskTemplate
+from plait.model.status import ErrorKind, Status
+from plait.plugins.tasktype import AttemptContext
+
+
+def attempt_payload(ctx: AttemptContext, task: TaskTemplate) -> dict[str, Any]:
+    """What :func:`plait.worker.run_attempt` needs to run ``task`` for ``ctx``."""
+    assert task.ref is not None, f"task {task.name} has no Python function to run"
+    return {
+        "attempt_id": ctx.attempt_id, "execution_id": ctx.execution_id, "node_id": ctx.node_id,
+        "attempt": ctx.attempt, "item_index": ctx.item_index, "task": task.name,
+        "ref": _ref_dict(task.ref), "inputs": ctx.inputs, "blobs": ctx.blobs.url,
+        "checkpoint_uri": ctx.checkpoint_uri, "scratch_root": str(ctx.workdir),
+        "dynamic": task.dynamic, "env": task.env, "secrets": ctx.secrets,
+    }
+
+
+@functools.lru_cache(maxsize=1024)
+def _ref_dict(ref: PythonRef) -> dict[str, Any]:
+    return ref.model_dump()
+
+
+def status_of(result: dict[str, Any]) -> Status:
+    """Turn a worker result into a task status."""
+    logs = result.get("logs") or {}
+    if result["status"] == "succeeded":
+        outputs = result.get("outputs") or {}
+        if "spec" in result:
+            outputs = {"$spec": result["spec"]}
+        return Status.succeeded(outputs, log_links=logs)
+    message = result["message"]
+    if result.get("traceback"):
+        message = f"{message}\n{result['traceback']}"
+    return Status.failed(message, retryable=result.get("retryable", True),
+                         error_kind=ErrorKind(result.get("error_kind", "user")), log_links=logs)
+
+
+def write_logs(ctx: AttemptContext, result: dict[str, Any]) -> None:
+    """Keep the attempt's stdout and stderr in its working folder; note where in the result."""
+    for name in ("stdout", "stderr"):
+        text = result.pop(name, None)
+        if text:
+            path = ctx.folder / f"{name}.log"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            result.setdefault("logs", {})[name] = str(path)
+

@@ -1,0 +1,44 @@
+"""The plugin author's whole surface: a plugin imports only this, ``plait`` and ``plait.testing``.
+
+Everything here is stable API for plugins; everything else under ``plait.`` may move. A test
+(``tests/test_sdk.py``) fails when a plugin in this repository imports anything else.
+
+Groups, in the order a new task type needs them:
+
+- the contract: :data:`hookimpl`, :class:`TaskType`, :class:`TaskConfig`, :class:`AttemptContext`,
+  :class:`Status`, :class:`Phase`, :class:`ErrorKind`, :data:`Handle`, :class:`TaskTemplate`;
+- a task whose attempt is a command line: :class:`ProcessTask`, and on the command's side
+  :func:`read_job`, :func:`run_attempt`, :func:`write_result`; :func:`attempt_payload` and
+  :func:`status_of` for a command that runs the task's Python function itself;
+- a supervised process of the local platform: :class:`LocalProcess`;
+- value types: :class:`TypeTransformer`, :class:`TypeEngine`, :class:`TypeSpec`, :data:`Codec`,
+  :class:`ValueIO`, :func:`load_offloaded`;
+- task constructors: :class:`Task`, :func:`external_task`, :class:`File`, :class:`Directory`;
+- errors: :class:`PlaitError`, :class:`CompileError`, :class:`TypeMismatchError`,
+  :class:`RetryableError`, :class:`PermanentError`;
+- where plait keeps its state: :class:`Settings`, :func:`default_workers`.
+"""
+
+from plait.authoring.decorators import Task, external_task
+from plait.builtin.process_task import ProcessTask
+from plait.hookspecs import hookimpl
+from plait.model.errors import CompileError, PermanentError, PlaitError, RetryableError, TypeMismatchError
+from plait.model.settings import Settings, default_workers
+from plait.model.spec import TaskTemplate
+from plait.model.status import ErrorKind, Handle, Phase, Status
+from plait.model.typespec import TypeSpec
+from plait.platforms.local.process import LocalProcess
+from plait.plugins.tasktype import AttemptContext, TaskConfig, TaskType
+from plait.runtime.attempt import run_attempt
+from plait.runtime.job import read_job, write_result
+from plait.runtime.payload import attempt_payload, status_of
+from plait.types.engine import Codec, TypeEngine, TypeTransformer, ValueIO, load_offloaded
+from plait.types.files import Directory, File
+
+__all__ = [
+    "AttemptContext", "Codec", "CompileError", "Directory", "ErrorKind", "File", "Handle", "LocalProcess",
+    "Phase", "PermanentError", "PlaitError", "ProcessTask", "RetryableError", "Settings", "Status", "Task",
+    "TaskConfig", "TaskTemplate", "TaskType", "TypeEngine", "TypeMismatchError", "TypeSpec", "TypeTransformer",
+    "ValueIO", "attempt_payload", "default_workers", "external_task", "hookimpl", "load_offloaded",
+    "read_job", "run_attempt", "status_of", "write_result",
+]

@@ -1,0 +1,1 @@
+"""Register, launch, abort, query and logs: what the CLI and the server call."""

@@ -1,0 +1,1 @@
+"""Where state lives: the event store and its projection, the blob store."""

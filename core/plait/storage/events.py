@@ -1,0 +1,334 @@
+"""The event store: every state change of an execution, appended; state is their projection.
+
+SQLAlchemy; SQLite in ``.plait/plait.db`` by default, any SQLAlchemy URL by configuration.
+Events are idempotent on (execution, entity, phase): appending the same change twice
+records it once. The engine buffers events and writes them in batches; a crash can lose
+the last batch, which is safe because submitting an attempt again attaches to its work.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from plait.model.errors import ExecutionNotFoundError
+from plait.model.spec import WorkflowSpec
+from plait.model.status import Phase
+
+metadata = sa.MetaData()
+
+executions = sa.Table(
+    "executions", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("workflow", sa.String(512), nullable=False),
+    sa.Column("version", sa.String(64), nullable=False),
+    sa.Column("project", sa.String(128), nullable=False),
+    sa.Column("domain", sa.String(128), nullable=False),
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Column("phase", sa.String(32), nullable=False),
+    sa.Column("updated", sa.Float, nullable=False),
+)
+
+specs = sa.Table(
+    "specs", metadata,
+    sa.Column("version", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(512), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+)
+
+events = sa.Table(
+    "events", metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("execution_id", sa.String(64), nullable=False),
+    sa.Column("run", sa.Integer, nullable=False, default=0),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("entity", sa.String(512), nullable=False),
+    sa.Column("phase", sa.String(32), nullable=False),
+    sa.Column("ts", sa.Float, nullable=False),
+    sa.Column("data", sa.Text, nullable=False),
+    sa.UniqueConstraint("execution_id", "run", "entity", "phase", name="uq_event_once"),
+)
+
+cache = sa.Table(
+    "cache", metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("task", sa.String(512), nullable=False),
+    sa.Column("outputs", sa.Text, nullable=False),
+    sa.Column("execution_id", sa.String(64), nullable=False),
+    sa.Column("created", sa.Float, nullable=False),
+)
+
+
+@dataclass(slots=True)
+class Event:
+    """One state change. ``entity`` is "" for the execution, a node path, or an attempt id."""
+
+    execution_id: str
+    kind: str
+    entity: str
+    phase: str
+    data: dict[str, Any] = field(default_factory=dict)
+    ts: float = 0.0
+    run: int = 0
+    """0 for the first run of an execution, 1 for its first resume, and so on."""
+
+
+class EventStore:
+    """Appends and reads events, specs, executions and cached results."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: Engine = sa.create_engine(url)
+        if self.engine.dialect.name == "sqlite":
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        metadata.create_all(self.engine)
+        self._buffer: list[tuple[Any, ...]] = []
+        self._insert = _dialect_insert(self.engine)
+        self._insert_once = self._insert(events).on_conflict_do_nothing(
+            index_elements=["execution_id", "run", "entity", "phase"])
+        self._sqlite = self.engine.dialect.name == "sqlite"
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def append(self, event: Event) -> None:
+        """Buffer ``event``; it is written by the next :meth:`flush` (automatic every 2,000)."""
+        self._buffer.append((
+            event.execution_id, event.run, event.kind, event.entity, event.phase, event.ts or time.time(),
+            orjson.dumps(event.data, default=str, option=orjson.OPT_NON_STR_KEYS).decode(),
+        ))
+        if len(self._buffer) >= 2000:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the buffered events in one transaction."""
+        if not self._buffer:
+            return
+        rows, self._buffer = self._buffer, []
+        try:
+            with self.engine.begin() as conn:
+                if self._sqlite:  # the hot path: skip SQLAlchemy's per-row parameter handling
+                    conn.exec_driver_sql(
+                        "INSERT OR IGNORE INTO events (execution_id, run, kind, entity, phase, ts, data) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+                else:
+                    columns = ("execution_id", "run", "kind", "entity", "phase", "ts", "data")
+                    conn.execute(self._insert_once, [dict(zip(columns, r)) for r in rows])
+        except Exception:
+            self._buffer[:0] = rows  # keep them for the next flush: no event is dropped
+            raise
+
+    def create_execution(self, execution_id: str, spec: WorkflowSpec, project: str, domain: str) -> None:
+        now = time.time()
+        with self.engine.begin() as conn:
+            # Executions of one workflow started together each store its spec: the first wins,
+            # the others must not fail (a select-then-insert would, on either database).
+            conn.execute(self._insert(specs).values(version=spec.version, name=spec.name, body=spec.model_dump_json())
+                         .on_conflict_do_nothing(index_elements=["version"]))
+            conn.execute(executions.insert().values(
+                id=execution_id, workflow=spec.name, version=spec.version, project=project,
+                domain=domain, created=now, phase="running", updated=now))
+
+    def set_execution_phase(self, execution_id: str, phase: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(executions.update().where(executions.c.id == execution_id)
+                         .values(phase=phase, updated=time.time()))
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def events(self, execution_id: str) -> Iterator[Event]:
+        self.flush()
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(events).where(events.c.execution_id == execution_id)
+                                .order_by(events.c.seq)).mappings()
+            for r in rows:
+                yield Event(r["execution_id"], r["kind"], r["entity"], r["phase"],
+                            json.loads(r["data"]), r["ts"], r["run"])
+
+    def execution(self, execution_id: str) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(executions).where(executions.c.id == execution_id)).mappings().first()
+            if row is None:
+                like = conn.execute(sa.select(executions.c.id).where(
+                    executions.c.id.like(execution_id + "%"))).scalars().all()
+                if len(like) == 1:
+                    return self.execution(like[0])
+                raise ExecutionNotFoundError(
+                    f"no execution {execution_id!r} in {self.url}; `plait executions list` shows them")
+            return dict(row)
+
+    def list_executions(self, limit: int = 20) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(executions).order_by(executions.c.created.desc()).limit(limit))
+            return [dict(r) for r in rows.mappings()]
+
+    def spec(self, version: str) -> WorkflowSpec:
+        with self.engine.connect() as conn:
+            body = conn.execute(sa.select(specs.c.body).where(specs.c.version == version)).scalar_one()
+        return WorkflowSpec.model_validate_json(body)
+
+    # -- cache -----------------------------------------------------------------------------
+
+    def cached(self, key: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            body = conn.execute(sa.select(cache.c.outputs).where(cache.c.key == key)).scalar()
+        return json.loads(body) if body is not None else None
+
+    def put_cache(self, key: str, task: str, outputs: dict[str, Any], execution_id: str) -> None:
+        # An upsert: engines that finish the same cached task at once must not collide, as a
+        # delete-then-insert does on PostgreSQL. The last one to write wins.
+        values = {"task": task, "execution_id": execution_id, "outputs": json.dumps(outputs), "created": time.time()}
+        with self.engine.begin() as conn:
+            conn.execute(self._insert(cache).values(key=key, **values)
+                         .on_conflict_do_update(index_elements=["key"], set_=values))
+
+    def close(self) -> None:
+        self.flush()
+        self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def _dialect_insert(engine: Engine) -> Any:
+    """The database's own INSERT, which says what to do on a conflict (ON CONFLICT ...)."""
+    if engine.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+        return insert
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+        return pg_insert
+    raise NotImplementedError(f"plait's event store supports SQLite and PostgreSQL, not {engine.dialect.name}")
+
+
+# ---------------------------------------------------------------------------------------
+# Projection
+# ---------------------------------------------------------------------------------------
+
+
+_PHASES = ("", *(p.value for p in Phase))
+_PHASE_CODE = {name: code for code, name in enumerate(_PHASES)}
+
+
+@dataclass
+class AttemptState:
+    attempt_id: str
+    node: str
+    number: int
+    phase: str = "queued"
+    handle: dict[str, Any] | None = None
+    message: str = ""
+    error_kind: str | None = None
+    logs: dict[str, str] = field(default_factory=dict)
+    waiting: dict[str, Any] | None = None
+
+
+@dataclass
+class NodeState:
+    node: str
+    phase: str = "queued"
+    outputs: dict[str, Any] | None = None
+    error: str | None = None
+    cached: bool = False
+    attempts: list[AttemptState] = field(default_factory=list)
+    # Map nodes keep compact per-item state: counts and the failures, not an object per item.
+    items: int | None = None
+    item_counts: dict[str, int] = field(default_factory=dict)
+    item_phases: bytearray = field(default_factory=bytearray, repr=False)
+    """One byte per item: its phase's code (see _PHASES), 0 before it starts."""
+    item_errors: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass
+class ExecutionState:
+    """What an execution looks like after applying its events in order."""
+
+    execution_id: str
+    phase: str = "queued"
+    workflow: str = ""
+    version: str = ""
+    inputs: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, Any] | None = None
+    error: str | None = None
+    failed_node: str | None = None
+    nodes: dict[str, NodeState] = field(default_factory=dict)
+    _attempts: dict[str, AttemptState] = field(default_factory=dict, repr=False)
+
+    def apply(self, event: Event) -> None:
+        data = event.data
+        if event.kind == "execution":
+            self.phase = event.phase
+            for key in ("workflow", "version", "inputs", "outputs", "error", "failed_node"):
+                if key in data:
+                    setattr(self, key, data[key])
+        elif event.kind == "node":
+            node = self._node(event.entity)
+            node.phase = event.phase
+            node.outputs = data.get("outputs", node.outputs)
+            node.error = data.get("error", node.error)
+            node.cached = node.cached or bool(data.get("cached"))
+            if "items" in data:
+                node.items = data["items"]
+        elif event.kind == "attempt":
+            attempt = self._attempts.get(event.entity)
+            if attempt is None:
+                attempt = AttemptState(event.entity, data["node"], data["attempt"])
+                self._attempts[event.entity] = attempt
+                self._node(data["node"]).attempts.append(attempt)
+            attempt.phase = event.phase
+            attempt.handle = data.get("handle", attempt.handle)
+            attempt.message = data.get("message", attempt.message)
+            attempt.error_kind = data.get("error_kind", attempt.error_kind)
+            attempt.logs = data.get("logs", attempt.logs)
+            attempt.waiting = data.get("waiting") if event.phase == "waiting_for_resources" else None
+        elif event.kind == "item":
+            node = self._node(data["node"])
+            index = data["index"]
+            phases = node.item_phases
+            if index >= len(phases):
+                phases.extend(bytes(max(index + 1, node.items or 0) - len(phases)))
+            previous = phases[index]
+            if previous:
+                node.item_counts[_PHASES[previous]] -= 1
+            phases[index] = _PHASE_CODE[event.phase]
+            node.item_counts[event.phase] = node.item_counts.get(event.phase, 0) + 1
+            if event.phase in ("failed", "timed_out"):
+                node.item_errors[data["index"]] = data.get("message", "")
+            else:
+                node.item_errors.pop(data["index"], None)
+
+    def _node(self, node_id: str) -> NodeState:
+        node = self.nodes.get(node_id)
+        if node is None:
+            node = self.nodes[node_id] = NodeState(node_id)
+        return node
+
+    def snapshot(self) -> dict[str, Any]:
+        """A plain-data view, for comparing a live state with a replayed one."""
+        import dataclasses
+
+        return {
+            "phase": self.phase, "workflow": self.workflow, "version": self.version,
+            "inputs": self.inputs, "outputs": self.outputs, "error": self.error,
+            "failed_node": self.failed_node,
+            "nodes": {k: dataclasses.asdict(v) for k, v in sorted(self.nodes.items())},
+        }
+
+
+def replay(execution_id: str, stream: Iterable[Event]) -> ExecutionState:
+    """Rebuild an execution's state from its events."""
+    state = ExecutionState(execution_id)
+    for event in stream:
+        state.apply(event)
+    return state
