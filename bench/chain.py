@@ -10,11 +10,12 @@ import time
 import flows  # noqa: E402
 import plait
 from common import fresh_home, machine, table
-from plait.engine.execution import Engine, RunOptions
+from plait.engine import build_engine
+from plait.engine.execution import RunOptions
 
 
 def run(inline: bool) -> float:
-    engine = Engine()
+    engine = build_engine()
     try:
         started = time.perf_counter()
         execution = plait.run(flows.chain100, {"x": 0}, options=RunOptions(inline=inline), engine=engine)

@@ -15,6 +15,7 @@ import time
 import flows  # noqa: E402
 import plait
 from common import fresh_home, machine, table
+from plait.engine import build_engine
 from plait.engine.execution import Engine, RunOptions
 
 
@@ -27,7 +28,7 @@ def run(engine: Engine, n: int, inline: bool) -> float:
 
 def cold(n: int) -> float:
     """A fresh engine: the time includes starting the worker processes."""
-    engine = Engine()
+    engine = build_engine()
     try:
         return run(engine, n, False)
     finally:
@@ -43,7 +44,7 @@ def main() -> None:
     flows.burn(20.0)
     one = (time.perf_counter() - started) * 1000
     cold(4)  # start the forkserver the workers are forked from
-    engine = Engine()
+    engine = build_engine()
     try:
         run(engine, 4, False)  # warm: the pool's workers are running
         inline = min(run(engine, args.items, True) for _ in range(2))

@@ -15,11 +15,12 @@ import time
 import flows  # noqa: E402
 import plait
 from common import fresh_home, machine, table
-from plait.engine.execution import Engine, RunOptions
+from plait.engine import build_engine
+from plait.engine.execution import RunOptions
 
 
 def per_item(n: int, inline: bool) -> float:
-    engine = Engine()
+    engine = build_engine()
     try:
         started = time.perf_counter()
         execution = plait.run(flows.trivial_map, {"n": n}, options=RunOptions(inline=inline), engine=engine)
@@ -32,7 +33,7 @@ def per_item(n: int, inline: bool) -> float:
 
 def steady(n: int = 20_000, repeats: int = 3) -> float:
     """Inline µs per item with one engine kept open: no start-up costs, best of ``repeats``."""
-    engine = Engine()
+    engine = build_engine()
     try:
         plait.run(flows.trivial_map, {"n": 100}, options=RunOptions(inline=True), engine=engine)
         best = float("inf")

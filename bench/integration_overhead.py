@@ -20,7 +20,7 @@ import plait
 import spark_tasks  # noqa: E402
 import torch_tasks  # noqa: E402
 from common import fresh_home, machine, table
-from plait.engine.execution import Engine
+from plait.engine import build_engine
 
 BARE_SPARK = """
 from pyspark.sql import SparkSession
@@ -49,7 +49,7 @@ def main() -> None:
     fresh_home()
     script = Path(tempfile.mkdtemp()) / "ddp.py"
     script.write_text(BARE_DDP)
-    engine = Engine()
+    engine = build_engine()
     env = {"SPARK_LOCAL_IP": "127.0.0.1"}
     import os
 

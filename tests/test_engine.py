@@ -13,7 +13,8 @@ import flows
 import plait
 import pytest
 import readme_flows
-from plait.engine.execution import Engine, RunOptions
+from plait.engine import build_engine
+from plait.engine.execution import RunOptions
 from plait.model.settings import Settings
 from plait.model.status import Phase
 from plait.service.run import encode_inputs
@@ -95,7 +96,7 @@ def test_a_dead_worker_is_a_system_error_with_its_own_budget(tmp_path, fast_retr
 
 def test_timeouts_abort_the_attempt_and_retry(tmp_path, fast_retries):
     marker = tmp_path / "calls"
-    engine = Engine()
+    engine = build_engine()
     try:
         # Start the worker processes first: on a loaded machine their start-up alone can take
         # longer than the task's 2 s timeout, and the body would never write its marker.
@@ -172,7 +173,7 @@ def test_keep_going_runs_independent_branches_and_skips_dependants(tmp_path, fas
 
 def test_cancelling_an_execution_aborts_and_cleans_up_every_attempt(tmp_path):
     marker = tmp_path / "calls"
-    engine = Engine()
+    engine = build_engine()
     spec = flows.two_slow.spec
     literals = encode_inputs(flows.two_slow, {"seconds": 60.0, "marker": str(marker)}, engine)
 
@@ -200,7 +201,7 @@ def test_cancelling_an_execution_aborts_and_cleans_up_every_attempt(tmp_path):
 
 def test_replaying_the_events_rebuilds_the_live_state(tmp_path, fast_retries):
     marker = tmp_path / "calls"
-    engine = Engine()
+    engine = build_engine()
     try:
         execution = plait.run(flows.flaky_wf, {"marker": str(marker), "fail_times": 1},
                               options=fast_retries(), engine=engine)
@@ -217,7 +218,7 @@ def test_replaying_the_events_rebuilds_the_live_state(tmp_path, fast_retries):
 
 
 def test_events_are_idempotent_on_attempt_and_phase():
-    engine = Engine()
+    engine = build_engine()
     try:
         execution = plait.run(flows.arithmetic, {"a": 1}, engine=engine)
         events = list(engine.store.events(execution.execution_id))
@@ -263,7 +264,7 @@ def test_container_tasks_run_their_command_with_typed_outputs():
 @pytest.mark.parametrize("inline", [False, True], ids=["pool", "inline"])
 def test_env_and_secrets_reach_the_task_and_secrets_stay_out_of_the_store(monkeypatch, inline):
     monkeypatch.setenv("PLAIT_SECRET_API_TOKEN", "s3cr3t-value")
-    engine = Engine()
+    engine = build_engine()
     try:
         execution = plait.run(flows.env_and_secret, {"name": "bob"}, options=RunOptions(inline=inline),
                               engine=engine)
@@ -301,7 +302,7 @@ def test_cached_map_items_are_recorded_as_cached_successes(tmp_path):
     assert first.outputs == second.outputs == {"o0": [0, 1, 4]}
     assert lines(marker) == 3
     assert second.result.state.nodes["map-cached_square"].item_counts == {"succeeded": 3}
-    engine = Engine()
+    engine = build_engine()
     try:
         events = list(engine.store.events(second.execution_id))
     finally:
@@ -337,7 +338,7 @@ def test_cancelling_while_a_blocking_submit_runs_aborts_what_it_started(tmp_path
             return super().submit(ctx, task)
 
     marker = tmp_path / "starts"
-    engine = Engine()
+    engine = build_engine()
     engine.registry.task_types["container"] = SlowToStart()
     try:
         spec = flows.container_then_double.spec
@@ -390,7 +391,7 @@ class FlakyPoll:
 def _with_task_type(task_type, run):
     from plait.builtin.container_task import ContainerTask
 
-    engine = Engine()
+    engine = build_engine()
     engine.registry.task_types["container"] = task_type
     try:
         return run(engine)
@@ -458,7 +459,7 @@ def test_the_system_retry_budget_defaults_to_three(tmp_path, fast_retries):
 
 def test_backoff_between_retries_grows_exponentially(tmp_path):
     marker = tmp_path / "calls"
-    engine = Engine()
+    engine = build_engine()
     try:
         execution = plait.run(readme_flows.backoff_wf, {"marker": str(marker)},
                               options=RunOptions(backoff_base=0.4, backoff_max=60), engine=engine)
@@ -566,7 +567,7 @@ def test_events_are_written_in_batches_of_2000(tmp_path):
 
 def test_a_running_execution_writes_its_events_within_a_fraction_of_a_second(tmp_path):
     marker = tmp_path / "calls"
-    engine = Engine()
+    engine = build_engine()
     reader = EventStore(engine.settings.db_url)
     spec = flows.two_slow.spec
     literals = encode_inputs(flows.two_slow, {"seconds": 20.0, "marker": str(marker)}, engine)

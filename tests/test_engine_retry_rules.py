@@ -12,7 +12,8 @@ import random
 import flows
 import plait
 import pytest
-from plait.engine.execution import Engine, RunOptions, _Execution
+from plait.engine import build_engine
+from plait.engine.execution import RunOptions, _Execution
 from plait.model.status import Phase
 
 
@@ -28,7 +29,7 @@ def missing_secret_wf() -> int:
 
 @pytest.fixture
 def execution():
-    engine = Engine()
+    engine = build_engine()
     try:
         yield lambda **options: _Execution(engine, flows.flaky_wf.spec, RunOptions(**options), None)
     finally:

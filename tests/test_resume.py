@@ -10,7 +10,7 @@ from pathlib import Path
 import engine_process
 import flows
 import plait
-from plait.engine.execution import Engine
+from plait.engine import build_engine
 from plait.model.status import Phase
 from plait.storage.events import replay
 
@@ -24,7 +24,7 @@ def lines(path: Path) -> list[str]:
 
 def test_resuming_a_failed_execution_keeps_counting_attempts_and_finishes(tmp_path, fast_retries):
     marker = tmp_path / "calls"
-    engine = Engine()
+    engine = build_engine()
     try:
         failed = plait.run(flows.flaky_wf, {"marker": str(marker), "fail_times": 3}, options=fast_retries(),
                            engine=engine)
@@ -132,7 +132,7 @@ def test_a_resumed_engine_attaches_to_a_container_that_outlived_the_old_one(tmp_
 
 def test_a_failure_after_a_resume_is_what_the_store_replays(tmp_path, fast_retries):
     marker = tmp_path / "calls"
-    engine = Engine()
+    engine = build_engine()
     try:
         failed = plait.run(flows.flaky_wf, {"marker": str(marker), "fail_times": 10}, options=fast_retries(),
                            engine=engine)

@@ -10,6 +10,7 @@ import asyncio
 
 import flows
 import plait
+from plait.engine import build_engine
 from plait.engine.execution import Engine, RunOptions
 from plait.model.status import Phase
 
@@ -24,7 +25,7 @@ def failed_flaky(engine: Engine, tmp_path, fail_times: int) -> str:
 
 
 def test_resume_without_options_carries_on_with_the_defaults(tmp_path):
-    engine = Engine()
+    engine = build_engine()
     try:
         result = asyncio.run(engine.resume(failed_flaky(engine, tmp_path, fail_times=3)))
     finally:
@@ -33,7 +34,7 @@ def test_resume_without_options_carries_on_with_the_defaults(tmp_path):
 
 
 def test_resume_retries_with_the_backoff_of_the_options_it_is_given(tmp_path):
-    engine = Engine()
+    engine = build_engine()
     try:
         xid = failed_flaky(engine, tmp_path, fail_times=4)
         result = asyncio.run(engine.resume(xid, RunOptions(backoff_base=4.0, backoff_max=4.0)))
@@ -50,7 +51,7 @@ def test_resume_retries_with_the_backoff_of_the_options_it_is_given(tmp_path):
 
 def test_each_resume_records_its_events_under_the_next_run_number(tmp_path):
     fast = RunOptions(backoff_base=0.01, backoff_max=0.05)
-    engine = Engine()
+    engine = build_engine()
     try:
         xid = failed_flaky(engine, tmp_path, fail_times=6)
         assert asyncio.run(engine.resume(xid, fast)).phase == Phase.FAILED  # attempts 4-6 fail too

@@ -14,7 +14,8 @@ from pathlib import Path
 import plait
 import pytest
 from plait import current_context
-from plait.engine.execution import Engine, RunOptions
+from plait.engine import build_engine
+from plait.engine.execution import RunOptions
 from plait.model.status import Phase
 
 FILE_VALUE = "from-the-secrets-file-7f3a"
@@ -44,7 +45,7 @@ def write_secret_file(home: Path, value: str) -> Path:
 
 def run_and_read_events(inline: bool) -> tuple[plait.Execution, str]:
     """Run the workflow; return the execution and every stored event, as text."""
-    engine = Engine()
+    engine = build_engine()
     try:
         execution = plait.run(token_wf, {"name": "api"}, options=RunOptions(inline=inline, backoff_base=0.01),
                               engine=engine)
@@ -92,7 +93,7 @@ def test_a_missing_secret_fails_the_attempt_at_once_and_says_where_to_put_it(pla
 def test_an_execution_that_failed_for_a_missing_secret_resumes_once_the_secret_is_set(plait_home: Path):
     import asyncio
 
-    engine = Engine()
+    engine = build_engine()
     try:
         failed = plait.run(token_wf, {"name": "api"}, options=RunOptions(backoff_base=0.01), engine=engine)
         assert failed.phase == Phase.FAILED and "needs secret 'api-token'" in (failed.error or "")

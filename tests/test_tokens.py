@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from plait.builtin.python_task import PythonTask
+from plait.engine import build_engine
 from plait.engine.execution import Engine, RunOptions
 from plait.service.run import encode_inputs
 from plait.tokens.allocator import Allocator, jain_index
@@ -325,7 +326,7 @@ def make_pooled(monkeypatch):
     def make(**env: str) -> Engine:
         for name, value in env.items():
             monkeypatch.setenv(name, value)
-        engine = Engine()
+        engine = build_engine()
         engine.registry.task_types["pooled"] = PooledPython()
         made.append(engine)
         return engine
@@ -339,7 +340,7 @@ def make_pooled(monkeypatch):
 @pytest.fixture
 def pooled(monkeypatch):
     monkeypatch.setenv("PLAIT_POOLS", "svc:test=2")
-    engine = Engine()
+    engine = build_engine()
     engine.registry.task_types["pooled"] = task_type = PooledPython()
     yield engine
     task_type.close()

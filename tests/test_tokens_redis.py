@@ -14,7 +14,7 @@ import time
 import plait
 import pytest
 from plait.builtin.python_task import PythonTask
-from plait.engine.execution import Engine
+from plait.engine import build_engine
 from plait.model.settings import Settings
 from plait.plugins.registry import Registry, load_registry
 from plait.tokens.config import PoolConfig, TokenConfig
@@ -393,7 +393,7 @@ def test_two_engines_running_workflows_never_exceed_the_shared_pool(url, tmp_pat
         # Each engine, as in its own process, has its own task type instances and worker pool.
         registry = Registry(task_types={"python": PythonTask(), "pooled": PooledPython()},
                             transformers=shared.transformers)
-        engine = Engine(Settings.from_env(home), registry=registry)
+        engine = build_engine(Settings.from_env(home), registry=registry)
         try:
             results.append(plait.run(flood, {"n": 4, "log": str(log), "seconds": 0.3}, engine=engine))
         finally:

@@ -164,7 +164,8 @@ def run(ctx: click.Context, target: str, inline: bool, keep_going: bool, overwri
 
     Inputs are the workflow's parameters, as --name value (JSON for lists, dicts and structs).
     """
-    from plait.engine.execution import Engine, RunOptions
+    from plait.engine import build_engine
+    from plait.engine.execution import RunOptions
     from plait.service.run import encode_inputs
 
     if workers:
@@ -172,7 +173,7 @@ def run(ctx: click.Context, target: str, inline: bool, keep_going: bool, overwri
     wf = load_workflow(target)
     values = parse_inputs(wf, list(ctx.args))
     spec = wf.spec
-    engine = Engine()
+    engine = build_engine()
     options = RunOptions(inline=inline, fail_fast=not keep_going, overwrite_cache=overwrite_cache,
                          project=project, domain=domain, priority=priority)
     try:
@@ -405,9 +406,10 @@ def show_execution(execution_id: str, logs: bool) -> None:
 @click.option("--keep-going", is_flag=True, help="On a failure, keep running nodes that do not depend on it.")
 def resume_execution(execution_id: str, inline: bool, keep_going: bool) -> None:
     """Carry on an execution that stopped: finished work is kept, running work re-attached."""
-    from plait.engine.execution import Engine, RunOptions
+    from plait.engine import build_engine
+    from plait.engine.execution import RunOptions
 
-    engine = Engine()
+    engine = build_engine()
     try:
         row = engine.store.execution(execution_id)
         if row["phase"] == "succeeded":

@@ -21,19 +21,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from plait.engine.services import EngineServices, build_services
 from plait.model.errors import PlaitError
 from plait.model.settings import Settings
 from plait.model.spec import Binding, Node, TaskTemplate, WorkflowSpec
 from plait.model.status import ErrorKind, Handle, Phase, Status
-from plait.plugins.registry import Registry, load_registry
+from plait.plugins.registry import Registry
 from plait.plugins.tasktype import AttemptContext, TaskType
-from plait.storage.blobs import BlobStore
-from plait.storage.events import Event, EventStore, ExecutionState
-from plait.tokens import token_manager
-from plait.tokens.config import TokenConfig
+from plait.storage.events import Event, ExecutionState
 from plait.types.engine import ValueIO, load_offloaded, offload
 
 Listener = Callable[[Event, ExecutionState], None]
+
+
+def build_engine(settings: Settings | None = None, registry: Registry | None = None) -> Engine:
+    """An engine wired from configuration (see :func:`plait.engine.services.build_services`)."""
+    return Engine(build_services(settings, registry))
 
 
 class NodeFailed(Exception):
@@ -87,14 +90,17 @@ class _Attempt:
 
 
 class Engine:
-    """Runs workflows against one event store and blob store."""
+    """Runs workflows against the services it is given (see :func:`build_engine`)."""
 
-    def __init__(self, settings: Settings | None = None, registry: Registry | None = None) -> None:
-        self.settings = settings or Settings.from_env()
-        self.store = EventStore(self.settings.db_url)
-        self.blobs = BlobStore(self.settings.blob_url)
-        self.registry = registry or load_registry()
-        self.tokens = token_manager(TokenConfig.load())
+    def __init__(self, services: EngineServices) -> None:
+        self.services = services
+        self.settings = services.settings
+        self.store = services.store
+        self.blobs = services.blobs
+        self.registry = services.registry
+        self.tokens = services.tokens
+        self.live: dict[str, _Execution] = {}
+        """The executions running on this engine now, by id (several may share one event loop)."""
 
     def close(self) -> None:
         for task_type in self.registry.task_types.values():
@@ -103,9 +109,21 @@ class Engine:
         self.store.close()
 
     async def run(self, spec: WorkflowSpec, inputs: dict[str, Any], options: RunOptions | None = None,
-                  listener: Listener | None = None) -> ExecutionResult:
-        """Run ``spec`` with input literals; returns when the execution ends (or is cancelled)."""
-        return await _Execution(self, spec, options or RunOptions(), listener).run(inputs)
+                  listener: Listener | None = None, queued: bool = False) -> ExecutionResult:
+        """Run ``spec`` with input literals; returns when the execution ends (or is cancelled).
+
+        ``queued``: the execution (``options.execution_id``) was already created, in phase
+        ``queued``, by :class:`plait.storage.queue.ExecutionQueue`, and an engine claimed it.
+        """
+        return await _Execution(self, spec, options or RunOptions(), listener).run(inputs, queued=queued)
+
+    def detach(self, execution_id: str) -> None:
+        """Stop recording anything for a live execution, as if this engine had died: another
+        engine now owns it. Cancel its task next; nothing is aborted or marked aborted, and
+        work it started is left for the new owner to re-attach to."""
+        execution = self.live.get(execution_id)
+        if execution is not None:
+            execution.detached = True
 
     async def resume(self, execution_id: str, options: RunOptions | None = None,
                      listener: Listener | None = None) -> ExecutionResult:
@@ -182,8 +200,12 @@ class _Execution:
         asked once, not per map item."""
         self.workdir = str(Path(engine.settings.home) / "runs" / self.id)
         self.checkpoints = self.blobs.uri("checkpoints", self.id)
+        self.detached = False
+        """Set by :meth:`Engine.detach`: this engine no longer owns the execution."""
 
     def emit(self, kind: str, entity: str, phase: str, data: dict[str, Any] | None = None) -> None:
+        if self.detached:
+            return
         event = Event(self.id, kind, entity, phase, data or {}, time.time(), self.run_number)
         self.store.append(event)
         self.state.apply(event)
@@ -198,10 +220,10 @@ class _Execution:
             except Exception as exc:  # the events stay buffered; the next flush tries again
                 print(f"plait: writing events to {self.store.url} failed, will retry: {exc}", file=sys.stderr)
 
-    async def run(self, inputs: dict[str, Any], resuming: bool = False) -> ExecutionResult:
+    async def run(self, inputs: dict[str, Any], resuming: bool = False, queued: bool = False) -> ExecutionResult:
         spec = self.spec
         inputs = {**spec.defaults, **inputs}
-        if resuming:
+        if resuming or queued:
             self.store.set_execution_phase(self.id, "running")
         else:
             self.store.create_execution(self.id, spec, self.options.project, self.options.domain)
@@ -210,6 +232,7 @@ class _Execution:
         self.store.flush()
         flusher = asyncio.create_task(self._flush_periodically())
         phase, outputs, error, failed = Phase.SUCCEEDED, None, None, None
+        self.engine.live[self.id] = self
         try:
             outputs = await _Graph(self, spec, "", inputs).run()
             outputs = {k: offload(v, self.io) for k, v in outputs.items()}
@@ -221,7 +244,11 @@ class _Execution:
             phase, error = Phase.FAILED, f"engine error: {type(exc).__name__}: {exc}"
         finally:
             flusher.cancel()
-            self.engine.tokens.detach()
+            self.engine.live.pop(self.id, None)
+            if not self.engine.live:  # the Redis renewer serves every execution on this loop
+                self.engine.tokens.detach()
+        if self.detached:  # another engine owns it now: record nothing more
+            return ExecutionResult(self.id, Phase.ABORTED, None, "detached: another engine owns it", None, self.state)
         data: dict[str, Any] = {"outputs": outputs} if phase == Phase.SUCCEEDED else {"error": error, "failed_node": failed}
         self.emit("execution", "", phase.value, data)
         self.store.flush()
@@ -457,6 +484,8 @@ class _Execution:
 
     async def _stop(self, attempt: _Attempt, kind: str, base: dict[str, Any], phase: Phase, message: str) -> None:
         """Abort, clean up and record an attempt that the engine ends (timeout, Ctrl-C)."""
+        if self.detached:  # the work is the new owner's to re-attach to: leave it running
+            return
         if attempt.handle is not None:
             try:
                 await self.call(attempt.task_type, "abort", attempt.ctx, attempt.handle)
@@ -468,7 +497,7 @@ class _Execution:
         self.emit(kind, _entity(attempt.ctx), phase.value, data)
 
     async def _cleanup(self, attempt: _Attempt) -> None:
-        if attempt.handle is None:
+        if attempt.handle is None or self.detached:
             return
         try:
             await self.call(attempt.task_type, "cleanup", attempt.ctx, attempt.handle)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from plait.authoring.decorators import Workflow, _signature_types
+from plait.engine import build_engine
 from plait.engine.execution import Engine, ExecutionResult, Listener, RunOptions
 from plait.model.errors import ExecutionFailed, InputError, PlaitError
 from plait.model.settings import Settings
@@ -52,7 +53,7 @@ def run(wf: Workflow, inputs: dict[str, Any] | None = None, *, options: RunOptio
         engine: Engine | None = None) -> Execution:
     """Run ``wf`` to the end on the local platform and return its execution."""
     own = engine is None
-    engine = engine or Engine(settings)
+    engine = engine or build_engine(settings)
     try:
         spec = wf.spec
         literals = encode_inputs(wf, inputs or {}, engine)

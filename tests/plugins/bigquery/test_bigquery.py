@@ -13,7 +13,8 @@ import plait
 import pytest
 from bqflows import flows, upto
 from plait import Phase
-from plait.engine.execution import Engine, RunOptions
+from plait.engine import build_engine
+from plait.engine.execution import RunOptions
 from plait.model.status import ErrorKind
 from plait.service.run import encode_inputs
 from plait.testing.lifecycle import (
@@ -195,7 +196,7 @@ def test_a_credential_never_appears_in_events_logs_or_errors(monkeypatch, bq_emu
     execution = plait.run(one)
     assert execution.phase == Phase.FAILED
     assert "not a service-account JSON key" in str(execution.error)
-    engine = Engine()
+    engine = build_engine()
     events = json.dumps([e.data for e in engine.store.events(execution.execution_id)])
     assert SECRET_MARK not in events and SECRET_MARK not in str(execution.error)
     for log in Path(engine.settings.home).rglob("*.log"):
@@ -265,7 +266,7 @@ def test_a_tenant_flooding_the_project_pool_does_not_starve_another(monkeypatch,
     def many(n: int) -> list[int]:
         return plait.map(query, over=upto(n=n))
 
-    engine = Engine()
+    engine = build_engine()
 
     async def both():
         loud = asyncio.create_task(engine.run(many.spec, encode_inputs(many, {"n": 24}, engine),
@@ -281,9 +282,9 @@ def test_a_tenant_flooding_the_project_pool_does_not_starve_another(monkeypatch,
     finally:
         engine.close()
     assert loud.phase == quiet.phase == Phase.SUCCEEDED
-    loud_ends = sorted(e.ts for e in Engine().store.events(loud.execution_id)
+    loud_ends = sorted(e.ts for e in build_engine().store.events(loud.execution_id)
                        if e.kind == "item" and e.phase == "succeeded")
-    quiet_end = max(e.ts for e in Engine().store.events(quiet.execution_id) if e.phase == "succeeded")
+    quiet_end = max(e.ts for e in build_engine().store.events(quiet.execution_id) if e.phase == "succeeded")
     assert quiet_end < loud_ends[len(loud_ends) // 2], "the quiet tenant waited behind the flood"
 
 

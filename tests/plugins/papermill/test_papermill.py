@@ -45,7 +45,7 @@ def test_inputs_are_parameters_and_recorded_values_are_typed_outputs():
 def test_the_executed_notebook_and_its_html_report_are_kept():
     execution = plait.run(notebooks.analyse, {"n": 3, "title": "t"})
     attempt = execution.result.state.nodes["stats"].attempts[-1]
-    blobs = plait.engine.Engine().blobs
+    blobs = plait.engine.build_engine().blobs
     report = blobs.read_bytes(attempt.logs["report"]).decode()
     assert "<html" in report and "mean is 1.0" in report
     executed = blobs.read_bytes(attempt.logs["notebook"]).decode()

@@ -17,7 +17,8 @@ import plait
 import pytest
 import sagemaker_flows as flows
 from conftest import StandIn
-from plait.engine.execution import Engine, RunOptions
+from plait.engine import build_engine
+from plait.engine.execution import RunOptions
 from plait.model.settings import Settings
 from plait.model.status import ErrorKind, Phase
 from plait.plugins.registry import build_registry
@@ -366,7 +367,7 @@ def test_missing_credentials_is_a_clear_error(stand_in, tmp_path, monkeypatch):
         SageMakerTask().submit(aws_context(tmp_path, "exec/nocreds/1"), flows.aws_train.template)
     # through the engine (a fresh one: the shared registry's task type may hold a session
     # from an earlier test's environment)
-    engine = Engine(registry=build_registry())
+    engine = build_engine(registry=build_registry())
     try:
         execution = plait.run(flows.fit_on_aws, {"n": 2}, engine=engine)
     finally:
@@ -412,7 +413,7 @@ def test_credentials_from_plait_secrets_never_leak(stand_in, tmp_path, monkeypat
 @pytest.fixture
 def small_pool(monkeypatch):
     monkeypatch.setenv("PLAIT_POOLS", "sagemaker:local/ml.m5.large=2")
-    engine = Engine()
+    engine = build_engine()
     yield engine
     engine.close()
 

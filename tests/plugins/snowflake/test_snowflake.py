@@ -14,7 +14,8 @@ import plait
 import pytest
 import snowflake.connector
 from plait import Phase
-from plait.engine.execution import Engine, RunOptions
+from plait.engine import build_engine
+from plait.engine.execution import RunOptions
 from plait.service.run import encode_inputs
 from plait.testing.lifecycle import (
     LifecycleCase,
@@ -149,7 +150,7 @@ def test_the_password_never_appears_in_events_logs_or_errors(remote):
 
     execution = plait.run(one)
     assert execution.phase == Phase.FAILED and "2003" in str(execution.error)
-    engine = Engine()
+    engine = build_engine()
     everything = json.dumps([e.data for e in engine.store.events(execution.execution_id)])
     assert PASSWORD not in everything and PASSWORD not in str(execution.error)
     for path in Path(engine.settings.home).rglob("*"):
@@ -184,7 +185,7 @@ def test_a_tenant_flooding_the_account_pool_does_not_starve_another(monkeypatch,
     def many(n: int) -> list[str]:
         return plait.map(query, over=upto(n=n))
 
-    engine = Engine()
+    engine = build_engine()
 
     async def both():
         loud = asyncio.create_task(engine.run(many.spec, encode_inputs(many, {"n": 16}, engine),
@@ -207,7 +208,7 @@ def test_a_tenant_flooding_the_account_pool_does_not_starve_another(monkeypatch,
     finally:
         engine.close()
     assert loud.phase == quiet.phase == Phase.SUCCEEDED, (loud.error, quiet.error)
-    store = Engine().store
+    store = build_engine().store
     loud_ends = sorted(e.ts for e in store.events(loud.execution_id) if e.kind == "item" and e.phase == "succeeded")
     quiet_end = max(e.ts for e in store.events(quiet.execution_id) if e.phase == "succeeded")
     assert quiet_end < loud_ends[len(loud_ends) // 2], "the quiet tenant waited behind the flood"
