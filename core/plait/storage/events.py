@@ -124,16 +124,20 @@ class EventStore:
             self._buffer[:0] = rows  # keep them for the next flush: no event is dropped
             raise
 
-    def create_execution(self, execution_id: str, spec: WorkflowSpec, project: str, domain: str) -> None:
+    def create_execution(self, execution_id: str, spec: WorkflowSpec, project: str, domain: str,
+                         phase: str = "running", conn: sa.Connection | None = None) -> None:
+        """Store the execution's row (in ``phase``) and its spec; inside ``conn``'s transaction if given."""
+        if conn is None:
+            with self.engine.begin() as conn:
+                return self.create_execution(execution_id, spec, project, domain, phase, conn)
         now = time.time()
-        with self.engine.begin() as conn:
-            # Executions of one workflow started together each store its spec: the first wins,
-            # the others must not fail (a select-then-insert would, on either database).
-            conn.execute(self._insert(specs).values(version=spec.version, name=spec.name, body=spec.model_dump_json())
-                         .on_conflict_do_nothing(index_elements=["version"]))
-            conn.execute(executions.insert().values(
-                id=execution_id, workflow=spec.name, version=spec.version, project=project,
-                domain=domain, created=now, phase="running", updated=now))
+        # Executions of one workflow started together each store its spec: the first wins,
+        # the others must not fail (a select-then-insert would, on either database).
+        conn.execute(self._insert(specs).values(version=spec.version, name=spec.name, body=spec.model_dump_json())
+                     .on_conflict_do_nothing(index_elements=["version"]))
+        conn.execute(executions.insert().values(
+            id=execution_id, workflow=spec.name, version=spec.version, project=project,
+            domain=domain, created=now, phase=phase, updated=now))
 
     def set_execution_phase(self, execution_id: str, phase: str) -> None:
         with self.engine.begin() as conn:

@@ -1,0 +1,147 @@
+"""An engine process: claims queued executions and runs many of them at once on one event loop.
+
+:class:`EngineHost` claims up to ``concurrency`` executions from the
+:class:`~plait.storage.queue.ExecutionQueue`, runs each as an asyncio task through one
+:class:`~plait.engine.execution.Engine`, renews their leases every third of the lease, and
+removes each from the queue when it ends. An execution whose claim was lost (this engine
+stalled past its lease and another took it over) is detached: it stops here without
+recording anything, as if this engine had died. A claimed execution that already has events
+(its previous owner died) is resumed from them; any other runs from its stored inputs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import socket
+import sys
+import uuid
+from typing import Any
+
+from plait.engine.execution import Engine, ExecutionResult, RunOptions
+from plait.model.status import Phase
+from plait.storage.queue import Claim, ExecutionQueue
+
+_ENDED = {p.value for p in Phase if p.terminal}
+_OPTION_FIELDS = {f.name for f in dataclasses.fields(RunOptions)}
+
+
+def default_owner() -> str:
+    """An engine id that names where it runs: host, process id, and a random suffix."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def run_options(claim: Claim) -> RunOptions:
+    """The run options stored with a queued execution (unknown keys, such as a platform this
+    engine version does not model, are ignored)."""
+    known = {k: v for k, v in claim.options.items() if k in _OPTION_FIELDS}
+    return RunOptions(**{**known, "execution_id": claim.execution_id})
+
+
+class EngineHost:
+    """Serves the queue of ``engine``'s store: claim, run concurrently, renew, finish."""
+
+    def __init__(self, engine: Engine, owner: str | None = None, lease_s: float = 30.0,
+                 concurrency: int = 16, poll_s: float = 0.5, queue: ExecutionQueue | None = None) -> None:
+        self.engine = engine
+        self.owner = owner or default_owner()
+        self.lease_s = lease_s
+        self.concurrency = concurrency
+        self.poll_s = poll_s
+        self.queue = queue or ExecutionQueue(engine.store)
+        self.running: dict[str, asyncio.Task[ExecutionResult | None]] = {}
+        """Claimed executions running now, by id."""
+        self.results: dict[str, ExecutionResult | None] = {}
+        """How each execution this host ran ended (None: it was detached or could not start)."""
+        self._stopping = False
+        self._detached: set[str] = set()
+        self._wake: asyncio.Event | None = None
+
+    def stop(self) -> None:
+        """Stop claiming and give every running execution up (as a crash would: nothing is
+        aborted; the leases expire and other engines resume them). :meth:`serve` returns."""
+        self._stopping = True
+        if self._wake is not None:
+            self._wake.set()
+
+    async def serve(self, stop_when_idle: bool = False) -> None:
+        """Claim and run executions until :meth:`stop` (or, with ``stop_when_idle``, until the
+        queue has nothing this host can claim and nothing of its own is running)."""
+        self._wake = asyncio.Event()
+        renewer = asyncio.create_task(self._renew_periodically())
+        try:
+            while not self._stopping:
+                free = self.concurrency - len(self.running)
+                claimed = self.queue.claim(self.owner, self.lease_s, free) if free > 0 else []
+                for claim in claimed:
+                    self.running[claim.execution_id] = asyncio.create_task(self._run(claim))
+                    self.running[claim.execution_id].add_done_callback(lambda _t: self._wake_up())
+                if stop_when_idle and not claimed and not self.running:
+                    return
+                if claimed and len(self.running) < self.concurrency:
+                    continue  # there may be more to claim right away
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self.poll_s)
+                except TimeoutError:
+                    pass
+        finally:
+            renewer.cancel()
+            await self._give_up(list(self.running))
+            self.engine.store.flush()
+
+    def _wake_up(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _run(self, claim: Claim) -> ExecutionResult | None:
+        xid = claim.execution_id
+        result: ExecutionResult | None = None
+        try:
+            row = self.engine.store.execution(xid)
+            if row["phase"] in _ENDED:
+                pass  # it ended, but its engine died before removing it from the queue
+            elif self.queue.started(xid):
+                result = await self.engine.resume(xid, run_options(claim))
+            else:
+                spec = self.engine.store.spec(row["version"])
+                result = await self.engine.run(spec, claim.inputs, run_options(claim), queued=True)
+        except Exception as exc:  # an execution that cannot even start must not stop the engine
+            print(f"plait engine: execution {xid} could not run: {type(exc).__name__}: {exc}", file=sys.stderr)
+        finally:
+            self.running.pop(xid, None)
+            detached = xid in self._detached
+            self.results[xid] = None if detached else result
+            if not detached:  # a detached one stays queued: its new owner (or the next engine) has it
+                self.queue.finish(self.owner, xid)
+        return result
+
+    async def _renew_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease_s / 3)
+            if not self.running:
+                continue
+            try:
+                held = self.queue.renew(self.owner, list(self.running), self.lease_s)
+            except Exception as exc:  # the database blipped: try again at the next tick
+                print(f"plait engine: renewing leases failed, will retry: {exc}", file=sys.stderr)
+                continue
+            lost = [xid for xid in self.running if xid not in held]
+            if lost:
+                print(f"plait engine: lost the claim on {', '.join(lost)}; another engine runs them now",
+                      file=sys.stderr)
+                await self._give_up(lost)
+
+    async def _give_up(self, ids: list[str]) -> None:
+        """Detach and cancel these executions: nothing more is recorded for them here."""
+        tasks: list[asyncio.Task[Any]] = []
+        for xid in ids:
+            self._detached.add(xid)
+            self.engine.detach(xid)
+            task = self.running.get(xid)
+            if task is not None:
+                task.cancel()
+                tasks.append(task)
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)

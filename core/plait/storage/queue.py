@@ -1,0 +1,133 @@
+"""The execution queue: executions created ``queued``, claimed by engines under a lease.
+
+Launching an execution writes its executions row (phase ``queued``), its spec and a queue
+row in one transaction. An engine process *claims* rows: it becomes the row's ``owner`` until
+``lease_expires``, and renews the lease while the execution runs. A claim is atomic, so two
+engines never hold one row: on PostgreSQL the candidates are locked with
+``SELECT ... FOR UPDATE SKIP LOCKED`` (concurrent claimers take different rows instead of
+waiting); on SQLite each row is taken by a conditional ``UPDATE ... WHERE owner IS NULL OR
+lease_expires < now``, which only one claimer's statement can match. An engine that dies stops
+renewing; once its lease has expired another engine claims the row and resumes the execution
+from its events. The row is deleted when the execution ends.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from plait.model.spec import WorkflowSpec
+from plait.storage.events import EventStore, events, metadata
+
+queue = sa.Table(
+    "queue", metadata,
+    sa.Column("execution_id", sa.String(64), primary_key=True),
+    sa.Column("inputs", sa.Text, nullable=False),
+    sa.Column("options", sa.Text, nullable=False),
+    sa.Column("enqueued", sa.Float, nullable=False),
+    sa.Column("owner", sa.String(128), nullable=True),
+    sa.Column("lease_expires", sa.Float, nullable=True),
+    sa.Index("ix_queue_claim", "lease_expires", "enqueued"),
+)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A queued execution an engine now holds: its id, input literals and run options."""
+
+    execution_id: str
+    inputs: dict[str, Any]
+    options: dict[str, Any]
+    enqueued: float
+
+
+def _claimable(now: float) -> Any:
+    return sa.or_(queue.c.owner.is_(None), queue.c.lease_expires < now)
+
+
+class ExecutionQueue:
+    """Queued executions in ``store``'s database, and the claims engines hold on them.
+
+    ``clock`` (seconds, like :func:`time.time`) decides when leases expire; tests pass their own.
+    """
+
+    def __init__(self, store: EventStore, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.clock = clock
+        self._postgres = store.engine.dialect.name == "postgresql"
+        # The store creates its tables when it opens; this one is on the same metadata, so it
+        # exists too unless the store was opened before this module was imported.
+        queue.create(store.engine, checkfirst=True)
+
+    def enqueue(self, execution_id: str, spec: WorkflowSpec, inputs: dict[str, Any], options: dict[str, Any],
+                project: str = "default", domain: str = "development") -> None:
+        """Create the execution (phase ``queued``) and its queue row, in one transaction."""
+        with self.store.engine.begin() as conn:
+            self.store.create_execution(execution_id, spec, project, domain, phase="queued", conn=conn)
+            conn.execute(queue.insert().values(
+                execution_id=execution_id, inputs=json.dumps(inputs), options=json.dumps(options),
+                enqueued=self.clock(), owner=None, lease_expires=None))
+
+    def claim(self, owner: str, lease_s: float, limit: int = 1) -> list[Claim]:
+        """Take up to ``limit`` rows nobody holds (or whose lease expired), oldest first."""
+        if limit <= 0:
+            return []
+        now = self.clock()
+        candidates = (sa.select(queue).where(_claimable(now))
+                      .order_by(queue.c.enqueued, queue.c.execution_id).limit(limit))
+        taken: list[Claim] = []
+        with self.store.engine.begin() as conn:
+            if self._postgres:
+                rows = conn.execute(candidates.with_for_update(skip_locked=True)).mappings().all()
+                if rows:
+                    conn.execute(queue.update().where(queue.c.execution_id.in_([r["execution_id"] for r in rows]))
+                                 .values(owner=owner, lease_expires=now + lease_s))
+                taken = [_claim(r) for r in rows]
+            else:
+                for r in conn.execute(candidates).mappings().all():
+                    # Another claimer may have taken it since the select: the condition is
+                    # evaluated again by the update itself, which only one of them can win.
+                    won = conn.execute(queue.update().where(
+                        queue.c.execution_id == r["execution_id"], _claimable(now))
+                        .values(owner=owner, lease_expires=now + lease_s)).rowcount
+                    if won:
+                        taken.append(_claim(r))
+        return taken
+
+    def renew(self, owner: str, ids: Iterable[str], lease_s: float) -> set[str]:
+        """Extend ``owner``'s leases on ``ids``; returns the ids it still holds (a claim lost
+        to another engine after its lease expired is not among them: stop running it)."""
+        ids = list(ids)
+        if not ids:
+            return set()
+        mine = sa.and_(queue.c.owner == owner, queue.c.execution_id.in_(ids))
+        with self.store.engine.begin() as conn:
+            conn.execute(queue.update().where(mine).values(lease_expires=self.clock() + lease_s))
+            return set(conn.execute(sa.select(queue.c.execution_id).where(mine)).scalars())
+
+    def finish(self, owner: str, execution_id: str) -> bool:
+        """Remove an ended execution's row, if ``owner`` still holds it; whether it did."""
+        with self.store.engine.begin() as conn:
+            return bool(conn.execute(queue.delete().where(
+                queue.c.execution_id == execution_id, queue.c.owner == owner)).rowcount)
+
+    def started(self, execution_id: str) -> bool:
+        """Whether the execution has events: an earlier owner ran some of it, so resume it."""
+        self.store.flush()
+        with self.store.engine.connect() as conn:
+            return conn.execute(sa.select(events.c.seq).where(events.c.execution_id == execution_id)
+                                .limit(1)).first() is not None
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Every queued row (held or not), oldest first: for status pages and tests."""
+        with self.store.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(sa.select(queue).order_by(queue.c.enqueued)).mappings()]
+
+
+def _claim(row: Any) -> Claim:
+    return Claim(row["execution_id"], json.loads(row["inputs"]), json.loads(row["options"]), row["enqueued"])
