@@ -27,6 +27,7 @@ BUILTINS = {
     "python": "plait.builtin.python_task",
     "container": "plait.builtin.container_task",
     "types": "plait.types.builtin",
+    "local": "plait.builtin.local_platform",
 }
 
 # A third-party task type, as a plugin author would write it.
@@ -72,7 +73,7 @@ def task_type_module(type_name: str, *, hooks: tuple[str, ...] = ("submit", "pol
     ) or "    pass\n"
     return (
         "from plait import hookimpl\n"
-        "from plait.tasktype import TaskType\n\n\n"
+        "from plait.sdk import TaskType\n\n\n"
         f"class {class_name}(TaskType):\n"
         f"    name = {type_name!r}\n\n"
         f"{methods}\n\n"

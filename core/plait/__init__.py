@@ -6,6 +6,7 @@ plain function learns how to run.
 """
 
 from plait.authoring import decorators as _decorators
+from plait.authoring.container import container_task
 from plait.authoring.decorators import (
     Outputs,
     Promise,
@@ -17,7 +18,6 @@ from plait.authoring.decorators import (
     task,
     workflow,
 )
-from plait.builtin.container_task import container_task
 from plait.hookspecs import hookimpl
 from plait.model.errors import (
     CompileError,

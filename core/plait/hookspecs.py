@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    from plait.plugins.platform import Platform
     from plait.plugins.tasktype import TaskType
     from plait.types.engine import TypeTransformer
 
@@ -47,4 +48,17 @@ def plait_types(register: Callable[[TypeTransformer], None]) -> None:
     signature, describe it in the compiled spec, and store a value of it (inline as JSON or in
     the blob store). Transformers registered later are consulted first, so a plugin can
     specialise a built-in type. The return value is ignored.
+    """
+
+
+@hookspec
+def plait_platforms(register: Callable[[Platform], None]) -> None:
+    """Register platforms (where compute runs) by calling ``register(platform)`` once for each.
+
+    Called once when plait builds its plugin registry. ``platform`` is an instance of a
+    :class:`plait.sdk.Platform` subclass with a unique lower-case ``name`` (``local``,
+    ``kubernetes``); an execution chooses one by that name (``plait run --platform NAME``,
+    default ``local``), and compute task types hand it their work through ``ctx.platform``.
+    Registering a name another plugin registered is a
+    :class:`plait.model.errors.PluginConflictError` naming both. The return value is ignored.
     """

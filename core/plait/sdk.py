@@ -10,7 +10,9 @@ Groups, in the order a new task type needs them:
 - a task whose attempt is a command line: :class:`ProcessTask`, and on the command's side
   :func:`read_job`, :func:`run_attempt`, :func:`write_result`; :func:`attempt_payload` and
   :func:`status_of` for a command that runs the task's Python function itself;
-- a supervised process of the local platform: :class:`LocalProcess`;
+- where compute runs: :class:`Platform` (``ctx.platform``), and :class:`CommandWork`, the
+  command line a compute task type hands it; :class:`LocalProcess`, a supervised process on
+  this machine, for a service's explicit offline stand-in (SageMaker's local mode);
 - value types: :class:`TypeTransformer`, :class:`TypeEngine`, :class:`TypeSpec`, :data:`Codec`,
   :class:`ValueIO`, :func:`load_offloaded`;
 - task constructors: :class:`Task`, :func:`external_task`, :class:`File`, :class:`Directory`;
@@ -22,12 +24,20 @@ Groups, in the order a new task type needs them:
 from plait.authoring.decorators import Task, external_task
 from plait.builtin.process_task import ProcessTask
 from plait.hookspecs import hookimpl
-from plait.model.errors import CompileError, PermanentError, PlaitError, RetryableError, TypeMismatchError
+from plait.model.errors import (
+    CompileError,
+    PermanentError,
+    PlaitError,
+    RetryableError,
+    TypeMismatchError,
+)
 from plait.model.settings import Settings, default_workers
 from plait.model.spec import TaskTemplate
 from plait.model.status import ErrorKind, Handle, Phase, Status
 from plait.model.typespec import TypeSpec
+from plait.model.wire import CommandWork, SecretRef
 from plait.platforms.local.process import LocalProcess
+from plait.plugins.platform import Platform
 from plait.plugins.tasktype import AttemptContext, TaskConfig, TaskType
 from plait.runtime.attempt import run_attempt
 from plait.runtime.job import read_job, write_result
@@ -36,9 +46,10 @@ from plait.types.engine import Codec, TypeEngine, TypeTransformer, ValueIO, load
 from plait.types.files import Directory, File
 
 __all__ = [
-    "AttemptContext", "Codec", "CompileError", "Directory", "ErrorKind", "File", "Handle", "LocalProcess",
-    "Phase", "PermanentError", "PlaitError", "ProcessTask", "RetryableError", "Settings", "Status", "Task",
-    "TaskConfig", "TaskTemplate", "TaskType", "TypeEngine", "TypeMismatchError", "TypeSpec", "TypeTransformer",
-    "ValueIO", "attempt_payload", "default_workers", "external_task", "hookimpl", "load_offloaded",
-    "read_job", "run_attempt", "status_of", "write_result",
+    "AttemptContext", "Codec", "CommandWork", "CompileError", "Directory", "ErrorKind", "File",
+    "Handle", "LocalProcess", "PermanentError", "Phase", "PlaitError", "Platform", "ProcessTask",
+    "RetryableError", "SecretRef", "Settings", "Status", "Task", "TaskConfig", "TaskTemplate",
+    "TaskType", "TypeEngine", "TypeMismatchError", "TypeSpec", "TypeTransformer", "ValueIO",
+    "attempt_payload", "default_workers", "external_task", "hookimpl", "load_offloaded", "read_job",
+    "run_attempt", "status_of", "write_result",
 ]

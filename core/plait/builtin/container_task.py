@@ -4,7 +4,8 @@
 ``File`` or ``Directory``, JSON for lists, dicts and structs) and ``{{outputs}}`` by a
 folder where the command writes one file per output, named after it. On the local platform
 the command runs on this machine as a supervised process group (the image is for the
-Kubernetes platform); copy this module to write a task type of your own.
+Kubernetes platform): the task type describes the command, and ``ctx.platform`` runs it.
+Copy this module to write a task type of your own.
 """
 
 from __future__ import annotations
@@ -15,57 +16,25 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import ConfigDict
-
-from plait.authoring.decorators import Task, external_task
+from plait.authoring.container import Container
 from plait.hookspecs import hookimpl
 from plait.model.errors import CompileError, PlaitError
 from plait.model.spec import TaskTemplate
 from plait.model.status import ErrorKind, Handle, Phase, Status
-from plait.platforms.local.process import LocalProcess
-from plait.plugins.tasktype import AttemptContext, TaskConfig, TaskType
+from plait.model.wire import CommandWork
+from plait.plugins.tasktype import AttemptContext, TaskType
 
 _PLACEHOLDER = re.compile(r"\{\{\s*(inputs\.([A-Za-z_][A-Za-z0-9_]*)|outputs)\s*\}\}")
 
 
-class Container(TaskConfig):
-    """Configuration of a container task."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    task_type = "container"
-
-    image: str
-    command: list[str]
-    env: dict[str, str] = {}
 
 
 
-def container_task(
-    name: str,
-    *,
-    image: str,
-    command: list[str],
-    inputs: dict[str, Any] | None = None,
-    outputs: dict[str, Any] | None = None,
-    env: dict[str, str] | None = None,
-    **options: Any,
-) -> Task[Any]:
-    """A task that runs a command line (in ``image`` on Kubernetes, as a process locally).
-
-    ``{{inputs.x}}`` in ``command`` becomes input ``x``; ``{{outputs}}`` a folder where the
-    command writes one file per output, named after it (text for ``str``, JSON otherwise,
-    the file itself for ``File``).
-    """
-    config = Container(image=image, command=command, env=env or {})
-    return external_task(name, config, inputs=inputs, outputs=outputs, **options)
 
 
 class ContainerTask(TaskType):
     name = "container"
     config_model = Container
-
-    def __init__(self) -> None:
-        self.processes = LocalProcess()
 
     def check(self, task: TaskTemplate) -> None:
         config = Container.model_validate(task.config)
@@ -82,7 +51,9 @@ class ContainerTask(TaskType):
         outdir = ctx.folder / "outputs"
         outdir.mkdir(parents=True, exist_ok=True)
         argv = [self._render(arg, ctx, task, outdir) for arg in config.command]
-        handle = self.processes.start(ctx.folder / "process", argv, env={**task.env, **config.env})
+        work = CommandWork(folder=str(ctx.folder / "process"), argv=argv, env={**task.env, **config.env},
+                           image=config.image)
+        handle = ctx.platform.start(work)
         handle["outputs"] = {n: spec.kind for n, spec in task.interface.outputs.items()}
         return handle
 
@@ -107,12 +78,11 @@ class ContainerTask(TaskType):
         return _PLACEHOLDER.sub(value, arg)
 
     def poll(self, ctx: AttemptContext, handle: Handle) -> Status:
-        code = self.processes.exit_code(handle)
+        code = ctx.platform.exit_code(handle)
         if code is None:
             return Status(Phase.RUNNING)
-        stdout, stderr = self.processes.logs(handle)
-        logs = {name: str(Path(handle["workdir"]) / f"{name}.log") for name, text in
-                (("stdout", stdout), ("stderr", stderr)) if text}
+        _, stderr = ctx.platform.logs(handle)
+        logs = ctx.platform.log_paths(handle)
         if code != 0:
             tail = "\n".join(stderr.strip().splitlines()[-20:])
             return Status.failed(f"command exited with code {code}" + (f":\n{tail}" if tail else ""),
@@ -143,11 +113,11 @@ class ContainerTask(TaskType):
         return Status.succeeded(outputs)
 
     def abort(self, ctx: AttemptContext, handle: Handle) -> None:
-        self.processes.kill(handle)
+        ctx.platform.kill(handle)
 
     def cleanup(self, ctx: AttemptContext, handle: Handle) -> None:
-        self.processes.kill(handle)
-        self.processes.forget(handle)
+        ctx.platform.kill(handle)
+        ctx.platform.release(handle)
 
 
 @hookimpl

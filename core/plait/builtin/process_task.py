@@ -1,8 +1,9 @@
 """A task type whose attempt is one supervised command line: the pattern of most plugins.
 
-The command reads ``job.json`` from its folder and writes ``result.json`` there; the engine
-side starts it with :class:`plait.local.LocalProcess` (so submitting again attaches, and abort
-kills the whole tree), and turns the result into a status. A subclass describes only the work:
+The command reads ``job.json`` from its folder and writes ``result.json`` there; the
+execution's platform (``ctx.platform``) runs it (on the local platform a supervised process
+group, so submitting again attaches and abort kills the whole tree), and this class turns
+the result into a status. A subclass describes only the work:
 
     class SparkTask(ProcessTask):
         name = "spark"
@@ -12,12 +13,12 @@ kills the whole tree), and turns the result into a status. A subclass describes 
             return [sys.executable, "-m", "plait_spark.run", str(job)]
 
 The command's side reads the job with :func:`read_job`, calls
-:func:`plait.worker.run_attempt` with its ``payload`` (the Python task to run) and
+:func:`plait.sdk.run_attempt` with its ``payload`` (the Python task to run) and
 :func:`write_result`.
 
 ``job.json`` stays on disk, so it never holds a secret's value: the attempt's secrets reach
-the command only through its environment (:data:`SECRETS_ENV`), and :func:`read_job` puts
-them back into the payload.
+the command only through the platform (locally its environment, read and removed by
+:func:`read_job`, which puts them back into the payload).
 """
 
 from __future__ import annotations
@@ -28,17 +29,13 @@ from typing import Any
 
 from plait.model.spec import TaskTemplate
 from plait.model.status import ErrorKind, Handle, Phase, Status
-from plait.platforms.local.process import LocalProcess
+from plait.model.wire import CommandWork
 from plait.plugins.tasktype import AttemptContext, TaskType
-from plait.runtime.job import SECRETS_ENV
 from plait.runtime.payload import attempt_payload, status_of
 
 
 class ProcessTask(TaskType):
     """Base class: override :meth:`command`, and :meth:`job` or :meth:`result` if needed."""
-
-    def __init__(self) -> None:
-        self.processes = LocalProcess()
 
     # -- what a subclass describes ---------------------------------------------------------
 
@@ -60,7 +57,7 @@ class ProcessTask(TaskType):
 
     def failure(self, ctx: AttemptContext, handle: Handle, code: int) -> Status:
         """The status when the command exited without writing a result."""
-        _, stderr = self.processes.logs(handle)
+        _, stderr = ctx.platform.logs(handle)
         lines = [line for line in stderr.strip().splitlines() if not line.strip().startswith("at ")]
         tail = "\n".join(lines[-30:])
         return Status.failed(f"the {self.name} process exited with code {code} before reporting a result:\n{tail}",
@@ -77,15 +74,14 @@ class ProcessTask(TaskType):
             if isinstance(content.get("payload"), dict):
                 content["payload"].pop("secrets", None)  # they travel in the environment only
             job.write_text(json.dumps(content))
-        env = self.environment(ctx, task)
-        if ctx.secrets:
-            env = {**env, SECRETS_ENV: json.dumps(ctx.secrets)}
-        handle = self.processes.start(folder / "process", self.command(ctx, task, job), env=env)
+        work = CommandWork(folder=str(folder / "process"), argv=self.command(ctx, task, job),
+                           env=self.environment(ctx, task), secrets=ctx.secrets)
+        handle = ctx.platform.start(work)
         handle["job"] = str(folder)
         return handle
 
     def poll(self, ctx: AttemptContext, handle: Handle) -> Status:
-        code = self.processes.exit_code(handle)
+        code = ctx.platform.exit_code(handle)
         if code is None:
             return Status(Phase.RUNNING)
         result = Path(handle["job"]) / "result.json"
@@ -94,11 +90,11 @@ class ProcessTask(TaskType):
         return self.failure(ctx, handle, code)
 
     def abort(self, ctx: AttemptContext, handle: Handle) -> None:
-        self.processes.kill(handle)
+        ctx.platform.kill(handle)
 
     def cleanup(self, ctx: AttemptContext, handle: Handle) -> None:
-        self.processes.kill(handle)
-        self.processes.forget(handle)
+        ctx.platform.kill(handle)
+        ctx.platform.release(handle)
 
 
 

@@ -1,4 +1,4 @@
-"""The ``python`` task type: a Python function, in a worker process or inline.
+"""The ``python`` task type: a Python function, run by the execution's platform or inline.
 
 On the local platform an attempt runs in a pool of worker processes (one per core, or
 ``PLAIT_WORKERS``); with ``inline`` it runs in the engine's own process, for debugging.
@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import os
 import sys
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -17,44 +16,35 @@ from plait.hookspecs import hookimpl
 from plait.model.settings import default_workers
 from plait.model.spec import TaskTemplate
 from plait.model.status import ErrorKind, Handle, Phase, Status
-from plait.platforms.local.pool import WorkerPool
 from plait.plugins.tasktype import AttemptContext, TaskType
 from plait.runtime.attempt import run_attempt
 from plait.runtime.payload import attempt_payload, status_of, write_logs
 
 
 class PythonTask(TaskType):
-    """Runs ``@task`` functions. Every hook returns at once: work happens in the pool."""
+    """Runs ``@task`` functions. Every hook returns at once: the platform runs the attempt."""
 
     name = "python"
     blocking = False
 
     def __init__(self) -> None:
         self._results: dict[str, dict[str, Any] | None] = {}
-        self._pool: WorkerPool | None = None
-        self._lock = threading.Lock()  # a pool is created once even if two threads submit
-
-    @property
-    def pool(self) -> WorkerPool:
-        with self._lock:
-            if self._pool is None:
-                self._pool = WorkerPool(int(os.environ.get("PLAIT_WORKERS") or default_workers()))
-            return self._pool
 
     def capacity(self, inline: bool) -> int | None:
         return 1 if inline else int(os.environ.get("PLAIT_WORKERS") or default_workers())
 
     def submit(self, ctx: AttemptContext, task: TaskTemplate) -> Handle:
         job = ctx.attempt_id
+        handle = {"job": job, "platform": ctx.platform.name}
         if job in self._results:
-            return {"job": job}  # the same attempt again: attach to it
+            return handle  # the same attempt again: attach to it
         payload = attempt_payload(ctx, task)
         self._results[job] = None
         if ctx.inline:
             self._results[job] = _run_inline(payload, ctx)
         else:
-            self.pool.submit(job, payload, self._on_done(job, ctx))
-        return {"job": job}
+            ctx.platform.submit_python(job, payload, self._on_done(job, ctx))
+        return handle
 
     def _on_done(self, job: str, ctx: AttemptContext) -> Callable[[dict[str, Any]], None]:
         def done(result: dict[str, Any]) -> None:
@@ -72,8 +62,8 @@ class PythonTask(TaskType):
                 "this attempt's worker is gone (the engine that started it stopped)",
                 retryable=True, error_kind=ErrorKind.SYSTEM)
         result = self._results[job]
-        if result is None and self._pool is not None:
-            self._pool.collect()  # without a running event loop nobody else picks results up
+        if result is None and not ctx.inline:
+            ctx.platform.collect()  # without a running event loop nobody else picks results up
             result = self._results[job]
         if result is None:
             return Status(Phase.RUNNING)
@@ -84,17 +74,12 @@ class PythonTask(TaskType):
     def abort(self, ctx: AttemptContext, handle: Handle) -> None:
         job = handle["job"]
         if self._results.get(job, {}) is None:
-            if self._pool is not None:
-                self._pool.cancel(job)
+            if not ctx.inline:
+                ctx.platform.cancel_python(job)
             self._results[job] = {"status": "aborted"}
 
     def cleanup(self, ctx: AttemptContext, handle: Handle) -> None:
         self._results.pop(handle["job"], None)
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
 
 
 def _run_inline(payload: dict[str, Any], ctx: AttemptContext) -> dict[str, Any]:

@@ -156,10 +156,12 @@ def parse_value(raw: str, tp: Any, flag: str) -> Any:
 @click.option("--project", default="default", show_default=True, help="Tenant project.")
 @click.option("--domain", default="development", show_default=True, help="Tenant domain.")
 @click.option("--priority", default=0, show_default=True, help="Within the tenant, higher gets pool tokens first.")
+@click.option("--platform", default=lambda: os.environ.get("PLAIT_PLATFORM") or "local", show_default="local",
+              help="Where compute tasks run (`plait plugins` lists the platforms); or PLAIT_PLATFORM.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outputs as JSON literals.")
 @click.pass_context
 def run(ctx: click.Context, target: str, inline: bool, keep_going: bool, overwrite_cache: bool,
-        workers: int | None, project: str, domain: str, priority: int, as_json: bool) -> None:
+        workers: int | None, project: str, domain: str, priority: int, platform: str, as_json: bool) -> None:
     """Run a workflow: plait run FILE.py:WORKFLOW --input value ...
 
     Inputs are the workflow's parameters, as --name value (JSON for lists, dicts and structs).
@@ -174,8 +176,9 @@ def run(ctx: click.Context, target: str, inline: bool, keep_going: bool, overwri
     values = parse_inputs(wf, list(ctx.args))
     spec = wf.spec
     engine = build_engine()
+    engine.registry.platform(platform)  # an unknown platform is an error before anything starts
     options = RunOptions(inline=inline, fail_fast=not keep_going, overwrite_cache=overwrite_cache,
-                         project=project, domain=domain, priority=priority)
+                         project=project, domain=domain, priority=priority, platform=platform)
     try:
         literals = encode_inputs(wf, values, engine)
         result = _drive(spec, lambda listener: engine.run(spec, literals, options, listener))
@@ -242,18 +245,90 @@ def _print_outputs(wf: Any, outputs: dict[str, Any], engine: Any, as_json: bool)
 
 
 # ---------------------------------------------------------------------------------------
+# plait launch, plait engine: queued executions and the engine processes that claim them
+# ---------------------------------------------------------------------------------------
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("target")
+@click.option("--inline", is_flag=True, help="Run Python tasks in the engine's process.")
+@click.option("--keep-going", is_flag=True, help="On a failure, keep running nodes that do not depend on it.")
+@click.option("--overwrite-cache", is_flag=True, help="Run cached tasks again and replace their cached results.")
+@click.option("--project", default="default", show_default=True, help="Tenant project.")
+@click.option("--domain", default="development", show_default=True, help="Tenant domain.")
+@click.option("--priority", default=0, show_default=True, help="Within the tenant, higher gets pool tokens first.")
+@click.pass_context
+def launch(ctx: click.Context, target: str, inline: bool, keep_going: bool, overwrite_cache: bool,
+           project: str, domain: str, priority: int) -> None:
+    """Queue an execution for an engine (`plait engine`) to run; prints its id.
+
+    Inputs are given as to `plait run`: --name value (JSON for lists, dicts and structs).
+    """
+    from plait.model.settings import Settings
+    from plait.service.launch import LaunchOptions
+    from plait.service.launch import launch as launch_execution
+    from plait.storage.blobs import BlobStore
+
+    wf = load_workflow(target)
+    values = parse_inputs(wf, list(ctx.args))
+    settings = Settings.from_env()
+    store = _store()
+    try:
+        options = LaunchOptions(inline=inline, fail_fast=not keep_going, overwrite_cache=overwrite_cache,
+                                priority=priority, project=project, domain=domain)
+        xid = launch_execution(wf, values, options, store, blobs=BlobStore(settings.blob_url))
+    finally:
+        store.close()
+    click.echo(xid)
+
+
+@cli.command()
+@click.option("--lease-seconds", default=30.0, show_default=True,
+              help="How long a claim outlives this engine's last renewal (renewed every third of it).")
+@click.option("--concurrency", default=16, show_default=True, help="Executions run at once.")
+@click.option("--exit-when-idle", is_flag=True, help="Exit once nothing is left to claim and nothing runs.")
+def engine(lease_seconds: float, concurrency: int, exit_when_idle: bool) -> None:
+    """Claim queued executions from the store (PLAIT_DB_URL / PLAIT_HOME) and run them.
+
+    SIGTERM or Ctrl-C stops it at once, as a crash would: nothing is aborted; once its leases
+    expire, other engines claim its executions and resume them.
+    """
+    from plait.engine import build_engine
+    from plait.engine.host import EngineHost
+
+    built = build_engine()
+    host = EngineHost(built, lease_s=lease_seconds, concurrency=concurrency)
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, host.stop)
+        await host.serve(stop_when_idle=exit_when_idle)
+
+    err_console.print(f"plait engine {host.owner}: serving {built.store.url}", highlight=False)
+    try:
+        asyncio.run(serve())
+    finally:
+        built.close()
+
+
+# ---------------------------------------------------------------------------------------
 # plait plugins
 # ---------------------------------------------------------------------------------------
 
 
 @cli.command()
 def plugins() -> None:
-    """List installed task types and the plugins they come from."""
+    """List installed task types and platforms, and the plugins they come from."""
     from plait.plugins.registry import load_registry
 
     registry = load_registry()
     table = Table("task type", "plugin", "distribution", "version")
     for name, owner in sorted(registry.task_type_owner.items()):
+        table.add_row(name, owner.name, owner.distribution, owner.version)
+    console.print(table)
+    table = Table("platform", "plugin", "distribution", "version")
+    for name, owner in sorted(registry.platform_owner.items()):
         table.add_row(name, owner.name, owner.distribution, owner.version)
     console.print(table)
     for name, error in registry.failed.items():
@@ -335,15 +410,25 @@ def _when(ts: float) -> str:
 
 
 @executions.command("list")
-@click.option("--limit", default=20, show_default=True)
-def list_executions(limit: int) -> None:
-    """The most recent executions."""
+@click.option("--limit", default=20, show_default=True, help="Executions per page.")
+@click.option("--project", default=None, help="Only this project's executions.")
+@click.option("--domain", default=None, help="Only this domain's executions.")
+@click.option("--phase", default=None, help="Only executions in this phase (running, succeeded, failed, ...).")
+@click.option("--cursor", default=None, help="The page after the one that printed this cursor.")
+def list_executions(limit: int, project: str | None, domain: str | None, phase: str | None,
+                    cursor: str | None) -> None:
+    """The most recent executions, newest first, a page at a time."""
+    from plait.service.query import list_executions as query
+
+    page = query(_store(), project=project, domain=domain, phase=phase, limit=limit, cursor=cursor)
     table = Table("id", "workflow", "phase", "started", "took", "project/domain")
-    for row in _store().list_executions(limit):
+    for row in page.items:
         took = f"{row['updated'] - row['created']:.1f}s" if row["phase"] not in ("running", "queued") else "…"
         table.add_row(row["id"], row["workflow"], _phase(row["phase"]), _when(row["created"]), took,
                       f"{row['project']}/{row['domain']}")
     console.print(table)
+    if page.next_cursor:
+        console.print(f"next page: --cursor {page.next_cursor}", highlight=False, soft_wrap=True)
 
 
 def _phase(phase: str) -> str:

@@ -73,6 +73,8 @@ class RunOptions:
     execution_id: str | None = None
     priority: int = 0
     """Within its tenant, an execution with a higher priority gets pool tokens first."""
+    platform: str = "local"
+    """Where compute task types run (a registered platform's name); recorded in every handle."""
 
 
 POLL_ERRORS_TOLERATED = 3
@@ -103,8 +105,7 @@ class Engine:
         """The executions running on this engine now, by id (several may share one event loop)."""
 
     def close(self) -> None:
-        for task_type in self.registry.task_types.values():
-            task_type.close()
+        self.registry.close()
         self.tokens.close()
         self.store.close()
 
@@ -138,6 +139,8 @@ class Engine:
         events = list(self.store.events(row["id"]))
         options = options or RunOptions()
         options.execution_id, options.project, options.domain = row["id"], row["project"], row["domain"]
+        started = next((e for e in events if e.kind == "execution" and e.phase == "running"), None)
+        options.platform = (started.data.get("platform") if started else None) or "local"
         execution = _Execution(self, spec, options, listener, prior=_Prior.of(events))
         execution.run_number = max((e.run for e in events), default=0) + 1
         for event in events:
@@ -190,6 +193,7 @@ class _Execution:
         self.options = options
         self.listener = listener
         self.id = options.execution_id or new_execution_id()
+        self.platform = engine.registry.platform(options.platform)
         self.state = ExecutionState(self.id)
         self.store = engine.store
         self.blobs = engine.blobs
@@ -228,7 +232,8 @@ class _Execution:
         else:
             self.store.create_execution(self.id, spec, self.options.project, self.options.domain)
         self.emit("execution", "", "running", {"workflow": spec.name, "version": spec.version, "inputs": inputs,
-                                               "project": self.options.project, "domain": self.options.domain})
+                                               "project": self.options.project, "domain": self.options.domain,
+                                               "platform": self.platform.name})
         self.store.flush()
         flusher = asyncio.create_task(self._flush_periodically())
         phase, outputs, error, failed = Phase.SUCCEEDED, None, None, None
@@ -321,7 +326,7 @@ class _Execution:
             blobs=self.blobs, workdir=f"{self.workdir}/{path}/{'' if index is None else index}/{number}",
             checkpoint_uri=f"{self.checkpoints}/{path}{item}",
             project=self.options.project, domain=self.options.domain, item_index=index,
-            inline=self.options.inline,
+            inline=self.options.inline, platform=self.platform,
         )
         if template.secrets:
             missing = self._resolve_secrets(template, ctx)
@@ -471,16 +476,21 @@ class _Execution:
 
     async def _submit(self, task_type: TaskType, ctx: AttemptContext, template: TaskTemplate) -> Handle:
         if not task_type.blocking:
-            return task_type.submit(ctx, template)
+            return self._on_platform(task_type.submit(ctx, template))
         started = asyncio.ensure_future(asyncio.to_thread(task_type.submit, ctx, template))
         try:
-            return await asyncio.shield(started)
+            return self._on_platform(await asyncio.shield(started))
         except asyncio.CancelledError:
             # Ctrl-C while the plugin was starting the work: the thread goes on and starts it,
             # so wait for its handle; the caller then aborts and cleans up what it started.
             with contextlib.suppress(Exception):
                 self.running[ctx.attempt_id].handle = await started
             raise
+
+    def _on_platform(self, handle: Handle) -> Handle:
+        """Every handle says where its work runs (a service task type's too: the execution's)."""
+        handle.setdefault("platform", self.platform.name)
+        return handle
 
     async def _stop(self, attempt: _Attempt, kind: str, base: dict[str, Any], phase: Phase, message: str) -> None:
         """Abort, clean up and record an attempt that the engine ends (timeout, Ctrl-C)."""

@@ -27,6 +27,10 @@ class UnknownTaskTypeError(CompileError):
     """A task names a task type that no installed plugin registers."""
 
 
+class UnknownPlatformError(PlaitError):
+    """An execution asks for a platform that no installed plugin registers."""
+
+
 class PluginError(PlaitError):
     """A plugin is malformed, failed to load, or conflicts with another plugin."""
 
@@ -64,3 +68,11 @@ class ExecutionFailed(PlaitError):
         self.error = error
         where = f"node {node!r}" if node else "the execution"
         super().__init__(f"execution {execution_id} failed at {where}: {error}")
+
+
+class EntityConflictError(PlaitError):
+    """Different content registered under a task's, workflow's or launch plan's existing version."""
+
+
+class EntityNotFoundError(PlaitError):
+    """No registered entity with that project, domain, kind, name and version."""

@@ -21,7 +21,13 @@ import pluggy
 from pydantic import BaseModel
 
 from plait import hookspecs
-from plait.model.errors import PluginConflictError, PluginError, UnknownTaskTypeError
+from plait.model.errors import (
+    PluginConflictError,
+    PluginError,
+    UnknownPlatformError,
+    UnknownTaskTypeError,
+)
+from plait.plugins.platform import Platform
 from plait.plugins.tasktype import TaskType
 
 if TYPE_CHECKING:
@@ -44,13 +50,33 @@ class PluginInfo:
 
 @dataclass
 class Registry:
-    """The loaded plugins: task types by name, value types, and plugins that failed."""
+    """The loaded plugins: task types and platforms by name, value types, and plugins that failed."""
 
     plugins: list[PluginInfo] = field(default_factory=list)
     task_types: dict[str, TaskType] = field(default_factory=dict)
     task_type_owner: dict[str, PluginInfo] = field(default_factory=dict)
     transformers: list[TypeTransformer] = field(default_factory=list)
+    platforms: dict[str, Platform] = field(default_factory=dict)
+    platform_owner: dict[str, PluginInfo] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
+
+    def platform(self, name: str) -> Platform:
+        """Return the platform ``name`` or raise a message naming the installed ones."""
+        try:
+            return self.platforms[name]
+        except KeyError:
+            known = ", ".join(sorted(self.platforms)) or "none"
+            failed = f"; plugin {name!r} failed to load: {self.failed[name]}" if name in self.failed else ""
+            raise UnknownPlatformError(
+                f"unknown platform {name!r}. Installed platforms: {known}. To use it, install the plugin "
+                f"that registers it (pip install plait-{name}){failed}") from None
+
+    def close(self) -> None:
+        """Release what the task types and platforms hold for this process (pools, clients)."""
+        for task_type in self.task_types.values():
+            task_type.close()
+        for platform in self.platforms.values():
+            platform.close()
 
     def task_type(self, name: str, *, needed_by: str = "") -> TaskType:
         """Return the task type ``name`` or raise a message saying how to get it."""
@@ -172,10 +198,24 @@ def _collect(pm: pluggy.PluginManager, module: Any, info: PluginInfo, registry: 
             )
         registry.transformers.append(transformer)
 
+    def register_platform(platform: Platform) -> None:
+        name = getattr(platform, "name", None)
+        if not isinstance(platform, Platform) or not isinstance(name, str) or not _NAME.match(name):
+            raise PluginError(f"plugin {info.name!r} registered {platform!r} as a platform; expected an instance "
+                              "of a plait.sdk.Platform subclass with a lower-case name such as 'kubernetes'")
+        owner = registry.platform_owner.get(name)
+        if owner is not None:
+            raise PluginConflictError(
+                f"platform {name!r} is registered by two plugins: {owner.name!r} ({owner.distribution}) and "
+                f"{info.name!r} ({info.distribution}). Uninstall one, or set PLAIT_PLUGINS to the ones you want")
+        registry.platforms[name] = platform
+        registry.platform_owner[name] = info
+
     caller = pm.subset_hook_caller
     others = [p for p in pm.get_plugins() if p is not module]
     caller("plait_task_types", others)(register=register_task_type)
     caller("plait_types", others)(register=register_type)
+    caller("plait_platforms", others)(register=register_platform)
 
 
 _registry: Registry | None = None

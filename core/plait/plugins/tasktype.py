@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from plait.model.errors import PlaitError
 from plait.model.status import Handle, Status
+from plait.plugins.platform import Platform
 
 if TYPE_CHECKING:
     from plait.model.spec import TaskTemplate
@@ -58,6 +60,8 @@ class AttemptContext:
     """The task's secrets, resolved by the engine; inject them, never log them."""
     notify: Callable[[], None] = field(default=lambda: None, repr=False)
     """Call (from any thread) to make the engine poll this attempt now."""
+    platform: Platform = field(default_factory=lambda: _NO_PLATFORM, repr=False)
+    """Where this execution's compute runs: compute task types hand their work to it."""
 
     def __post_init__(self) -> None:
         # Kept as given: a map item's attempt may never touch its folder, and building a Path
@@ -153,3 +157,16 @@ class TaskType:
         """Release process-wide resources (worker pools, clients); called when an engine stops."""
 
 
+
+
+class _NoPlatform(Platform):
+    name = "none"
+
+    def __getattribute__(self, attr: str) -> Any:
+        if attr in ("name", "close", "__class__"):
+            return object.__getattribute__(self, attr)
+        raise PlaitError("this attempt has no platform: the engine sets ctx.platform (a test builds one with "
+                         "plait.testing.make_context)")
+
+
+_NO_PLATFORM: Platform = _NoPlatform()

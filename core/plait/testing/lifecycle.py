@@ -32,6 +32,7 @@ from typing import Any
 
 from plait.model.spec import TaskTemplate
 from plait.model.status import ErrorKind, Handle, Phase, Status
+from plait.plugins.registry import load_registry
 from plait.plugins.tasktype import AttemptContext, TaskType
 from plait.storage.blobs import BlobStore
 
@@ -72,14 +73,14 @@ PROBE_SECRET = "lifecycle_probe"
 
 
 def make_context(tmp: Path, attempt_id: str, inputs: dict[str, Any], *, inline: bool = False,
-                 secrets: dict[str, str] | None = None) -> AttemptContext:
-    """An attempt context backed by a blob store and working folder under ``tmp``."""
+                 secrets: dict[str, str] | None = None, platform: str = "local") -> AttemptContext:
+    """An attempt context backed by a blob store and working folder under ``tmp``, on ``platform``."""
     blobs = BlobStore(str(tmp / "blobs"))
     safe = attempt_id.replace("/", "_")
     return AttemptContext(
         execution_id="lifecycle", node_id="n", attempt_id=attempt_id, attempt=1, inputs=inputs,
         blobs=blobs, workdir=tmp / "runs" / safe, checkpoint_uri=blobs.uri("checkpoints", safe),
-        inline=inline, secrets=dict(secrets or {}),
+        inline=inline, secrets=dict(secrets or {}), platform=load_registry().platform(platform),
     )
 
 

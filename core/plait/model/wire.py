@@ -1,0 +1,69 @@
+"""Wire types: what crosses a process boundary, typed and versioned.
+
+Each model carries ``schema_version``; a reader refuses a newer major version with a message
+that says which side to upgrade (an attempt payload written by a newer engine, read by a
+pod built from an older image), instead of misreading it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from plait.model.errors import PlaitError
+
+SCHEMA_VERSION = 1
+"""The wire schema this plait writes. Bump it when a model changes incompatibly."""
+
+
+class WireModel(BaseModel):
+    """Base of the wire types: strict about unknown fields, versioned."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: int = SCHEMA_VERSION
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_version(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            version = data.get("schema_version", SCHEMA_VERSION)
+            if not isinstance(version, int) or version > SCHEMA_VERSION:
+                raise WireVersionError(
+                    f"{cls.__name__} has schema version {version!r}, but this plait reads versions up to "
+                    f"{SCHEMA_VERSION}: upgrade plait where this is read (the image of the pod, or the worker)")
+        return data
+
+
+class WireVersionError(PlaitError, ValueError):
+    """A wire message from a newer plait than the one reading it."""
+
+
+class SecretRef(WireModel):
+    """A secret by name; the platform resolves it where the work runs, never into a file."""
+
+    name: str
+    env: str | None = None
+    """The environment variable it is exposed as, when the work reads it from there."""
+
+
+class CommandWork(WireModel):
+    """One command line, as a compute task type describes it to a platform.
+
+    ``folder`` is the attempt's own folder for the platform's state (local) or the name of
+    the object it creates (Kubernetes), so starting again attaches. ``secrets`` are values
+    for this process only: a platform passes them to the command through its environment
+    (locally) or as Secret references (Kubernetes), never through a file or a manifest.
+    """
+
+    kind: Literal["command"] = "command"
+    folder: str
+    argv: list[str]
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: str | None = None
+    image: str | None = None
+    secrets: dict[str, str] = Field(default_factory=dict, repr=False, exclude=True)
+
+    def __repr__(self) -> str:  # never show secret values
+        return f"CommandWork(folder={self.folder!r}, argv={self.argv!r})"
