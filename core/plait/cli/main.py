@@ -257,9 +257,11 @@ def _print_outputs(wf: Any, outputs: dict[str, Any], engine: Any, as_json: bool)
 @click.option("--project", default="default", show_default=True, help="Tenant project.")
 @click.option("--domain", default="development", show_default=True, help="Tenant domain.")
 @click.option("--priority", default=0, show_default=True, help="Within the tenant, higher gets pool tokens first.")
+@click.option("--platform", default=lambda: os.environ.get("PLAIT_PLATFORM") or "local", show_default="local",
+              help="Where compute tasks run (`plait plugins` lists the platforms); or PLAIT_PLATFORM.")
 @click.pass_context
 def launch(ctx: click.Context, target: str, inline: bool, keep_going: bool, overwrite_cache: bool,
-           project: str, domain: str, priority: int) -> None:
+           project: str, domain: str, priority: int, platform: str) -> None:
     """Queue an execution for an engine (`plait engine`) to run; prints its id.
 
     Inputs are given as to `plait run`: --name value (JSON for lists, dicts and structs).
@@ -275,7 +277,7 @@ def launch(ctx: click.Context, target: str, inline: bool, keep_going: bool, over
     store = _store()
     try:
         options = LaunchOptions(inline=inline, fail_fast=not keep_going, overwrite_cache=overwrite_cache,
-                                priority=priority, project=project, domain=domain)
+                                priority=priority, project=project, domain=domain, platform=platform)
         xid = launch_execution(wf, values, options, store, blobs=BlobStore(settings.blob_url))
     finally:
         store.close()
