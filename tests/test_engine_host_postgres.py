@@ -161,3 +161,33 @@ def test_a_killed_engines_executions_are_resumed_by_another_only_after_its_lease
             assert lines == ["A", "B"], f"{xid} ran {lines}"
         else:
             assert lines == ["B"], f"{xid}, which A never claimed, ran {lines}"
+
+
+def test_concurrent_claimers_on_postgresql_never_take_the_same_row(store: EventStore, pg_url: str):
+    import threading
+
+    rows, claimers = 300, 6
+    queue = ExecutionQueue(store)
+    for i in range(rows):
+        queue.enqueue(f"x{i:04d}", marked.spec, {}, {})
+    start = threading.Barrier(claimers)
+    got: list[list[str]] = [[] for _ in range(claimers)]
+
+    def claimer(n: int) -> None:
+        own = EventStore(pg_url)  # connections of its own, as another engine has
+        start.wait()
+        try:
+            while batch := ExecutionQueue(own).claim(f"engine-{n}", lease_s=60, limit=3):
+                got[n].extend(c.execution_id for c in batch)
+        finally:
+            own.close()
+
+    threads = [threading.Thread(target=claimer, args=(n,)) for n in range(claimers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    taken = [x for g in got for x in g]
+    assert len(taken) - len(set(taken)) == 0, "rows were claimed twice"
+    assert sorted(taken) == [f"x{i:04d}" for i in range(rows)]
+    assert sum(1 for g in got if g) > 1, "only one claimer took anything: the test raced nobody"
