@@ -1,6 +1,8 @@
 """The event store: every state change of an execution, appended; state is their projection.
 
 SQLAlchemy; SQLite in ``.plait/plait.db`` by default, any SQLAlchemy URL by configuration.
+The schema is made and changed by the Alembic migrations in ``migrations/``, run on open;
+the tables below must match them (a test compares the two).
 Events are idempotent on (execution, entity, phase): appending the same change twice
 records it once. The engine buffers events and writes them in batches; a crash can lose
 the last batch, which is safe because submitting an attempt again attaches to its work.
@@ -21,6 +23,7 @@ from sqlalchemy.engine import Engine
 from plait.model.errors import ExecutionNotFoundError
 from plait.model.spec import WorkflowSpec
 from plait.model.status import Phase
+from plait.storage.migrations import ensure_schema
 
 metadata = sa.MetaData()
 
@@ -34,6 +37,9 @@ executions = sa.Table(
     sa.Column("created", sa.Float, nullable=False),
     sa.Column("phase", sa.String(32), nullable=False),
     sa.Column("updated", sa.Float, nullable=False),
+    # Listing a tenant's executions newest first, by keyset (plait.service.query).
+    sa.Index("ix_executions_tenant", "project", "domain", "created", "id"),
+    sa.Index("ix_executions_tenant_phase", "project", "domain", "phase", "created", "id"),
 )
 
 specs = sa.Table(
@@ -88,7 +94,7 @@ class EventStore:
         self.engine: Engine = sa.create_engine(url)
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-        metadata.create_all(self.engine)
+        ensure_schema(self.engine)  # the migrations; one query when the schema is at head
         self._buffer: list[tuple[Any, ...]] = []
         self._insert = _dialect_insert(self.engine)
         self._insert_once = self._insert(events).on_conflict_do_nothing(

@@ -1,0 +1,36 @@
+"""Alembic's entry point for plait's store; run by :mod:`plait.storage.migrations`.
+
+It runs on the connection it is handed (``config.attributes["connection"]``), inside the
+caller's transaction and lock, or, from the ``alembic`` command line, on ``-x url=...``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import sqlalchemy as sa
+from alembic import context
+
+from plait.storage.events import metadata
+
+# Every table plait defines on the shared metadata, so that autogenerate sees them all.
+for _module in ("plait.storage.entities", "plait.storage.queue"):
+    if importlib.util.find_spec(_module) is not None:
+        importlib.import_module(_module)
+
+config = context.config
+connection = config.attributes.get("connection")
+if connection is None:
+    url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise SystemExit("give the database: alembic -x url=sqlite:///path/plait.db ...")
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.begin() as connection:
+        context.configure(connection=connection, target_metadata=metadata)
+        with context.begin_transaction():
+            context.run_migrations()
+    engine.dispose()
+else:
+    context.configure(connection=connection, target_metadata=metadata)
+    with context.begin_transaction():
+        context.run_migrations()

@@ -1,0 +1,1 @@
+"""Alembic revisions of plait's store, one file each; never edit one that has shipped."""
