@@ -86,7 +86,8 @@ class EntityStore:
             inserted = conn.execute(
                 self.store._insert(entities)
                 .values(**key, digest=sha, body=text, created=time.time(), archived=False)
-                .on_conflict_do_nothing(index_elements=_KEY)).rowcount
+                .on_conflict_do_nothing(index_elements=_KEY)
+                .returning(entities.c.digest)).first() is not None
             row = conn.execute(sa.select(entities).where(*_where(key))).mappings().one()
         entity = _entity(row)
         if entity.digest != sha:
@@ -94,7 +95,7 @@ class EntityStore:
                 f"{kind} {name!r} version {version!r} in {project}/{domain} is already registered "
                 f"with other content; register the change under a new version.\n"
                 f"{_diff(entity.body, body, version)}")
-        return RegisterResult(entity, created=inserted == 1)
+        return RegisterResult(entity, created=inserted)
 
     def get(self, project: str, domain: str, kind: str, name: str, version: str) -> Entity | None:
         """The entity under that key (archived or not), or None."""
