@@ -78,10 +78,20 @@ def test_unknown_workflow_and_file_are_clear_errors():
     assert nofile.returncode == 2 and "no such file: nowhere.py" in nofile.stderr
 
 
-def test_plugins_lists_the_built_in_task_types():
+def test_plugins_lists_the_built_in_task_types_and_the_local_platform():
     result = plait("plugins", check=True)
     assert re.search(r"container\s*│\s*container\s*│\s*plait", result.stdout)
     assert re.search(r"python\s*│\s*python\s*│\s*plait", result.stdout)
+    assert re.search(r"platform\s*┃.*\n.*\n│ local\s*│\s*local\s*│\s*plait", result.stdout)
+
+
+def test_run_on_the_local_platform_named_or_from_PLAIT_PLATFORM():
+    named = plait("run", f"{FLOWS}:arithmetic", "--platform", "local", "--a", "3", check=True)
+    assert re.search(r"output:\s*10", named.stdout)  # (3 + 2) * 2
+    unknown = plait("run", f"{FLOWS}:arithmetic", "--a", "3", env={"PLAIT_PLATFORM": "moon"})
+    assert unknown.returncode != 0
+    assert "unknown platform 'moon'" in unknown.stderr and "Installed platforms: local" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
 
 
 def test_executions_list_show_and_events():

@@ -29,7 +29,7 @@ from typing import Any
 
 from plait.model.spec import TaskTemplate
 from plait.model.status import ErrorKind, Handle, Phase, Status
-from plait.model.wire import CommandWork
+from plait.model.wire import AttemptPayload, AttemptResult, CommandWork
 from plait.plugins.tasktype import AttemptContext, TaskType
 from plait.runtime.payload import attempt_payload, status_of
 
@@ -52,8 +52,12 @@ class ProcessTask(TaskType):
         return dict(task.env)
 
     def result(self, ctx: AttemptContext, handle: Handle, result: dict[str, Any]) -> Status:
-        """Turn the command's ``result.json`` into a status (default: a run_attempt result)."""
-        return status_of(result)
+        """Turn the command's ``result.json`` into a status (default: a run_attempt result).
+
+        Read through :class:`plait.model.wire.AttemptResult`: the command may come from another
+        install (an image), and a result it cannot describe is an error that says so.
+        """
+        return status_of(AttemptResult.model_validate(result).model_dump(exclude_none=True))
 
     def failure(self, ctx: AttemptContext, handle: Handle, code: int) -> Status:
         """The status when the command exited without writing a result."""
@@ -71,8 +75,8 @@ class ProcessTask(TaskType):
         job = folder / "job.json"
         if not job.exists():  # submitting again attaches: the job stays as it was
             content = {"workdir": str(folder), **self.job(ctx, task, folder)}
-            if isinstance(content.get("payload"), dict):
-                content["payload"].pop("secrets", None)  # they travel in the environment only
+            if isinstance(content.get("payload"), dict):  # typed and versioned; secrets never serialised
+                content["payload"] = AttemptPayload.model_validate(content["payload"]).model_dump(mode="json")
             job.write_text(json.dumps(content))
         work = CommandWork(folder=str(folder / "process"), argv=self.command(ctx, task, job),
                            env=self.environment(ctx, task), secrets=ctx.secrets)

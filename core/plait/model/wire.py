@@ -36,7 +36,7 @@ class WireModel(BaseModel):
         return data
 
 
-class WireVersionError(PlaitError, ValueError):
+class WireVersionError(PlaitError):
     """A wire message from a newer plait than the one reading it."""
 
 
@@ -67,3 +67,53 @@ class CommandWork(WireModel):
 
     def __repr__(self) -> str:  # never show secret values
         return f"CommandWork(folder={self.folder!r}, argv={self.argv!r})"
+
+
+class AttemptPayload(WireModel):
+    """What a Python attempt needs to run: the contract between an engine and the runtime.
+
+    The engine's worker pool passes it as a plain dict of these fields (the hot path of a
+    large map); wherever it is written down or crosses to another install (a process task's
+    ``job.json``, a pod's job), it is read through this model, so a payload from a newer plait
+    is refused with a message instead of misread. ``secrets`` is never serialised: its values
+    reach the runtime through the platform (an environment variable of that process only).
+    """
+
+    attempt_id: str
+    execution_id: str
+    node_id: str
+    attempt: int
+    item_index: int | None = None
+    task: str
+    ref: dict[str, Any]
+    inputs: dict[str, Any]
+    blobs: str
+    checkpoint_uri: str
+    scratch_root: str | None = None
+    dynamic: bool = False
+    env: dict[str, str] = Field(default_factory=dict)
+    secrets: dict[str, str] = Field(default_factory=dict, repr=False, exclude=True)
+    extras: dict[str, Any] = Field(default_factory=dict)
+    """What a task type adds to the task's context (``current_context().rank``)."""
+    discard_outputs: bool = False
+    """Run the function but report no outputs (another process of the attempt reports them)."""
+
+
+class AttemptResult(WireModel):
+    """What a Python attempt reports: ``succeeded`` with outputs (literals), or ``failed``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    status: Literal["succeeded", "failed", "aborted"]
+    outputs: dict[str, Any] | None = None
+    spec: dict[str, Any] | None = None
+    """A dynamic task's compiled sub-workflow."""
+    message: str = ""
+    traceback: str | None = None
+    retryable: bool = True
+    error_kind: Literal["user", "system"] = "user"
+    logs: dict[str, str] = Field(default_factory=dict)
+    stdout: str | None = None
+    stderr: str | None = None
+    rank: int | None = None
+    """For a distributed attempt, the rank that reported."""

@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from plait.model.wire import AttemptPayload
+
 SECRETS_ENV = "PLAIT_ATTEMPT_SECRETS"
 """The environment variable that carries the attempt's secrets (JSON) to the command."""
 
@@ -19,8 +21,9 @@ def read_job(path: str | os.PathLike[str]) -> dict[str, Any]:
     """
     job: dict[str, Any] = json.loads(Path(path).read_text())
     secrets = json.loads(os.environ.pop(SECRETS_ENV, "") or "{}")
-    if isinstance(job.get("payload"), dict):
-        job["payload"]["secrets"] = secrets
+    if isinstance(job.get("payload"), dict):  # a payload from a newer plait is refused, not misread
+        payload = AttemptPayload.model_validate(job["payload"])
+        job["payload"] = {**payload.model_dump(), "secrets": secrets}
     return job
 
 
