@@ -7,7 +7,13 @@ from pathlib import Path
 
 import flows
 import pytest
-from plait.model.wire import SCHEMA_VERSION, AttemptPayload, AttemptResult, CommandWork, WireVersionError
+from plait.model.wire import (
+    SCHEMA_VERSION,
+    AttemptPayload,
+    AttemptResult,
+    CommandWork,
+    WireVersionError,
+)
 from plait.runtime.job import SECRETS_ENV, read_job
 from plait.runtime.payload import attempt_payload
 from plait.testing import make_context
