@@ -1,0 +1,158 @@
+"""``plait executions list``: newest first, per tenant, keyset pages behind an opaque cursor."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from plait.model.errors import InputError
+from plait.service.query import encode_cursor, executions_query, list_executions
+from plait.storage.events import EventStore, executions
+from postgres_db import fresh_database
+
+TENANTS = [("analytics", "production"), ("analytics", "development"), ("vision", "production")]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EventStore]:
+    if request.param == "sqlite":
+        s = EventStore(f"sqlite:///{tmp_path / 'plait.db'}")
+        yield s
+        s.close()
+    else:
+        with fresh_database() as url:
+            s = EventStore(url)
+            yield s
+            s.close()
+
+
+def add_executions(store: EventStore, count: int = 250) -> list[dict[str, Any]]:
+    """``count`` rows over three tenants (two share a project, two a domain); every six share a
+    created time, two of them in each tenant, so ids break ties."""
+    rows = [dict(id=f"x{i:04d}", workflow="flows.hunt", version="v1", project=TENANTS[i % 3][0],
+                 domain=TENANTS[i % 3][1], created=1_700_000_000.125 + i // 6, updated=0.0,
+                 phase="succeeded" if i % 5 else "failed") for i in range(count)]
+    with store.engine.begin() as conn:
+        conn.execute(executions.insert(), rows)
+    return rows
+
+
+def newest_first(rows: list[dict[str, Any]]) -> list[str]:
+    return [r["id"] for r in sorted(rows, key=lambda r: (r["created"], r["id"]), reverse=True)]
+
+
+def page_through(store: EventStore, limit: int = 37, **filters: str) -> list[str]:
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = list_executions(store, limit=limit, cursor=cursor, **filters)
+        assert len(page.items) <= limit
+        seen += [r["id"] for r in page.items]
+        if page.next_cursor is None:
+            return seen
+        assert len(page.items) == limit
+        cursor = page.next_cursor
+
+
+def test_paging_through_all_executions_shows_each_once_newest_first(store: EventStore):
+    rows = add_executions(store)
+    assert page_through(store) == newest_first(rows)
+
+
+def test_paging_through_one_tenant_shows_exactly_its_executions(store: EventStore):
+    rows = add_executions(store)
+    for project, domain in TENANTS:
+        mine = [r for r in rows if (r["project"], r["domain"]) == (project, domain)]
+        assert page_through(store, project=project, domain=domain) == newest_first(mine)
+
+
+def test_paging_by_phase_shows_exactly_that_phase(store: EventStore):
+    rows = add_executions(store)
+    failed = [r for r in rows if r["phase"] == "failed" and (r["project"], r["domain"]) == TENANTS[2]]
+    assert len(failed) == 17
+    assert page_through(store, limit=7, project="vision", domain="production", phase="failed") == newest_first(failed)
+
+
+def test_the_last_full_page_has_no_next_cursor(store: EventStore):
+    add_executions(store, 74)
+    first = list_executions(store, limit=37)
+    second = list_executions(store, limit=37, cursor=first.next_cursor)
+    assert first.next_cursor is not None and len(second.items) == 37 and second.next_cursor is None
+
+
+def test_executions_created_while_paging_do_not_shift_the_pages(store: EventStore):
+    rows = add_executions(store, 40)
+    first = list_executions(store, limit=10)
+    add_executions_after = [dict(rows[0], id=f"new{i}", created=2_000_000_000.0 + i) for i in range(5)]
+    with store.engine.begin() as conn:
+        conn.execute(executions.insert(), add_executions_after)
+    second = list_executions(store, limit=10, cursor=first.next_cursor)
+    assert [r["id"] for r in first.items + second.items] == newest_first(rows)[:20]
+
+
+def test_a_cursor_that_is_not_one_is_refused():
+    for bad in ("not-a-cursor", encode_cursor(1.0, "x")[:-3], "WzEuMF0"):
+        with pytest.raises(InputError, match="is not a cursor of `plait executions list`"):
+            executions_query(cursor=bad)
+
+
+def plan(store: EventStore, query: sa.Select[Any]) -> str:
+    sql = str(query.compile(store.engine, compile_kwargs={"literal_binds": True}))
+    with store.engine.begin() as conn:
+        if store.engine.dialect.name == "sqlite":
+            return "\n".join(str(row[-1]) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql))
+        conn.exec_driver_sql("SET LOCAL enable_seqscan = off")  # a small table: make the index's cost visible
+        return "\n".join(row[0] for row in conn.exec_driver_sql("EXPLAIN " + sql))
+
+
+def test_a_tenants_page_is_read_from_the_tenant_index(store: EventStore):
+    add_executions(store)
+    cursor = encode_cursor(1_700_000_050.125, "x0150")
+    text = plan(store, executions_query("analytics", "production", limit=37, cursor=cursor))
+    if store.engine.dialect.name == "sqlite":
+        assert "USING INDEX ix_executions_tenant (project=? AND domain=? AND (created,id)<(?,?))" in text, text
+        assert "TEMP B-TREE" not in text, text  # the index's order is the page's order: no sort
+    else:
+        assert re.search(r"Index Scan Backward using ix_executions_tenant on executions", text), text
+        assert "Sort" not in text, text
+
+
+def test_a_tenants_page_of_one_phase_is_read_from_the_phase_index(store: EventStore):
+    add_executions(store)
+    text = plan(store, executions_query("analytics", "production", "failed", limit=37,
+                                        cursor=encode_cursor(1_700_000_050.125, "x0150")))
+    if store.engine.dialect.name == "sqlite":
+        assert "USING INDEX ix_executions_tenant_phase (project=? AND domain=? AND phase=? AND (created,id)<(?,?))" in text, text
+        assert "TEMP B-TREE" not in text, text
+    else:
+        assert re.search(r"Index Scan Backward using ix_executions_tenant_phase on executions", text), text
+        assert "Sort" not in text, text
+
+
+def test_the_cli_prints_the_next_cursor_and_shows_the_next_page_with_it(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'plait.db'}"
+    store = EventStore(url)
+    rows = add_executions(store, 9)
+    store.close()
+    env = {**os.environ, "PLAIT_DB_URL": url, "COLUMNS": "200"}
+
+    def plait_list(*args: str) -> str:
+        result = subprocess.run([sys.executable, "-m", "plait.cli", "executions", "list", *args],
+                                capture_output=True, text=True, env=env, timeout=60, check=True)
+        return result.stdout
+
+    mine = newest_first([r for r in rows if (r["project"], r["domain"]) == TENANTS[0]])
+    first = plait_list("--project", "analytics", "--domain", "production", "--limit", "2")
+    assert re.findall(r"x\d{4}", first) == mine[:2]
+    cursor = re.search(r"next page: --cursor (\S+)", first)
+    assert cursor, first
+    second = plait_list("--project", "analytics", "--domain", "production", "--limit", "2", "--cursor", cursor[1])
+    assert re.findall(r"x\d{4}", second) == mine[2:3]
+    assert "next page" not in second
