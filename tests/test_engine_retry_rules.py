@@ -7,7 +7,9 @@ longer), so the formula itself is checked here with the jitter drawn at its two 
 
 from __future__ import annotations
 
+import os
 import random
+from pathlib import Path
 
 import flows
 import plait
@@ -25,6 +27,24 @@ def needs_a_missing_secret() -> int:
 @plait.workflow
 def missing_secret_wf() -> int:
     return needs_a_missing_secret()
+
+
+@plait.task(retries=1, system_retries=1)
+def dies_then_raises(marker: str) -> int:
+    """Attempt 1 kills its worker process (a system failure), attempt 2 raises (a user one)."""
+    with open(marker, "a") as fh:
+        fh.write("attempt\n")
+    calls = len(Path(marker).read_text().splitlines())
+    if calls == 1:
+        os._exit(17)
+    if calls == 2:
+        raise RuntimeError("a user error after a system one")
+    return calls
+
+
+@plait.workflow
+def dies_then_raises_wf(marker: str) -> int:
+    return dies_then_raises(marker=marker)
 
 
 @pytest.fixture
@@ -58,3 +78,22 @@ def test_a_missing_secret_is_not_retried_even_with_a_user_retry_budget(monkeypat
     assert execution.phase == Phase.FAILED and "needs secret 'never-set'" in execution.error
     attempts = execution.result.state.nodes["needs_a_missing_secret"].attempts
     assert [(a.phase, a.error_kind) for a in attempts] == [("failed", "user")]
+
+
+def test_the_backoff_counts_system_and_user_failures_together(tmp_path, monkeypatch):
+    monkeypatch.setattr(random, "uniform", lambda low, high: high)  # no jitter: each wait is its full backoff
+    engine = Engine()
+    try:
+        execution = plait.run(dies_then_raises_wf, {"marker": str(tmp_path / "calls")},
+                              options=RunOptions(backoff_base=0.4, backoff_max=60), engine=engine)
+        events = [e for e in engine.store.events(execution.execution_id) if e.kind == "attempt"]
+    finally:
+        engine.close()
+    assert execution.phase == Phase.SUCCEEDED and execution.outputs == {"o0": 3}, execution.error
+    attempts = execution.result.state.nodes["dies_then_raises"].attempts
+    assert [a.error_kind for a in attempts[:2]] == ["system", "user"]
+    failed = {e.data["attempt"]: e.ts for e in events if e.phase == "failed"}
+    started = {e.data["attempt"]: e.ts for e in events if e.phase == "running"}
+    # two failures, one of each kind, before attempt 3: the wait is base * 2 (0.8 s), not the
+    # backoff for one failure (0.4 s) or for none (0.2 s); 50 ms spare for the clocks
+    assert started[3] - failed[2] >= 0.4 * 2 - 0.05

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import signal
 from collections import Counter
 from pathlib import Path
@@ -16,6 +18,19 @@ from plait.storage.events import replay
 
 ROOT = Path(__file__).parent.parent
 FLOWS = str(ROOT / "tests" / "flows.py")
+
+# A command that outlives the engine (a supervised process in a session of its own) and needs a
+# secret: what a resume must stop when the secret is gone by then.
+sleeper_with_a_secret = plait.container_task(
+    "sleeper-with-a-secret", image="debian:bookworm-slim", secrets=["resume-token"],
+    command=["sh", "-c", "echo $$ >> {{inputs.marker}}; sleep 60; echo 7 > {{outputs}}/n"],
+    inputs={"marker": str}, outputs={"n": int},
+)
+
+
+@plait.workflow
+def sleeper_with_a_secret_wf(marker: str) -> int:
+    return sleeper_with_a_secret(marker=marker)
 
 
 def lines(path: Path) -> list[str]:
@@ -143,3 +158,45 @@ def test_a_failure_after_a_resume_is_what_the_store_replays(tmp_path, fast_retri
         assert stored.snapshot() == again.state.snapshot()
     finally:
         engine.close()
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for its parent to reap it does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_resume_whose_secret_is_gone_fails_naming_it_and_stops_the_work_the_old_engine_started(
+        tmp_path, monkeypatch):
+    monkeypatch.delenv("PLAIT_SECRET_RESUME_TOKEN", raising=False)  # the resumed engine has no secret
+    marker = tmp_path / "starts"
+    store = engine_process.Store()
+    engine = engine_process.cli("run", f"{__file__}:sleeper_with_a_secret_wf", "--marker", str(marker),
+                                env={"PLAIT_SECRET_RESUME_TOKEN": "only-the-first-engine-has-it"})
+    pid = None
+    try:
+        try:
+            xid = engine_process.wait_for(store.execution, "the engine did not create its execution", run=engine)
+            handles = engine_process.wait_for(
+                lambda: engine_process.handles(store.events(xid), "sleeper_with_a_secret"),
+                "the command's handle was not recorded", run=engine)
+            pid = handles[0]["pid"]
+            engine_process.wait_for(lambda: lines(marker), "the command did not start", run=engine)
+        finally:
+            engine.kill()
+        assert _alive(pid), "the command did not outlive the killed engine: the test proves nothing"
+        resumed = engine_process.resume(xid)
+        assert resumed.returncode != 0, resumed.stdout
+        ending = engine_process.outcome(store.events(xid))
+        assert ending.phase == "failed" and "needs secret 'resume-token'" in ending.data["error"], ending.data
+        engine_process.wait_for(lambda: not _alive(pid) and not _alive(int(lines(marker)[0])),
+                                "the resumed engine failed the attempt but left the old engine's command running",
+                                timeout=10)
+    finally:
+        if pid is not None:  # a broken engine leaves it running: do not leak it past the test
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+        store.close()

@@ -130,7 +130,7 @@ def test_a_query_error_fails_permanently_with_bigquery_s_reason(bq_emulator, tmp
     assert "invalidQuery" in status.message and "Syntax error" in status.message
 
 
-@pytest.mark.parametrize("reason", ["backendError", "rateLimitExceeded"])
+@pytest.mark.parametrize("reason", ["backendError", "internalError", "rateLimitExceeded", "quotaExceeded"])
 def test_a_service_side_failure_is_a_retryable_system_error(slow_bq, tmp_path, reason):
     type_engine()
     slow_bq.set_running_polls(1)
@@ -315,3 +315,42 @@ def test_a_credentials_secret_the_task_does_not_declare_is_a_compile_error():
 
     with pytest.raises(plait.CompileError, match=r"credentials_secret 'bq_key' is not among the task's secrets"):
         _ = wf.spec
+
+
+# -- job options ---------------------------------------------------------------------------------
+
+
+def test_location_labels_maximum_bytes_billed_and_dataset_reach_the_job(slow_bq, bq_emulator, tmp_path):
+    type_engine()
+    slow_bq.set_running_polls(0)
+    task = bigquery_task("opts", "SELECT 1 AS x", outputs={"x": int}, api_endpoint=slow_bq.endpoint,
+                         project=bq_emulator.project, location="EU", dataset="plait_opts",
+                         labels={"team": "data"}, maximum_bytes_billed=10_000_000)
+    tt = BigQueryTask()
+    ctx = make_context(tmp_path, "opts/1", {})
+    status = poll_until_done(tt, ctx, tt.submit(ctx, task.template), 30)
+    assert status.phase == Phase.SUCCEEDED, status.message
+    (insert,) = slow_bq.calls_of("jobs.insert")
+    assert insert.body["jobReference"]["location"] == "EU"
+    config = insert.body["configuration"]
+    assert config["labels"]["team"] == "data" and "plait-execution" in config["labels"]
+    assert int(config["query"]["maximumBytesBilled"]) == 10_000_000
+    assert config["query"]["defaultDataset"] == {"projectId": bq_emulator.project, "datasetId": "plait_opts"}
+    polls = slow_bq.calls_of("jobs.get", insert.job_id)
+    assert polls and all(p.params.get("location") == ["EU"] for p in polls), "the job is polled in its location"
+
+
+def test_without_a_dataset_loaded_inputs_and_derived_tables_go_to_plait_scratch(slow_bq, bq_emulator):
+    slow_bq.set_running_polls(0)
+    scratch = f"{bq_emulator.project}.plait_scratch"
+    no_dataset = flows(api_endpoint=slow_bq.endpoint, project=bq_emulator.project)
+    execution = plait.run(no_dataset.count_region, {"n": 7, "region": "eu"})
+    assert execution.phase == Phase.SUCCEEDED, execution.error
+    assert execution.outputs == {"o0": 3}
+    table = execution.result.state.nodes["keep"].outputs["table"]["name"]
+    assert table.startswith(f"{scratch}.keep_")
+    keep_sql = next(c.body["configuration"]["query"]["query"] for c in slow_bq.calls_of("jobs.insert")
+                    if "CREATE OR REPLACE TABLE" in c.body["configuration"]["query"]["query"])
+    assert f"CREATE OR REPLACE TABLE `{table}`" in keep_sql
+    assert f"FROM `{scratch}._plait_" in keep_sql, keep_sql
+    assert bq_emulator.client().get_table(table).num_rows == 7

@@ -66,6 +66,11 @@ QUICK = notebook(
     parameters="a = 0\nb = 0",
 )
 
+WHICH_KERNEL = notebook(  # records PLAIT_PROBE_KERNEL, which only the probe kernel's spec sets
+    "which_kernel",
+    "import os\nfrom plait_papermill import record\nrecord('kernel', os.environ.get('PLAIT_PROBE_KERNEL', 'none'))",
+)
+
 stats = notebook_task("stats", STATS, inputs={"data": pd.DataFrame, "title": str},
                       outputs={"mean": float, "rows": int, "doubled": pd.DataFrame, "summary": plait.File})
 failing = notebook_task("failing", FAILING, inputs={"divisor": int}, outputs={"ratio": float})

@@ -103,3 +103,61 @@ def test_a_notebook_that_fails_is_retried_from_the_user_budget_and_can_succeed(t
     assert "RuntimeError: the first run fails" in first.message
     assert second.phase == "succeeded"
     assert os.environ.get(PROCESS_MARKER) is None
+
+
+# -- options ---------------------------------------------------------------------------------
+
+
+def test_the_notebook_runs_on_the_kernel_named_by_kernel(tmp_path, monkeypatch):
+    import json
+    import sys
+
+    from plait_papermill import notebook_task
+
+    spec = tmp_path / "jupyter" / "kernels" / "plait-probe"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "plait probe", "language": "python", "env": {"PLAIT_PROBE_KERNEL": "plait-probe"}}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    type_engine()
+    task = notebook_task("which", notebooks.WHICH_KERNEL, outputs={"kernel": str}, kernel="plait-probe")
+    task_type = PapermillTask()
+    ctx = make_context(tmp_path, "kernel/probe/1", {})
+    handle = task_type.submit(ctx, task.template)
+    status = poll_until_done(task_type, ctx, handle, 60)
+    task_type.cleanup(ctx, handle)
+    assert status.phase == Phase.SUCCEEDED, status.message
+    assert status.outputs == {"kernel": "plait-probe"}, "the notebook did not run on the named kernel"
+
+
+def test_a_kernel_that_does_not_exist_fails_at_once_naming_it(tmp_path):
+    from plait_papermill import notebook_task
+
+    type_engine()
+    task = notebook_task("which", notebooks.WHICH_KERNEL, outputs={"kernel": str}, kernel="no-such-kernel-7f3")
+    task_type = PapermillTask()
+    ctx = make_context(tmp_path, "kernel/missing/1", {})
+    handle = task_type.submit(ctx, task.template)
+    status = poll_until_done(task_type, ctx, handle, 60)
+    task_type.cleanup(ctx, handle)
+    assert status.phase == Phase.FAILED and not status.retryable
+    assert "no-such-kernel-7f3" in status.message, status.message
+
+
+def test_a_cell_running_past_cell_timeout_fails_the_attempt_saying_so(tmp_path):
+    from plait_papermill import notebook_task
+
+    type_engine()
+    task = notebook_task("slow", notebooks.SLOW, inputs={"marker": str, "seconds": int}, outputs={"n": int},
+                         cell_timeout=1)
+    task_type = PapermillTask()
+    ctx = make_context(tmp_path, "timeout/1", {"marker": str(tmp_path / "starts"), "seconds": 600})
+    handle = task_type.submit(ctx, task.template)
+    try:
+        status = poll_until_done(task_type, ctx, handle, 60)  # the cell sleeps 600 s: only the timeout ends it
+    finally:
+        task_type.abort(ctx, handle)
+        task_type.cleanup(ctx, handle)
+    assert status.phase == Phase.FAILED
+    assert "timed out" in status.message and "1 seconds" in status.message, status.message

@@ -187,6 +187,57 @@ def test_PLAIT_SAGEMAKER_MODE_local_runs_an_aws_task_on_this_machine(monkeypatch
     assert execution.outputs == {"o0": "epochs=1 scale=0.5 rows=4\n"}
 
 
+def test_a_one_letter_hyperparameter_is_passed_as_a_single_dash_argument(tmp_path):
+    type_engine()
+    task = flows.local_job("sm-one-letter", "train.py", inputs={"data": plait.File, "e": int},
+                           hyperparameters={"lr": 0.5})
+    task_type = SageMakerTask()
+    ctx = make_context(tmp_path, "one-letter/1", {"data": data_file(tmp_path), "e": 4})
+    handle = task_type.submit(ctx, task.template)
+    assert poll_until_done(task_type, ctx, handle, 30).phase == Phase.SUCCEEDED
+    seen = json.loads((Path(handle["root"]) / "output" / "data" / "seen.json").read_text())
+    task_type.cleanup(ctx, handle)
+    assert seen["argv"] == ["-e", "4", "--lr", "0.5"]
+
+
+def test_a_shell_entry_point_runs_with_bin_sh(tmp_path):
+    import os
+
+    script = tmp_path / "train.sh"  # not executable: only an interpreter can run it
+    script.write_text('readlink /proc/$$/exe > "$SM_MODEL_DIR/shell.txt"\necho "args: $*" >> "$SM_MODEL_DIR/shell.txt"\n')
+    type_engine()
+    task = training_job("sm-shell", script, inputs={"n": int}, connection="local")
+    task_type = SageMakerTask()
+    ctx = make_context(tmp_path, "shell/1", {"n": 3})
+    handle = task_type.submit(ctx, task.template)
+    status = poll_until_done(task_type, ctx, handle, 30)
+    task_type.cleanup(ctx, handle)
+    assert status.phase == Phase.SUCCEEDED, status.message
+    shell, args = (Path(handle["root"]) / "model" / "shell.txt").read_text().splitlines()
+    assert shell == os.path.realpath("/bin/sh") and args == "args: -n 3"
+
+
+def test_the_tasks_aws_secrets_are_not_passed_to_a_local_script(tmp_path, monkeypatch):
+    # The keys only as resolved secrets (as from $PLAIT_HOME/secrets/), not in the environment:
+    # a local script inherits the engine's environment, and that is all it gets.
+    key_id, secret = "AKIALOCALCANARY01", "local-canary-secret-8b1e"
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", *(f"PLAIT_SECRET_{k}" for k in flows.AWS_KEYS)):
+        monkeypatch.delenv(name, raising=False)
+    script = tmp_path / "dump_env.py"
+    script.write_text("import json, os\nfrom pathlib import Path\n"
+                      "Path(os.environ['SM_MODEL_DIR'], 'env.json').write_text(json.dumps(dict(os.environ)))\n")
+    type_engine()
+    task = training_job("sm-env", script, connection="local", secrets=flows.AWS_KEYS)
+    task_type = SageMakerTask()
+    ctx = make_context(tmp_path, "env/1", {}, secrets={"AWS_ACCESS_KEY_ID": key_id, "AWS_SECRET_ACCESS_KEY": secret})
+    handle = task_type.submit(ctx, task.template)
+    status = poll_until_done(task_type, ctx, handle, 30)
+    task_type.cleanup(ctx, handle)
+    assert status.phase == Phase.SUCCEEDED, status.message
+    env = (Path(handle["root"]) / "model" / "env.json").read_text()
+    assert key_id not in env and secret not in env, "the script was given the task's AWS secrets"
+
+
 def test_the_local_pool_is_per_instance_type_with_a_token_per_instance():
     task = training_job("pooled", flows.SCRIPTS / "train.py", instance_type="ml.g5.xlarge", instance_count=3,
                         connection="local").template
@@ -216,6 +267,7 @@ def compile_one(task: plait.Task) -> None:
     ({"output_s3_uri": None}, r"AWS mode needs output_s3_uri="),
     ({"output_s3_uri": "bucket/prefix"}, r"output_s3_uri 'bucket/prefix' is not an S3 URI"),
     ({"hyperparameters": {"sagemaker_program": "x"}}, r"hyperparameter 'sagemaker_program': names starting with 'sagemaker_' are SageMaker's own"),
+    ({"image_uri": None}, r"AWS mode needs image_uri=, the training container"),
 ])
 def test_bad_configuration_is_a_compile_error_naming_the_task(options, error):
     settings = {**flows.AWS, "source_dir": flows.SCRIPTS, "entry_point": "train.py", **options}
@@ -270,6 +322,20 @@ def test_submit_uploads_channels_and_code_and_creates_the_job(stand_in, tmp_path
     assert json.loads(json.dumps(handle)) == handle and "testing" not in json.dumps(handle)
     task_type.abort(ctx, handle)
     task_type.cleanup(ctx, handle)
+
+
+def test_max_runtime_and_volume_size_reach_create_training_job(stand_in, tmp_path):
+    type_engine()
+    task = flows.aws_job("sm-aws-limits", "train.py", inputs={"data": plait.File, "epochs": int},
+                         max_runtime_s=5400, volume_size_gb=75)
+    task_type = SageMakerTask()
+    ctx = aws_context(tmp_path, "exec/limits/1")
+    handle = task_type.submit(ctx, task.template)
+    job = stand_in.sagemaker.describe_training_job(TrainingJobName=handle["job"])
+    task_type.abort(ctx, handle)
+    task_type.cleanup(ctx, handle)
+    assert job["StoppingCondition"]["MaxRuntimeInSeconds"] == 5400
+    assert job["ResourceConfig"]["VolumeSizeInGB"] == 75
 
 
 def test_submitting_twice_attaches_to_the_one_job(stand_in, tmp_path):

@@ -29,6 +29,9 @@ unchanged for everything below and adds, all in memory in this process:
   the queries this process has seen (columns QUERY_ID, QUERY_TEXT, QUERY_TAG, SESSION_ID,
   EXECUTION_STATUS, ERROR_CODE, ERROR_MESSAGE, START_TIME, END_TIME). Arguments are ignored;
   the _BY_SESSION form shows only the current session's queries.
+* ``SELECT SYSTEM$PLAIT_FAIL(<error number>, '<message>')``: a test-only statement that fails
+  with that Snowflake error number (e.g. 603, an internal error), which fakesnow cannot be
+  made to raise. The sql state is XX000.
 * Errors are answered, not 500'd: fakesnow lets a SQL syntax error escape as HTTP 500, which
   the connector retries until its network timeout. Here it is 001003 / 42000, as in
   Snowflake, and any other unhandled failure is 009999 / 99999 (fakesnow's "not implemented").
@@ -68,6 +71,9 @@ _WAIT_RE = re.compile(
 _WAIT_UNITS = {"MILLISECONDS": 0.001, "SECONDS": 1, "MINUTES": 60, "HOURS": 3600}
 _CANCEL_RE = re.compile(
     r"^\s*SELECT\s+SYSTEM\$CANCEL_QUERY\s*\(\s*(?:'([^']*)'|\?|:1)\s*\)\s*;?\s*$", re.I
+)
+_FAIL_RE = re.compile(
+    r"^\s*SELECT\s+SYSTEM\$PLAIT_FAIL\s*\(\s*(\d+)\s*,\s*'((?:[^']|'')*)'\s*\)\s*;?\s*$", re.I
 )
 _SET_TAG_RE = re.compile(
     r"^\s*ALTER\s+SESSION\s+SET\s+QUERY_TAG\s*=\s*'((?:[^']|'')*)'\s*;?\s*$", re.I
@@ -265,6 +271,10 @@ async def _run(request: Request, body_json: dict[str, Any], q: _Query) -> dict[s
         return await _answer(
             request, body_json, q, "SYSTEM$CANCEL_QUERY", f"query [{target_id}] terminated."
         )
+    if m := _FAIL_RE.match(sql):
+        code, message = f"{int(m[1]):06d}", m[2].replace("''", "'")
+        q.finish(code, message, "XX000")
+        return _error(code, message, "XX000", q.sfqid)
     if m := _SET_TAG_RE.match(sql):
         session.query_tag = m[1].replace("''", "'")
         return await _answer(request, body_json, q, "status", "Statement executed successfully.")

@@ -132,6 +132,22 @@ def test_a_query_error_fails_permanently_with_snowflake_s_error_number(remote, t
     assert "Snowflake error 2003" in status.message and "NO_SUCH_TABLE" in status.message.upper()
 
 
+def test_an_internal_error_is_a_retryable_system_failure(remote, tmp_path):
+    from plait.tasktype import ErrorKind
+
+    errno = 603  # fakesnow_plus fails the statement with it
+    type_engine()
+    internal = snowflake_task("internal", f"SELECT SYSTEM$PLAIT_FAIL({errno}, 'SQL execution internal error')",
+                              outputs={"x": int}, **remote)
+    tt = SnowflakeTask()
+    ctx = make_context(tmp_path, "errors/603", {})
+    ctx.secrets = {"sf_password": PASSWORD}
+    status = poll_until_done(tt, ctx, tt.submit(ctx, internal.template), 30)
+    tt.close()
+    assert status.phase == Phase.FAILED and status.retryable and status.error_kind == ErrorKind.SYSTEM
+    assert f"Snowflake error {errno}" in status.message and "internal error" in status.message
+
+
 def test_the_pool_is_the_account(remote):
     type_engine()
     tt = SnowflakeTask()
@@ -212,3 +228,62 @@ def test_a_tenant_flooding_the_account_pool_does_not_starve_another(monkeypatch,
     loud_ends = sorted(e.ts for e in store.events(loud.execution_id) if e.kind == "item" and e.phase == "succeeded")
     quiet_end = max(e.ts for e in store.events(quiet.execution_id) if e.phase == "succeeded")
     assert quiet_end < loud_ends[len(loud_ends) // 2], "the quiet tenant waited behind the flood"
+
+
+DEMO_WORKFLOW = """
+import importlib.util, sys
+import pandas as pd
+import plait
+
+spec = importlib.util.spec_from_file_location("plait_mix_example", {mix!r})
+mix = importlib.util.module_from_spec(spec)
+sys.modules[spec.name] = mix
+spec.loader.exec_module(mix)
+
+
+@plait.task
+def readings(n: int) -> pd.DataFrame:
+    return pd.DataFrame({{"x": [i / 100 for i in range(n)], "y": [3.0 * i / 100 + 1 for i in range(n)]}})
+
+
+@plait.task
+def count(buckets: pd.DataFrame) -> int:
+    return len(buckets)
+
+
+@plait.workflow
+def demo_query(n: int) -> int:
+    return count(buckets=mix.clean(readings=readings(n=n), glitch_above=100.0, min_readings=1))
+"""
+
+
+def test_PLAIT_SNOWFLAKE_CONNECTION_runs_the_demo_query_on_the_named_connection(fakesnow_server, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[3]
+    p = fakesnow_server
+    home = tmp_path / "snowflake-home"
+    home.mkdir()
+    toml = home / "connections.toml"
+    toml.write_text("[plait_demo]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in p.items()))
+    toml.chmod(0o600)
+    (tmp_path / "demo_query.py").write_text(DEMO_WORKFLOW.format(mix=str(root / "examples" / "mix.py")))
+    marker = "ROUND(x, 2) AS bucket"
+    before = _history_count(fakesnow_server, marker)
+    result = subprocess.run(
+        [sys.executable, "-m", "plait.cli", "run", "demo_query.py:demo_query", "--n", "7", "--inline", "--json"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
+        env={**os.environ, "SNOWFLAKE_HOME": str(home), "PLAIT_SNOWFLAKE_CONNECTION": "plait_demo"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert '"o0": 7' in result.stdout, result.stdout  # 7 readings, 7 buckets of x
+    assert _history_count(fakesnow_server, marker) == before + 1, "the demo query did not run on the connection"
+
+
+def _history_count(fakesnow_server, text: str) -> int:
+    with connect(fakesnow_server) as conn:
+        rows = conn.cursor().execute(
+            "SELECT query_id FROM TABLE(INFORMATION_SCHEMA.QUERY_HISTORY()) WHERE query_text LIKE ?",
+            (f"%{text}%",)).fetchall()
+    return len(rows)

@@ -83,3 +83,17 @@ def jvm_error(rows: int) -> int:
 @plait.workflow
 def reads_token(digest: str) -> str:
     return token_seen(digest=digest)
+
+
+@plait.task(plugin=Spark(executor_instances=64, executor_cores=4))  # 256 cores: more than any test machine
+def session_settings() -> dict[str, str]:
+    """What the task's real SparkSession runs with, read from inside the task."""
+    sc = current_context().spark.sparkContext
+    return {"master": sc.master, "parallelism": str(sc.defaultParallelism),
+            "ui.enabled": str(sc.getConf().get("spark.ui.enabled")), "ui.url": str(sc.uiWebUrl),
+            "SPARK_LOCAL_IP": str(os.environ.get("SPARK_LOCAL_IP"))}
+
+
+@plait.workflow
+def greedy() -> dict[str, str]:
+    return session_settings()

@@ -82,3 +82,26 @@ def test_abort_leaves_no_jvm_behind(tmp_path):
     time.sleep(0.5)
     assert marked_processes(handle["workdir"], "java") == [], "the JVM outlived the abort"
     task_type.cleanup(ctx, handle)
+
+
+def test_the_session_runs_on_local_n_capped_at_the_machines_cores_with_the_ui_off():
+    import os
+
+    cores = len(os.sched_getaffinity(0))
+    execution = plait.run(sparkflows.greedy)  # asks 64 executors * 4 cores
+    assert execution.phase == Phase.SUCCEEDED, execution.error
+    seen = execution.outputs["o0"]
+    assert seen["master"] == f"local[{cores}]" and seen["parallelism"] == str(cores)
+    assert seen["ui.enabled"] == "false" and seen["ui.url"] == "None", "the Spark UI is on"
+    assert seen["SPARK_LOCAL_IP"] == "127.0.0.1"
+
+
+def test_local_n_is_executor_instances_times_executor_cores_below_the_cap():
+    import os
+
+    from plait_spark import Spark
+
+    cores = len(os.sched_getaffinity(0))
+    for instances, per_executor in [(1, 1), (2, 1), (1, 2), (2, 2), (3, 2)]:
+        expected = min(instances * per_executor, cores)
+        assert Spark(executor_instances=instances, executor_cores=per_executor).local_threads() == expected
