@@ -14,8 +14,7 @@ from pathlib import Path
 import flows
 import plait
 import pytest
-from plait.engine import build_engine
-from plait.engine.execution import RunOptions, _Execution
+from plait.engine.execution import RunOptions, _Execution, build_engine
 from plait.model.status import Phase
 
 
@@ -82,7 +81,7 @@ def test_a_missing_secret_is_not_retried_even_with_a_user_retry_budget(monkeypat
 
 def test_the_backoff_counts_system_and_user_failures_together(tmp_path, monkeypatch):
     monkeypatch.setattr(random, "uniform", lambda low, high: high)  # no jitter: each wait is its full backoff
-    engine = Engine()
+    engine = build_engine()
     try:
         execution = plait.run(dies_then_raises_wf, {"marker": str(tmp_path / "calls")},
                               options=RunOptions(backoff_base=0.4, backoff_max=60), engine=engine)

@@ -12,7 +12,7 @@ from pathlib import Path
 import engine_process
 import flows
 import plait
-from plait.engine import build_engine
+from plait.engine.execution import build_engine
 from plait.model.status import Phase
 from plait.storage.events import replay
 

@@ -13,8 +13,7 @@ import plait
 import pytest
 from bqflows import flows, upto
 from plait import Phase
-from plait.engine import build_engine
-from plait.engine.execution import RunOptions
+from plait.engine.execution import RunOptions, build_engine
 from plait.model.status import ErrorKind
 from plait.service.run import encode_inputs
 from plait.testing.lifecycle import (

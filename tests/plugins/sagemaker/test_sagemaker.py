@@ -17,8 +17,7 @@ import plait
 import pytest
 import sagemaker_flows as flows
 from conftest import StandIn
-from plait.engine import build_engine
-from plait.engine.execution import RunOptions
+from plait.engine.execution import RunOptions, build_engine
 from plait.model.settings import Settings
 from plait.model.status import ErrorKind, Phase
 from plait.plugins.registry import build_registry

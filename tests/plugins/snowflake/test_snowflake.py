@@ -14,8 +14,7 @@ import plait
 import pytest
 import snowflake.connector
 from plait import Phase
-from plait.engine import build_engine
-from plait.engine.execution import RunOptions
+from plait.engine.execution import RunOptions, build_engine
 from plait.service.run import encode_inputs
 from plait.testing.lifecycle import (
     LifecycleCase,
@@ -133,7 +132,7 @@ def test_a_query_error_fails_permanently_with_snowflake_s_error_number(remote, t
 
 
 def test_an_internal_error_is_a_retryable_system_failure(remote, tmp_path):
-    from plait.tasktype import ErrorKind
+    from plait.model.status import ErrorKind
 
     errno = 603  # fakesnow_plus fails the statement with it
     type_engine()
