@@ -6,17 +6,12 @@ caller's transaction and lock, or, from the ``alembic`` command line, on ``-x ur
 
 from __future__ import annotations
 
-import importlib.util
-
 import sqlalchemy as sa
 from alembic import context
 
+import plait.storage.entities  # noqa: F401  (every table plait defines is on this one metadata,
+import plait.storage.queue  # noqa: F401  so that autogenerate compares them all)
 from plait.storage.events import metadata
-
-# Every table plait defines on the shared metadata, so that autogenerate sees them all.
-for _module in ("plait.storage.entities", "plait.storage.queue"):
-    if importlib.util.find_spec(_module) is not None:
-        importlib.import_module(_module)
 
 config = context.config
 connection = config.attributes.get("connection")
