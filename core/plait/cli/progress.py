@@ -16,8 +16,9 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from plait.model.events import Event
 from plait.model.spec import WorkflowSpec
-from plait.storage.events import Event, ExecutionState
+from plait.storage.events import ExecutionState
 
 _DONE = ("succeeded", "failed", "timed_out", "aborted", "skipped")
 

@@ -23,12 +23,13 @@ from typing import Any
 
 from plait.engine.services import EngineServices, build_services
 from plait.model.errors import PlaitError
+from plait.model.events import Event, EventKind
 from plait.model.settings import Settings
 from plait.model.spec import Binding, Node, TaskTemplate, WorkflowSpec
 from plait.model.status import ErrorKind, Handle, Phase, Status
 from plait.plugins.registry import Registry
 from plait.plugins.tasktype import AttemptContext, TaskType
-from plait.storage.events import Event, ExecutionState
+from plait.storage.events import ExecutionState
 from plait.types.engine import ValueIO, load_offloaded, offload
 
 Listener = Callable[[Event, ExecutionState], None]
@@ -207,7 +208,7 @@ class _Execution:
         self.detached = False
         """Set by :meth:`Engine.detach`: this engine no longer owns the execution."""
 
-    def emit(self, kind: str, entity: str, phase: str, data: dict[str, Any] | None = None) -> None:
+    def emit(self, kind: EventKind, entity: str, phase: Phase, data: dict[str, Any] | None = None) -> None:
         if self.detached:
             return
         event = Event(self.id, kind, entity, phase, data or {}, time.time(), self.run_number)
@@ -231,7 +232,7 @@ class _Execution:
             self.store.set_execution_phase(self.id, "running")
         else:
             self.store.create_execution(self.id, spec, self.options.project, self.options.domain)
-        self.emit("execution", "", "running", {"workflow": spec.name, "version": spec.version, "inputs": inputs,
+        self.emit("execution", "", Phase.RUNNING, {"workflow": spec.name, "version": spec.version, "inputs": inputs,
                                                "project": self.options.project, "domain": self.options.domain,
                                                "platform": self.platform.name})
         self.store.flush()
@@ -255,7 +256,7 @@ class _Execution:
         if self.detached:  # another engine owns it now: record nothing more
             return ExecutionResult(self.id, Phase.ABORTED, None, "detached: another engine owns it", None, self.state)
         data: dict[str, Any] = {"outputs": outputs} if phase == Phase.SUCCEEDED else {"error": error, "failed_node": failed}
-        self.emit("execution", "", phase.value, data)
+        self.emit("execution", "", phase, data)
         self.store.flush()
         self.store.set_execution_phase(self.id, phase.value)
         return ExecutionResult(self.id, phase, outputs, error, failed, self.state)
@@ -319,7 +320,7 @@ class _Execution:
         item = "" if index is None else f"[{index}]"
         entity = f"{path}{item}/{number}"  # the attempt id without the execution's: shorter rows
         attempt_id = f"{self.id}/{entity}"
-        kind = "attempt" if index is None else "item"
+        kind: EventKind = "attempt" if index is None else "item"
         base = {"node": path, "attempt": number} if index is None else {"node": path, "index": index, "attempt": number}
         ctx = AttemptContext(
             execution_id=self.id, node_id=path, attempt_id=attempt_id, attempt=number, inputs=inputs,
@@ -351,7 +352,7 @@ class _Execution:
         try:
             for pool, count in pools:
                 def waiting(position: int, queued: int, pool: str = pool) -> None:
-                    self.emit(kind, entity, "waiting_for_resources", {
+                    self.emit(kind, entity, Phase.WAITING_FOR_RESOURCES, {
                         **base, "waiting": {"pool": pool, "position": position, "queued": queued, "tenant": tenant}})
                 await tokens.acquire(pool, tenant, attempt_id, count, self.options.priority, on_wait=waiting)
             return await self._run_holding(ctx, template, task_type, handle, kind, entity, base)
@@ -359,13 +360,13 @@ class _Execution:
             for pool, _ in pools:
                 tokens.release(pool, attempt_id)
 
-    async def _give_up(self, ctx: AttemptContext, task_type: TaskType, handle: Handle | None, kind: str,
+    async def _give_up(self, ctx: AttemptContext, task_type: TaskType, handle: Handle | None, kind: EventKind,
                        entity: str, base: dict[str, Any], message: str, error_kind: ErrorKind) -> Status:
         """End an attempt that cannot start; work a previous engine started for it is stopped first."""
         if handle is not None:
             await self._stop(_Attempt(task_type, ctx, handle), kind, base, Phase.FAILED, message)
         else:
-            self.emit(kind, entity, "failed", {**base, "message": message, "error_kind": error_kind.value})
+            self.emit(kind, entity, Phase.FAILED, {**base, "message": message, "error_kind": error_kind.value})
         return Status.failed(message, retryable=error_kind == ErrorKind.SYSTEM, error_kind=error_kind)
 
     async def _pools(self, task_type: TaskType, template: TaskTemplate) -> list[tuple[str, int]]:
@@ -386,7 +387,7 @@ class _Execution:
         return sorted(pools.items())
 
     async def _run_holding(self, ctx: AttemptContext, template: TaskTemplate, task_type: TaskType,
-                           handle: Handle | None, kind: str, entity: str, base: dict[str, Any]) -> Status:
+                           handle: Handle | None, kind: EventKind, entity: str, base: dict[str, Any]) -> Status:
         """Run an attempt whose tokens are held, from submit (or re-attach) to its recorded end."""
         attempt_id = ctx.attempt_id
         attempt = _Attempt(task_type, ctx, handle)
@@ -417,10 +418,10 @@ class _Execution:
             data["error_kind"] = status.error_kind.value
         if status.log_links:
             data["logs"] = status.log_links
-        self.emit(kind, entity, status.phase.value, data)
+        self.emit(kind, entity, status.phase, data)
         return status
 
-    async def _drive(self, attempt: _Attempt, template: TaskTemplate, kind: str, base: dict[str, Any]) -> Status:
+    async def _drive(self, attempt: _Attempt, template: TaskTemplate, kind: EventKind, base: dict[str, Any]) -> Status:
         ctx, task_type = attempt.ctx, attempt.task_type
         deadline = time.monotonic() + template.timeout if template.timeout else math.inf
         if attempt.handle is None:
@@ -431,7 +432,7 @@ class _Execution:
             except Exception as exc:
                 return Status.failed(f"task type {template.type!r} failed in submit: {type(exc).__name__}: {exc}",
                                      error_kind=ErrorKind.SYSTEM)
-            self.emit(kind, _entity(ctx), "running", {**base, "handle": attempt.handle})
+            self.emit(kind, _entity(ctx), Phase.RUNNING, {**base, "handle": attempt.handle})
         interval = 0.01
         loop = asyncio.get_running_loop()
         poll_errors = 0
@@ -492,7 +493,7 @@ class _Execution:
         handle.setdefault("platform", self.platform.name)
         return handle
 
-    async def _stop(self, attempt: _Attempt, kind: str, base: dict[str, Any], phase: Phase, message: str) -> None:
+    async def _stop(self, attempt: _Attempt, kind: EventKind, base: dict[str, Any], phase: Phase, message: str) -> None:
         """Abort, clean up and record an attempt that the engine ends (timeout, Ctrl-C)."""
         if self.detached:  # the work is the new owner's to re-attach to: leave it running
             return
@@ -504,7 +505,7 @@ class _Execution:
         await self._cleanup(attempt)
         data = {**base, "message": message}
         self._log_paths(attempt.ctx, data)
-        self.emit(kind, _entity(attempt.ctx), phase.value, data)
+        self.emit(kind, _entity(attempt.ctx), phase, data)
 
     async def _cleanup(self, attempt: _Attempt) -> None:
         if attempt.handle is None or self.detached:
@@ -512,7 +513,7 @@ class _Execution:
         try:
             await self.call(attempt.task_type, "cleanup", attempt.ctx, attempt.handle)
         except Exception as exc:
-            self.emit("attempt", _entity(attempt.ctx), "cleanup_failed",
+            self.emit("cleanup", _entity(attempt.ctx) + "#cleanup", Phase.FAILED,
                       {"node": attempt.ctx.node_id, "attempt": attempt.ctx.attempt, "message": str(exc)})
 
     @staticmethod
@@ -596,7 +597,7 @@ class _Graph:
             if n in seen:
                 continue
             seen.add(n)
-            self.x.emit("node", self.prefix + n, "skipped", {"error": f"upstream node {self.prefix + node_id} failed"})
+            self.x.emit("node", self.prefix + n, Phase.SKIPPED, {"error": f"upstream node {self.prefix + node_id} failed"})
             stack.extend(consumers[n])
 
     async def run_node(self, node: Node) -> dict[str, Any]:
@@ -608,7 +609,7 @@ class _Graph:
             if node.kind == "workflow":
                 assert node.workflow is not None
                 sub = self.spec.subworkflows[node.workflow]
-                self.x.emit("node", path, "running")
+                self.x.emit("node", path, Phase.RUNNING)
                 outputs = await _Graph(self.x, sub, path + ".", {**sub.defaults, **inputs}).run()
             elif node.kind == "map":
                 outputs = await _MapNode(self, node, path, inputs).run()
@@ -616,16 +617,16 @@ class _Graph:
                 assert node.task is not None
                 outputs = await self.run_task_node(path, self.spec.tasks[node.task], inputs)
         except NodeFailed as exc:
-            self.x.emit("node", path, "failed", {"error": exc.message})
+            self.x.emit("node", path, Phase.FAILED, {"error": exc.message})
             raise
         except asyncio.CancelledError:
-            self.x.emit("node", path, "aborted", {"error": "aborted"})
+            self.x.emit("node", path, Phase.ABORTED, {"error": "aborted"})
             raise
         except Exception as exc:  # a blob store, cache or plugin error outside an attempt
             message = f"{type(exc).__name__}: {exc}"
-            self.x.emit("node", path, "failed", {"error": message})
+            self.x.emit("node", path, Phase.FAILED, {"error": message})
             raise NodeFailed(path, message) from exc
-        self.x.emit("node", path, "succeeded", {"outputs": outputs})
+        self.x.emit("node", path, Phase.SUCCEEDED, {"outputs": outputs})
         return outputs
 
     async def run_task_node(self, path: str, template: TaskTemplate, inputs: dict[str, Any]) -> dict[str, Any]:
@@ -633,9 +634,9 @@ class _Graph:
         if key is not None and not self.x.options.overwrite_cache:
             cached = self.x.store.cached(key)
             if cached is not None:
-                self.x.emit("node", path, "running", {"cached": True})
+                self.x.emit("node", path, Phase.RUNNING, {"cached": True})
                 return cached
-        self.x.emit("node", path, "running")
+        self.x.emit("node", path, Phase.RUNNING)
         outputs = await self.x.run_task(path, template, inputs)
         if template.dynamic:
             outputs = await self.run_dynamic(path, template, outputs["$spec"])
@@ -658,7 +659,7 @@ class _Graph:
                 got = actual.describe() if actual else "nothing"
                 raise NodeFailed(path, f"dynamic task {template.name} must return {expected.describe()} "
                                        f"for output {name!r}, its workflow returns {got}")
-        self.x.emit("node", path, "dynamic", {"version": sub.version, "nodes": len(sub.nodes)})
+        self.x.emit("graph", path + "#graph", Phase.SUCCEEDED, {"version": sub.version, "nodes": len(sub.nodes)})
         return await _Graph(self.x, sub, path + ".", {}).run()
 
 
@@ -681,7 +682,7 @@ class _MapNode:
 
     async def run(self) -> dict[str, Any]:
         n = len(self.items)
-        self.x.emit("node", self.path, "running", {"items": n})
+        self.x.emit("node", self.path, Phase.RUNNING, {"items": n})
         names = list(self.template.interface.outputs)
         results: dict[str, list[Any]] = {name: [None] * n for name in names}
         allowed_failures = n - math.ceil(self.min_ratio * n - 1e-9)
@@ -731,7 +732,7 @@ class _MapNode:
         if key is not None and not self.x.options.overwrite_cache:
             cached = self.x.store.cached(key)
             if cached is not None:
-                self.x.emit("item", f"{self.path}[{index}]/cached", "succeeded",
+                self.x.emit("item", f"{self.path}[{index}]/cached", Phase.SUCCEEDED,
                             {"node": self.path, "index": index, "attempt": 0, "cached": True, "outputs": cached})
                 return cached
         try:

@@ -26,6 +26,12 @@ class Phase(str, enum.Enum):
     def terminal(self) -> bool:
         return self in _TERMINAL
 
+    def __str__(self) -> str:  # "succeeded", in messages and f-strings, not "Phase.SUCCEEDED"
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
 
 _TERMINAL = {Phase.SUCCEEDED, Phase.FAILED, Phase.TIMED_OUT, Phase.ABORTED, Phase.SKIPPED}
 

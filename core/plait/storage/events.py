@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from plait.model.errors import ExecutionNotFoundError
+from plait.model.events import Event
 from plait.model.spec import WorkflowSpec
 from plait.model.status import Phase
 from plait.storage.migrations import ensure_schema
@@ -72,18 +73,6 @@ cache = sa.Table(
 )
 
 
-@dataclass(slots=True)
-class Event:
-    """One state change. ``entity`` is "" for the execution, a node path, or an attempt id."""
-
-    execution_id: str
-    kind: str
-    entity: str
-    phase: str
-    data: dict[str, Any] = field(default_factory=dict)
-    ts: float = 0.0
-    run: int = 0
-    """0 for the first run of an execution, 1 for its first resume, and so on."""
 
 
 class EventStore:
@@ -158,7 +147,7 @@ class EventStore:
             rows = conn.execute(sa.select(events).where(events.c.execution_id == execution_id)
                                 .order_by(events.c.seq)).mappings()
             for r in rows:
-                yield Event(r["execution_id"], r["kind"], r["entity"], r["phase"],
+                yield Event(r["execution_id"], r["kind"], r["entity"], Phase(r["phase"]),
                             json.loads(r["data"]), r["ts"], r["run"])
 
     def execution(self, execution_id: str) -> dict[str, Any]:
@@ -242,6 +231,8 @@ class AttemptState:
     error_kind: str | None = None
     logs: dict[str, str] = field(default_factory=dict)
     waiting: dict[str, Any] | None = None
+    cleanup_error: str | None = None
+    """Why the task type's cleanup failed, if it did (what it created may need removing by hand)."""
 
 
 @dataclass
@@ -258,6 +249,8 @@ class NodeState:
     item_phases: bytearray = field(default_factory=bytearray, repr=False)
     """One byte per item: its phase's code (see _PHASES), 0 before it starts."""
     item_errors: dict[int, str] = field(default_factory=dict)
+    graph: dict[str, Any] | None = None
+    """A dynamic node's compiled sub-workflow: its version and number of nodes."""
 
 
 @dataclass
@@ -317,6 +310,12 @@ class ExecutionState:
                 node.item_errors[data["index"]] = data.get("message", "")
             else:
                 node.item_errors.pop(data["index"], None)
+        elif event.kind == "graph":
+            self._node(event.entity.removesuffix("#graph")).graph = data
+        elif event.kind == "cleanup":
+            failed = self._attempts.get(event.entity.removesuffix("#cleanup"))
+            if failed is not None:
+                failed.cleanup_error = data.get("message", "")
 
     def _node(self, node_id: str) -> NodeState:
         node = self.nodes.get(node_id)
