@@ -607,3 +607,30 @@ def test_the_same_file_content_hits_the_cache_whatever_folder_it_comes_from(tmp_
     second.write_text("1\n2\n")
     assert plait.run(readme_flows.cached_lines, {"f": plait.File(second), "marker": str(marker)}).outputs == {"o0": 2}
     assert lines(marker) == 2
+
+
+def test_a_failed_cleanup_is_recorded_beside_the_attempt_without_changing_its_ending(tmp_path):
+    from plait.builtin.container_task import ContainerTask
+
+    class CleanupFails(ContainerTask):
+        def cleanup(self, ctx, handle):
+            super().cleanup(ctx, handle)
+            raise RuntimeError("the bucket is gone")
+
+    execution = _with_task_type(CleanupFails(), lambda engine: plait.run(
+        flows.container_then_double, {"marker": str(tmp_path / "m"), "seconds": 0}, engine=engine))
+    assert execution.phase == Phase.SUCCEEDED, execution.error
+    (attempt,) = execution.result.state.nodes["slow_echo"].attempts
+    assert attempt.phase == Phase.SUCCEEDED and attempt.cleanup_error == "the bucket is gone"
+    events = list(build_engine().store.events(execution.execution_id))
+    assert {e.phase for e in events} <= set(Phase)  # every event's phase is a Phase
+    assert [e.kind for e in events if e.entity.endswith("#cleanup")] == ["cleanup"]
+
+
+def test_a_dynamic_nodes_compiled_graph_is_an_event_of_its_own():
+    execution = plait.run(flows.dynamic_wf, {"n": 3})
+    assert execution.phase == Phase.SUCCEEDED
+    node = execution.result.state.nodes["dynamic_total"]
+    assert node.phase == Phase.SUCCEEDED and node.graph is not None and node.graph["nodes"] >= 1
+    events = list(build_engine().store.events(execution.execution_id))
+    assert {e.phase for e in events} <= set(Phase)
