@@ -126,17 +126,22 @@ def test_concurrent_claimers_never_take_the_same_row(store: EventStore):
     q = ExecutionQueue(store)
     for i in range(rows):
         enqueue(q, f"x{i:04d}")
-    start = threading.Barrier(claimers)
+    start, done = threading.Barrier(claimers), threading.Barrier(claimers)
     got: list[list[str]] = [[] for _ in range(claimers)]
 
     def claimer(n: int) -> None:
         own = EventStore(store.url)  # a connection pool of its own, as another engine has
         mine = ExecutionQueue(own)
-        start.wait()
+        seen = 0
         try:
-            while batch := mine.claim(f"engine-{n}", lease_s=60, limit=3):
-                got[n].extend(c.execution_id for c in batch)
-                time.sleep(0)  # let the other claimers' threads in between claims, as other processes are
+            while True:
+                start.wait()  # each round, every claimer claims at the same moment: they race
+                got[n].extend(c.execution_id for c in mine.claim(f"engine-{n}", lease_s=60, limit=3))
+                done.wait()  # all see the same total, so all stop after the same round
+                total = sum(len(g) for g in got)
+                if total == seen:
+                    return
+                seen = total
         finally:
             own.close()
 

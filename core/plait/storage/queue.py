@@ -59,10 +59,7 @@ class ExecutionQueue:
     def __init__(self, store: EventStore, clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.clock = clock
-        self._postgres = store.engine.dialect.name == "postgresql"
-        # The store creates its tables when it opens; this one is on the same metadata, so it
-        # exists too unless the store was opened before this module was imported.
-        queue.create(store.engine, checkfirst=True)
+        self._postgres = store.engine.dialect.name == "postgresql"  # the table comes with the migrations
 
     def enqueue(self, execution_id: str, spec: WorkflowSpec, inputs: dict[str, Any], options: dict[str, Any],
                 project: str = "default", domain: str = "development") -> None:
