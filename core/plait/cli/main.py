@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import importlib.util
 import json
 import os
 import signal
 import sys
 import time
-import typing
 from pathlib import Path
 from typing import Any
 
@@ -56,95 +53,10 @@ def cli() -> None:
 # ---------------------------------------------------------------------------------------
 
 
-def load_workflow(target: str) -> Any:
-    """Import ``path/to/file.py:name`` (or ``package.module:name``) and return the workflow."""
-    from plait.authoring.decorators import Workflow
-
-    if ":" not in target:
-        raise InputError(f"expected FILE:WORKFLOW (for example examples/bigfoot.py:hunt), got {target!r}")
-    where, name = target.rsplit(":", 1)
-    if where.endswith(".py"):
-        path = Path(where).resolve()
-        if not path.exists():
-            raise InputError(f"no such file: {where}")
-        sys.path.insert(0, str(path.parent))
-        module_name = path.stem
-        spec = importlib.util.spec_from_file_location(module_name, path)
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-    else:
-        module = importlib.import_module(where)
-    wf = getattr(module, name, None)
-    if not isinstance(wf, Workflow):
-        found = [k for k, v in vars(module).items() if isinstance(v, Workflow)]
-        raise InputError(f"{where} has no workflow {name!r}; workflows there: {', '.join(found) or 'none'}")
-    return wf
 
 
-def parse_inputs(wf: Any, args: list[str]) -> dict[str, Any]:
-    """Parse ``--name value`` pairs using the workflow's typed interface."""
-    from plait.authoring.decorators import _signature_types
-
-    types, _, _ = _signature_types(wf.fn, "workflow")
-    values: dict[str, Any] = {}
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if not arg.startswith("--"):
-            raise InputError(f"unexpected argument {arg!r}; workflow inputs are given as --name value")
-        key, eq, raw = arg[2:].partition("=")
-        name = key.replace("-", "_")
-        if not eq:
-            if i + 1 >= len(args):
-                raise InputError(f"--{key} needs a value")
-            raw = args[i + 1]
-            i += 1
-        i += 1
-        if name not in types:
-            flags = ", ".join("--" + n.replace("_", "-") for n in types) or "none"
-            raise InputError(f"workflow {wf.name} has no input --{key}; its inputs are {flags}")
-        values[name] = parse_value(raw, types[name], f"--{key}")
-    return values
 
 
-def parse_value(raw: str, tp: Any, flag: str) -> Any:
-    """Turn command-line text into a value of type ``tp`` (JSON for structured values)."""
-    from plait.types.engine import optional_arg
-    from plait.types.files import Directory, File
-
-    inner = optional_arg(tp)
-    if inner is not None:
-        return None if raw.lower() in ("none", "null") else parse_value(raw, inner, flag)
-    try:
-        if tp is str:
-            return raw
-        if tp is bool:
-            if raw.lower() in ("true", "1", "yes"):
-                return True
-            if raw.lower() in ("false", "0", "no"):
-                return False
-            raise ValueError("expected true or false")
-        if tp in (int, float):
-            return tp(raw)
-        if tp is dt.datetime:
-            return dt.datetime.fromisoformat(raw)
-        if tp is dt.date:
-            return dt.date.fromisoformat(raw)
-        if tp is dt.timedelta:
-            return dt.timedelta(seconds=float(raw))
-        if tp in (File, Directory):
-            return tp(raw)
-        if isinstance(tp, type) and issubclass(tp, __import__("enum").Enum):
-            return tp(raw)
-        value = json.loads(raw)
-        if typing.get_origin(tp) is None and isinstance(tp, type) and isinstance(value, dict):
-            return tp(**value)
-        return value
-    except (ValueError, TypeError, json.JSONDecodeError) as exc:
-        name = getattr(tp, "__name__", str(tp))
-        raise InputError(f"{flag}: cannot read {raw!r} as {name}: {exc}") from None
 
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
@@ -168,6 +80,7 @@ def run(ctx: click.Context, target: str, inline: bool, keep_going: bool, overwri
     """
     from plait.engine import build_engine
     from plait.engine.execution import RunOptions
+    from plait.service.inputs import load_workflow, parse_inputs
     from plait.service.run import encode_inputs
 
     if workers:
@@ -267,6 +180,7 @@ def launch(ctx: click.Context, target: str, inline: bool, keep_going: bool, over
     Inputs are given as to `plait run`: --name value (JSON for lists, dicts and structs).
     """
     from plait.model.settings import Settings
+    from plait.service.inputs import load_workflow, parse_inputs
     from plait.service.launch import LaunchOptions
     from plait.service.launch import launch as launch_execution
     from plait.storage.blobs import BlobStore
@@ -340,20 +254,11 @@ def plugins() -> None:
 @cli.command()
 def pools() -> None:
     """Each rate-limited pool: capacity, and tokens held and requests waiting per tenant."""
-    from plait.tokens import token_manager
+    from plait.service.pools import pool_usage
     from plait.tokens.config import TokenConfig
 
     config = TokenConfig.load()
-    if config.url:
-        manager = token_manager(config)
-        try:
-            live = manager.snapshot()
-        finally:
-            manager.close()
-        source = config.url
-    else:
-        live = _pools_from_store()
-        source = "running executions in the local store"
+    live, source = pool_usage(_store(), config)
     names = sorted(set(live) | set(config.pools))
     table = Table("pool", "capacity", "rate/s", "tenant", "holding", "waiting")
     for name in names:
@@ -368,26 +273,6 @@ def pools() -> None:
     console.print(f"[dim]tokens: {source}[/]")
 
 
-def _pools_from_store() -> dict[str, dict[str, Any]]:
-    """Holders and waiters of in-process pools, from the events of running executions."""
-    store = _store()
-    live: dict[str, dict[str, Any]] = {}
-    for row in store.list_executions(200):
-        if row["phase"] != "running":
-            continue
-        latest: dict[str, Any] = {}
-        for event in store.events(row["id"]):
-            if event.kind in ("attempt", "item"):
-                latest[event.entity] = event
-        for event in latest.values():
-            if "pools" not in event.data or event.phase not in ("running", "waiting_for_resources"):
-                continue
-            for pool, count in event.data["pools"].items():
-                state = live.setdefault(pool, {"holders": {}, "waiters": {}})
-                side = "holders" if event.phase == "running" else "waiters"
-                tenant = event.data["tenant"]
-                state[side][tenant] = state[side].get(tenant, 0) + (count if side == "holders" else 1)
-    return live
 
 
 # ---------------------------------------------------------------------------------------
