@@ -62,6 +62,9 @@ class Target:
     assert wall-clock speed (they fail on a machine this loaded, which would count as a kill)."""
 
 
+RESUME_TESTS = ["tests/test_resume_options.py", "tests/test_resume.py", "tests/test_engine.py"]
+RESUME_ARGS = ["-k", "resum or cache"]
+
 TARGETS = [
     Target("redis", "the Redis backend's Lua scripts (core/plait/tokens/redis.py)", "core/plait/tokens/redis.py",
            ["tests/test_tokens_redis.py"]),
@@ -79,10 +82,13 @@ TARGETS = [
            ["_Execution.run_task", "_Execution.backoff", "_Execution._give_up"], timeout=240.0,
            args=["-k", "(retr or budget or permanent or dead_worker or secret or poll or backoff or fail or resum) "
                        "and not test_timeouts_abort_the_attempt_and_retry"]),
-    Target("engine-resume", "what resume skips (`Engine.resume`, `_Prior.of`, `_MapNode.run_item` in core/plait/engine/execution.py)",
-           "core/plait/engine/execution.py", ["tests/test_resume_options.py", "tests/test_resume.py", "tests/test_engine.py"],
-           ["Engine.resume", "_Prior.of", "_MapNode.run_item"], timeout=240.0,
-           args=["-k", "resum or cache"]),  # run_item also reads the cache
+    Target("engine-resume", "what resume skips (`Engine.resume` in core/plait/engine/execution.py)",
+           "core/plait/engine/execution.py", RESUME_TESTS, ["Engine.resume"], timeout=240.0, args=RESUME_ARGS),
+    Target("engine-prior", "what resume reads of an earlier run (`_Prior.of` in core/plait/engine/prior.py)",
+           "core/plait/engine/prior.py", RESUME_TESTS, ["_Prior.of"], timeout=240.0, args=RESUME_ARGS),
+    Target("engine-items", "which map items a resume runs again (`_MapNode.run_item` in core/plait/engine/graph.py)",
+           "core/plait/engine/graph.py", RESUME_TESTS, ["_MapNode.run_item"], timeout=240.0,
+           args=RESUME_ARGS),  # run_item also reads the cache
 ]
 
 
