@@ -7,6 +7,7 @@ secret arrived and then look for the value everywhere the run left a trace.
 from __future__ import annotations
 
 import hashlib
+import os
 
 import plait
 from plait import current_context
@@ -20,6 +21,7 @@ def digest(value: str) -> str:
 def token_digest(name: str) -> str:
     seen = digest(current_context().secret("nowhere-token"))
     print(f"{name}: the token's digest is {seen}")  # stdout is kept: the logs are checked too
+    print(f"engine secrets seen: {sum(k.startswith('PLAIT_SECRET_') for k in os.environ)}")
     return seen
 
 
@@ -30,7 +32,9 @@ def python_reads_token(name: str) -> str:
 
 token_container = plait.container_task(
     "token-container", image="debian:bookworm-slim", secrets=["nowhere-token"],
-    command=["sh", "-c", "echo container {{inputs.name}} ran; echo done > {{outputs}}/status"],
+    command=["sh", "-c", "echo container {{inputs.name}} ran; "
+             "printf '%s' \"$NOWHERE_TOKEN\" | sha256sum | cut -c1-64; "
+             "echo engine secrets seen: $(env | grep -c '^PLAIT_SECRET_'); echo done > {{outputs}}/status"],
     inputs={"name": str}, outputs={"status": str},
 )
 

@@ -68,15 +68,21 @@ def test_a_python_tasks_secret_appears_nowhere(plait_home: Path, inline: bool):
     assert run.returncode == 0, run.texts
     assert secret_flows.digest(secret) in run.texts["plait run stdout"], "the task did not read the secret"
     assert "the token's digest is" in run.texts["executions show --logs"], "the task's stdout was not shown"
+    if not inline:  # a worker process keeps only the secrets its task declared, in its payload
+        assert "engine secrets seen: 0" in run.texts["executions show --logs"]
     assert_secret_nowhere(secret, home=plait_home, texts=run.texts)
 
 
-def test_a_container_tasks_declared_secret_is_resolved_and_appears_nowhere(plait_home: Path):
-    """A container task's command gets no secrets (see the README); declaring one still has it resolved."""
+def test_a_container_tasks_secret_is_its_environment_variable_and_appears_nowhere(plait_home: Path):
+    """The command reads ``nowhere-token`` as ``$NOWHERE_TOKEN``; the engine's PLAIT_SECRET_* stay behind."""
     missing = run_and_show(f"{FLOWS}:container_with_token", "--name", "c")
     assert missing.returncode == 1 and "needs secret 'nowhere-token'" in missing.texts["plait run stderr"]
     secret = new_secret()
-    run = run_and_show(f"{FLOWS}:container_with_token", "--name", "c", env={"PLAIT_SECRET_NOWHERE_TOKEN": secret})
+    run = run_and_show(f"{FLOWS}:container_with_token", "--name", "c",
+                       env={"PLAIT_SECRET_NOWHERE_TOKEN": secret, "PLAIT_SECRET_OTHER": new_secret()})
     assert run.returncode == 0, run.texts
-    assert "container c ran" in run.texts["executions show --logs"]
+    logs = run.texts["executions show --logs"]
+    assert "container c ran" in logs
+    assert secret_flows.digest(secret) in logs, "the command did not get the secret"
+    assert "engine secrets seen: 0" in logs, "the engine's PLAIT_SECRET_* reached the command"
     assert_secret_nowhere(secret, home=plait_home, texts=run.texts)

@@ -2,7 +2,9 @@
 
 ``{{inputs.NAME}}`` in the command is replaced by the input's value (a local path for a
 ``File`` or ``Directory``, JSON for lists, dicts and structs) and ``{{outputs}}`` by a
-folder where the command writes one file per output, named after it. On the local platform
+folder where the command writes one file per output, named after it. A secret the task
+declares (``secrets=["api-token"]``) is an environment variable of the command
+(``API_TOKEN``), never part of the command line. On the local platform
 the command runs on this machine as a supervised process group (the image is for the
 Kubernetes platform): the task type describes the command, and ``ctx.platform`` runs it.
 Copy this module to write a task type of your own.
@@ -19,6 +21,7 @@ from typing import Any
 from plait.authoring.container import Container
 from plait.hookspecs import hookimpl
 from plait.model.errors import CompileError, PlaitError
+from plait.model.settings import secret_env_name
 from plait.model.spec import TaskTemplate
 from plait.model.status import ErrorKind, Handle, Phase, Status
 from plait.model.wire import CommandWork
@@ -51,8 +54,10 @@ class ContainerTask(TaskType):
         outdir = ctx.folder / "outputs"
         outdir.mkdir(parents=True, exist_ok=True)
         argv = [self._render(arg, ctx, task, outdir) for arg in config.command]
+        # Declared secrets are environment variables of the command: api-token as API_TOKEN.
         work = CommandWork(folder=str(ctx.folder / "process"), argv=argv, env={**task.env, **config.env},
-                           image=config.image)
+                           image=config.image,
+                           secret_env={secret_env_name(name): value for name, value in ctx.secrets.items()})
         handle = ctx.platform.start(work)
         handle["outputs"] = {n: spec.kind for n, spec in task.interface.outputs.items()}
         return handle

@@ -11,6 +11,20 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+SECRET_ENV_PREFIX = "PLAIT_SECRET_"
+"""Secrets given to the engine as environment variables start with this; no task's process
+inherits them (each gets only the secrets its task declares)."""
+
+
+def secret_env_name(name: str) -> str:
+    """``api-token`` -> ``API_TOKEN``: a secret's name as an environment variable's."""
+    return "".join(c if c.isalnum() else "_" for c in name).upper()
+
+
+def without_secrets(env: dict[str, str]) -> dict[str, str]:
+    """``env`` less the engine's ``PLAIT_SECRET_*`` variables: what a task's process may inherit."""
+    return {k: v for k, v in env.items() if not k.startswith(SECRET_ENV_PREFIX)}
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -21,7 +35,7 @@ class Settings:
 
     def secret(self, name: str) -> str | None:
         """A secret's value: ``PLAIT_SECRET_<NAME>`` in the environment, else ``<home>/secrets/<name>``."""
-        key = "PLAIT_SECRET_" + "".join(c if c.isalnum() else "_" for c in name).upper()
+        key = SECRET_ENV_PREFIX + secret_env_name(name)
         if key in os.environ:
             return os.environ[key]
         path = self.home / "secrets" / name

@@ -64,6 +64,9 @@ class CommandWork(WireModel):
     cwd: str | None = None
     image: str | None = None
     secrets: dict[str, str] = Field(default_factory=dict, repr=False, exclude=True)
+    """The attempt's secrets by name, for plait's runtime in the command (:func:`plait.sdk.read_job`)."""
+    secret_env: dict[str, str] = Field(default_factory=dict, repr=False, exclude=True)
+    """Secrets the command reads as environment variables (a container task's ``API_TOKEN``)."""
 
     def __repr__(self) -> str:  # never show secret values
         return f"CommandWork(folder={self.folder!r}, argv={self.argv!r})"

@@ -35,8 +35,8 @@ class LocalPlatform(Platform):
     # -- command lines ---------------------------------------------------------------------
 
     def start(self, work: CommandWork) -> Handle:
-        env = dict(work.env)
-        if work.secrets:  # only in the command's own environment; read_job takes them out
+        env = {**work.env, **work.secret_env}  # only in the command's own environment
+        if work.secrets:  # read_job takes them out again, so what the command starts lacks them
             env[SECRETS_ENV] = json.dumps(work.secrets)
         handle = self.processes.start(Path(work.folder), work.argv, env=env, cwd=work.cwd)
         handle["platform"] = self.name

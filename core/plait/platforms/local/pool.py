@@ -22,6 +22,7 @@ import tempfile
 from collections.abc import Callable
 from typing import Any
 
+from plait.model.settings import SECRET_ENV_PREFIX, without_secrets
 from plait.platforms.local.process import LOG_LIMIT, _kill_group
 
 Callback = Callable[[dict[str, Any]], None]
@@ -29,6 +30,8 @@ Callback = Callable[[dict[str, Any]], None]
 
 def _worker_main(conn: multiprocessing.connection.Connection) -> None:
     os.setsid()  # abort kills the worker's process group: the task's children go with it
+    for key in [k for k in os.environ if k.startswith(SECRET_ENV_PREFIX)]:
+        del os.environ[key]  # a task gets the secrets it declared in its payload, no others
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the engine's to handle
     from plait.runtime.attempt import run_attempt
 
@@ -45,7 +48,7 @@ def _worker_main(conn: multiprocessing.connection.Connection) -> None:
         job_id, payload, env = message
         if env is not None:  # the engine's environment changed since this worker started
             os.environ.clear()
-            os.environ.update(env)
+            os.environ.update(without_secrets(env))
             import fsspec.config
 
             fsspec.config.set_conf_env(fsspec.config.conf)

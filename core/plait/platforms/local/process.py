@@ -9,6 +9,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from plait.model.settings import without_secrets
+
 LOG_LIMIT = 1 << 20
 """Bytes of stdout/stderr kept per attempt (the end is kept)."""
 
@@ -50,7 +52,9 @@ class LocalProcess:
             '"$@" >"$PLAIT_WORKDIR/stdout.log" 2>"$PLAIT_WORKDIR/stderr.log"; '
             'echo $? >"$PLAIT_WORKDIR/exit_code.tmp"; mv "$PLAIT_WORKDIR/exit_code.tmp" "$PLAIT_WORKDIR/exit_code"'
         )
-        full_env = {**os.environ, **(env or {}), "PLAIT_WORKDIR": str(workdir), PROCESS_MARKER: str(workdir)}
+        # The engine's PLAIT_SECRET_* stay behind: a command gets only what its task declared.
+        full_env = {**without_secrets(dict(os.environ)), **(env or {}), "PLAIT_WORKDIR": str(workdir),
+                    PROCESS_MARKER: str(workdir)}
         proc = subprocess.Popen(["/bin/sh", "-c", script, "plait-process", *argv], env=full_env,
                                 cwd=cwd, start_new_session=True, stdin=subprocess.DEVNULL)
         self._children[str(workdir)] = proc
