@@ -9,9 +9,8 @@ from slowjobs import SlowJobsServer  # noqa: E402
 
 BQ_PROJECT = "test-project"
 
-# NB: bqemulator 1.3.0 registers a pytest11 plugin ("bqemulator") whose import needs the
-# optional ``testcontainers`` package; without it pytest aborts before collecting anything.
-# Run with ``-p no:bqemulator`` (or put it in addopts) unless testcontainers is installed.
+# bqemulator registers a pytest plugin whose import needs ``testcontainers``; the test extra
+# installs it, so plain ``pytest`` works (this conftest's fixtures take precedence over its).
 
 
 @pytest.fixture(scope="session")
