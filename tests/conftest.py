@@ -9,7 +9,11 @@ from pathlib import Path
 import pytest
 
 TESTS = Path(__file__).parent
-sys.path.insert(0, str(TESTS))  # worker processes import tests/flows.py by module name
+# The shared modules here (flows.py, engine_process.py, standins/) are imported by name: by the
+# tests in the folders below, by worker processes, and by `plait run` subprocesses loading a
+# workflow from a test module.
+sys.path.insert(0, str(TESTS))
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH")) if p)
 
 
 @pytest.fixture(autouse=True)

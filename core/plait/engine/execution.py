@@ -327,8 +327,12 @@ class _Execution:
                 await tokens.acquire(pool, tenant, attempt_id, count, self.options.priority, on_wait=waiting)
             return await self._run_holding(ctx, template, task_type, handle, kind, entity, base)
         finally:
-            for pool, _ in pools:
-                tokens.release(pool, attempt_id)
+            # Detached (another engine claimed the execution) with shared tokens: the lease is
+            # keyed by the attempt id, which the new owner may hold now for the same attempt, so
+            # releasing would free its tokens; ours expire with the renewals no longer made.
+            if not (self.detached and tokens.shared):
+                for pool, _ in pools:
+                    tokens.release(pool, attempt_id)
 
     async def _give_up(self, ctx: AttemptContext, task_type: TaskType, handle: Handle | None, kind: EventKind,
                        entity: str, base: dict[str, Any], message: str, error_kind: ErrorKind) -> Status:

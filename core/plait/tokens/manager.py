@@ -37,6 +37,9 @@ from plait.tokens.config import TokenConfig
 class TokenManager:
     """Tokens for the pools of one engine process (the default backend)."""
 
+    shared = False
+    """Whether other engine processes hold leases in the same pools (they do not, here)."""
+
     def __init__(self, config: TokenConfig | None = None) -> None:
         self.config = config or TokenConfig()
         self.pools: dict[str, Allocator] = {}

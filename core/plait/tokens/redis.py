@@ -176,6 +176,9 @@ return 1
 class RedisTokenManager:
     """Tokens in Redis, shared by every engine pointed at the same server."""
 
+    shared = True
+    """Other engine processes hold leases in the same pools: a lease id may be theirs now."""
+
     def __init__(self, url: str, config: TokenConfig | None = None, lease_seconds: float = 30.0,
                  prefix: str = "plait:pool:") -> None:
         try:

@@ -4,8 +4,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import pytest  # noqa: E402
-from bqemu_process import BqEmulator, missing_requirements  # noqa: E402
-from slowjobs import SlowJobsServer  # noqa: E402
+from standins.bqemu_process import BqEmulator, missing_requirements  # noqa: E402
+from standins.slowjobs import SlowJobsServer  # noqa: E402
 
 BQ_PROJECT = "test-project"
 

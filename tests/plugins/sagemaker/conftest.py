@@ -55,7 +55,7 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory):
     log = root / "server.log"
     port = _free_port()
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, str(HERE / "moto_sagemaker.py"), "-H", "127.0.0.1", "-p", str(port)],
+        proc = subprocess.Popen([sys.executable, str(HERE.parents[1] / "standins" / "moto_sagemaker.py"), "-H", "127.0.0.1", "-p", str(port)],
                                 stdout=out, stderr=subprocess.STDOUT,
                                 env={**os.environ, "MOTO_SAGEMAKER_CONTROL": str(control)})
     endpoint = f"http://127.0.0.1:{port}"

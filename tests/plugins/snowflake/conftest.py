@@ -12,7 +12,7 @@ import urllib.request  # noqa: E402
 
 import pytest  # noqa: E402
 
-FAKESNOW_PLUS = Path(__file__).parent / "fakesnow_plus.py"
+FAKESNOW_PLUS = Path(__file__).resolve().parents[2] / "standins" / "fakesnow_plus.py"
 _NEEDED = {
     "fakesnow": "fakesnow[server]",
     "snowflake.connector": "snowflake-connector-python",

@@ -2,7 +2,7 @@
 
 Run it in its own process (the ``fakesnow_server`` fixture in conftest.py does)::
 
-    python tests/plugins/snowflake/fakesnow_plus.py --port 0 --port-file /tmp/port
+    python tests/standins/fakesnow_plus.py --port 0 --port-file /tmp/port
 
 It serves ``fakesnow.server``'s Starlette routes (login, query-request, session, monitoring)
 unchanged for everything below and adds, all in memory in this process:

@@ -21,7 +21,7 @@ import pytest
 from plait.model.errors import PluginConflictError, PluginError
 from plait.plugins.registry import PluginInfo, Registry, build_registry
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 BUILTINS = {
     "python": "plait.builtin.python_task",

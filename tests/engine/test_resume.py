@@ -16,7 +16,7 @@ from plait.engine.execution import build_engine
 from plait.model.status import Phase
 from plait.storage.events import replay
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FLOWS = str(ROOT / "tests" / "flows.py")
 
 # A command that outlives the engine (a supervised process in a session of its own) and needs a

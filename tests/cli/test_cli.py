@@ -18,7 +18,7 @@ import plait as plait_api
 import pytest
 from plait.engine.execution import RunOptions
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PLAIT = [sys.executable, "-m", "plait.cli"]
 FLOWS = str(ROOT / "tests" / "flows.py")
 

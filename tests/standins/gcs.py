@@ -1,6 +1,6 @@
 """A Google Cloud Storage stand-in: gcp-storage-emulator (PyPI), run in a process of its own.
 
-Run as ``python tests/standins_gcs.py PORT``; it serves the GCS JSON API on 127.0.0.1:PORT,
+Run as ``python tests/standins/gcs.py PORT``; it serves the GCS JSON API on 127.0.0.1:PORT,
 in memory, until it is terminated. Clients find it through ``STORAGE_EMULATOR_HOST``.
 
 One quirk is mended here: the emulator has no "Objects: move" route

@@ -14,7 +14,7 @@ import plait
 import plait.sdk
 import plait.testing
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PUBLIC = {"plait", "plait.sdk", "plait.testing"}
 
 

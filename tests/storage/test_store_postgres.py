@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from plait.model.status import Phase
 from plait.storage.events import Event, EventStore
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FLOWS = str(ROOT / "tests" / "flows.py")
 
 ADMIN_URL = os.environ.get("PLAIT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -481,3 +482,49 @@ def test_plait_run_priority_puts_an_execution_ahead_of_earlier_requests_of_its_t
     finally:
         cli.kill()
     assert cli.returncode == 0, out
+
+
+@pytest.mark.parametrize("backend", ["redis", "in-process"])
+def test_an_execution_another_engine_took_over_keeps_its_shared_leases_for_the_new_owner(
+        url, tmp_path, monkeypatch, backend):
+    """A detached execution must not release a Redis lease: its id is the attempt's, which the
+    engine that claimed the execution holds now. In-process leases are this engine's alone."""
+    import asyncio
+
+    from plait.engine.execution import RunOptions
+
+    if backend == "redis":
+        monkeypatch.setenv("PLAIT_TOKENS_URL", url)
+    monkeypatch.setenv("PLAIT_POOLS", "svc:test=2")
+    shared = load_registry()
+    monkeypatch.setitem(shared.task_types, "pooled", PooledPython())
+    registry = Registry(task_types={"python": PythonTask(), "pooled": PooledPython()},
+                        transformers=shared.transformers, platforms=shared.platforms)
+    engine = build_engine(Settings.from_env(tmp_path / "home"), registry=registry)
+    log = tmp_path / "log"
+
+    def used() -> int:
+        return int(engine.tokens.snapshot()["svc:test"].get("used") or 0)
+
+    async def take_over() -> int:
+        run = asyncio.create_task(engine.run(flood.spec, {"n": 1, "log": str(log), "seconds": 30},
+                                             RunOptions(execution_id="taken-over")))
+        deadline = time.monotonic() + 60
+        while not (log.exists() and used() == 1):
+            assert time.monotonic() < deadline, "the attempt never started holding its token"
+            await asyncio.sleep(0.05)
+        engine.detach("taken-over")  # as the host does when it finds another engine owns it
+        run.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await run
+        return used()
+
+    try:
+        held_after = asyncio.run(take_over())
+    finally:
+        engine.close()
+    if backend == "redis":
+        assert held_after == 1, "the lease the new owner holds under this attempt id was released"
+        assert RedisTokenManager(url).snapshot()["svc:test"]["used"] == 1
+    else:
+        assert held_after == 0, "an in-process lease of a detached execution leaked"

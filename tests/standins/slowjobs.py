@@ -131,7 +131,7 @@ class SlowJobsServer:
         return self.jobs[(project or self.project, job_id)]
 
     def client(self, project: str | None = None):
-        from bqemu_process import make_client
+        from standins.bqemu_process import make_client
 
         return make_client(self.endpoint, project or self.project)
 

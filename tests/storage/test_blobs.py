@@ -1,7 +1,7 @@
 """The blob store: content-addressed files, directories and bytes, in a local folder, on S3, on GCS.
 
 The S3 tests talk to a real moto server (a separate process speaking the S3 protocol over
-HTTP) through s3fs, and the GCS tests to gcp-storage-emulator (tests/standins_gcs.py) through
+HTTP) through s3fs, and the GCS tests to gcp-storage-emulator (tests/standins/gcs.py) through
 gcsfs, exactly as plait does in production; nothing is mocked in-process.
 """
 
@@ -32,7 +32,7 @@ from plait.model.status import Phase
 from plait.storage.blobs import BlobStore
 from plait.types.engine import INLINE_LIMIT, ValueIO, decode_values, encode_values
 
-TESTS = Path(__file__).parent
+TESTS = Path(__file__).resolve().parents[1]
 MOTO_MISSING = 'the S3 tests need the moto server: pip install "moto[server]"'
 GCS_MISSING = "the GCS tests need gcsfs and its stand-in: pip install gcsfs gcp-storage-emulator"
 
@@ -284,7 +284,7 @@ def gcs_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.fail(GCS_MISSING, pytrace=False)
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
-    with serve([sys.executable, str(TESTS / "standins_gcs.py"), str(port)], endpoint + "/",
+    with serve([sys.executable, str(TESTS / "standins" / "gcs.py"), str(port)], endpoint + "/",
                "GCS emulator", GCS_MISSING, tmp_path_factory.mktemp("gcs") / "server.log"):
         yield endpoint
 
