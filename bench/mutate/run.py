@@ -62,23 +62,23 @@ class Target:
     assert wall-clock speed (they fail on a machine this loaded, which would count as a kill)."""
 
 
-RESUME_TESTS = ["tests/test_resume_options.py", "tests/test_resume.py", "tests/test_engine.py"]
+RESUME_TESTS = ["tests/engine/test_resume_options.py", "tests/engine/test_resume.py", "tests/engine/test_engine.py"]
 RESUME_ARGS = ["-k", "resum or cache"]
 
 TARGETS = [
     Target("redis", "the Redis backend's Lua scripts (core/plait/tokens/redis.py)", "core/plait/tokens/redis.py",
-           ["tests/test_tokens_redis.py"]),
+           ["tests/tokens/test_tokens_redis.py"]),
     Target("allocator", "the token allocator (`Allocator` in core/plait/tokens/allocator.py)", "core/plait/tokens/allocator.py",
-           ["tests/test_tokens.py"],
+           ["tests/tokens/test_tokens.py"],
            ["Allocator.weight", "Allocator.cap", "Allocator.request", "Allocator.check", "Allocator.release",
             "Allocator.grant", "Allocator._take_from_bucket", "Allocator.next_refill", "Allocator.position"]),
     Target("compiler", "the compiler's type checks (core/plait/authoring/compiler.py)",
-           "core/plait/authoring/compiler.py", ["tests/test_compiler.py", "tests/test_types.py"],
+           "core/plait/authoring/compiler.py", ["tests/authoring/test_compiler.py", "tests/types/test_types.py"],
            ["check_spec", "_check_node", "_check_binding"]),
     Target("types", "the type-compatibility check the compiler calls (core/plait/types/engine.py)", "core/plait/types/engine.py",
-           ["tests/test_compiler.py", "tests/test_types.py"], ["TypeEngine.castable", "TypeTransformer.castable"]),
+           ["tests/authoring/test_compiler.py", "tests/types/test_types.py"], ["TypeEngine.castable", "TypeTransformer.castable"]),
     Target("engine-retry", "the engine's retry decisions (`run_task`, `backoff`, `_give_up` in core/plait/engine/execution.py)",
-           "core/plait/engine/execution.py", ["tests/test_engine.py", "tests/test_engine_retry_rules.py", "tests/test_resume.py"],
+           "core/plait/engine/execution.py", ["tests/engine/test_engine.py", "tests/engine/test_engine_retry_rules.py", "tests/engine/test_resume.py"],
            ["_Execution.run_task", "_Execution.backoff", "_Execution._give_up"], timeout=240.0,
            args=["-k", "(retr or budget or permanent or dead_worker or secret or poll or backoff or fail or resum) "
                        "and not test_timeouts_abort_the_attempt_and_retry"]),

@@ -1,7 +1,7 @@
 """The plugin author's whole surface: a plugin imports only this, ``plait`` and ``plait.testing``.
 
 Everything here is stable API for plugins; everything else under ``plait.`` may move. A test
-(``tests/test_sdk.py``) fails when a plugin in this repository imports anything else.
+(``tests/plugins/test_sdk.py``) fails when a plugin in this repository imports anything else.
 
 Groups, in the order a new task type needs them:
 
