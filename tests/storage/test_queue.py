@@ -7,6 +7,7 @@ Lease expiry is driven by a clock the test passes in, never by sleeping past a l
 from __future__ import annotations
 
 import asyncio
+import signal
 import threading
 import time
 from pathlib import Path
@@ -209,3 +210,73 @@ def test_a_host_that_lost_a_claim_stops_that_execution_without_recording_anythin
     assert not [e for e in events if e.phase in ("aborted", "failed")], "it recorded an ending it does not own"
     assert engine.store.execution(xid)["phase"] == "running"
     assert [(r["execution_id"], r["owner"]) for r in ExecutionQueue(engine.store).rows()] == [(xid, "host-b")]
+
+
+def test_a_claimed_execution_runs_as_the_tenant_it_was_launched_for(engine, tmp_path: Path):
+    folder = tmp_path / "marks"
+    folder.mkdir()
+    xid = launch(marked, {"tag": "t", "folder": str(folder)}, LaunchOptions(project="pricing", domain="prod"),
+                 engine.store, blobs=engine.blobs)
+    asyncio.run(EngineHost(engine, owner="host-a", lease_s=5).serve(stop_when_idle=True))
+    started = next(e for e in engine.store.events(xid) if e.kind == "execution")
+    assert (started.data["project"], started.data["domain"]) == ("pricing", "prod")
+
+
+def test_plait_run_creates_its_execution_claimed_by_itself_and_removes_it_when_done(engine, tmp_path: Path):
+    import engine_process
+
+    folder = tmp_path / "marks"
+    folder.mkdir()
+    run = engine_process.Run("run", f"{__file__}:marked", "--tag", "cli", "--folder", str(folder), "--seconds", "30")
+    try:
+        queue = ExecutionQueue(engine.store)
+        deadline = time.monotonic() + 60
+        while not (folder / "cli").exists():
+            assert run.returncode is None and time.monotonic() < deadline, run.output()
+            time.sleep(0.05)
+        (row,) = queue.rows()
+        assert row["owner"] and row["lease_expires"] > time.time(), "plait run did not claim its execution"
+        assert queue.claim("another-engine", lease_s=30) == [], "another engine could take it while it runs"
+        run.signal(signal.SIGINT)
+        run.wait()
+        assert queue.rows() == [], "an execution that ended stayed queued"
+    finally:
+        run.kill()
+
+
+def test_an_engine_resumes_a_plait_run_that_was_killed_once_its_claim_expires(engine, tmp_path: Path):
+    import engine_process
+
+    folder = tmp_path / "marks"
+    folder.mkdir()
+    run = engine_process.Run("run", f"{__file__}:marked", "--tag", "cli", "--folder", str(folder), "--seconds", "2",
+                             "--lease-seconds", "2")
+    try:
+        deadline = time.monotonic() + 60
+        while not (folder / "cli").exists():
+            assert run.returncode is None and time.monotonic() < deadline, run.output()
+            time.sleep(0.05)
+        run.kill()  # kill -9: the claim stays behind, unrenewed
+        (row,) = ExecutionQueue(engine.store).rows()
+        killed_at = time.time()
+    finally:
+        run.kill()
+    host = EngineHost(engine, owner="rescuer", lease_s=5, poll_s=0.1)
+    asyncio.run(asyncio.wait_for(_serve_until_done(host, row), 60))
+    xid = row["execution_id"]
+    assert engine.store.execution(xid)["phase"] == "succeeded"
+    resumed = [e for e in engine.store.events(xid) if e.kind == "execution" and e.phase == "running" and e.run == 1]
+    assert resumed and resumed[0].ts >= row["lease_expires"] - 0.01, "resumed before the dead run's claim expired"
+    assert resumed[0].ts >= killed_at
+    assert ExecutionQueue(engine.store).rows() == []
+
+
+async def _serve_until_done(host: EngineHost, row: dict) -> None:
+    """Serve until the killed run's execution ended (its claim only becomes claimable on expiry)."""
+    serving = asyncio.create_task(host.serve())
+    try:
+        while host.results.get(row["execution_id"]) is None:
+            await asyncio.sleep(0.1)
+    finally:
+        host.stop()
+        await serving

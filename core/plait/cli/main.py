@@ -70,10 +70,13 @@ def cli() -> None:
 @click.option("--priority", default=0, show_default=True, help="Within the tenant, higher gets pool tokens first.")
 @click.option("--platform", default=lambda: os.environ.get("PLAIT_PLATFORM") or "local", show_default="local",
               help="Where compute tasks run (`plait plugins` lists the platforms); or PLAIT_PLATFORM.")
+@click.option("--lease-seconds", default=30.0, show_default=True,
+              help="This run's claim on its execution; if the process dies, a `plait engine` resumes it after this.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outputs as JSON literals.")
 @click.pass_context
 def run(ctx: click.Context, target: str, inline: bool, keep_going: bool, overwrite_cache: bool,
-        workers: int | None, project: str, domain: str, priority: int, platform: str, as_json: bool) -> None:
+        workers: int | None, project: str, domain: str, priority: int, platform: str, lease_seconds: float,
+        as_json: bool) -> None:
     """Run a workflow: plait run FILE.py:WORKFLOW --input value ...
 
     Inputs are the workflow's parameters, as --name value (JSON for lists, dicts and structs).
@@ -81,7 +84,7 @@ def run(ctx: click.Context, target: str, inline: bool, keep_going: bool, overwri
     from plait.engine import build_engine
     from plait.engine.execution import RunOptions
     from plait.service.inputs import load_workflow, parse_inputs
-    from plait.service.run import encode_inputs
+    from plait.service.run import encode_inputs, run_claimed_here
 
     if workers:
         os.environ["PLAIT_WORKERS"] = str(workers)
@@ -94,7 +97,8 @@ def run(ctx: click.Context, target: str, inline: bool, keep_going: bool, overwri
                          project=project, domain=domain, priority=priority, platform=platform)
     try:
         literals = encode_inputs(wf, values, engine)
-        result = _drive(spec, lambda listener: engine.run(spec, literals, options, listener))
+        result = _drive(spec, lambda listener: run_claimed_here(engine, spec, literals, options, listener,
+                                                                lease_s=lease_seconds))
     finally:
         engine.close()
     if result.phase.value != "succeeded":

@@ -19,7 +19,7 @@ import sys
 import uuid
 from typing import Any
 
-from plait.engine.execution import Engine, ExecutionResult, RunOptions
+from plait.engine.execution import Engine, ExecutionResult, Listener, RunOptions
 from plait.model.status import Phase
 from plait.storage.queue import Claim, ExecutionQueue
 
@@ -91,11 +91,23 @@ class EngineHost:
             await self._give_up(list(self.running))
             self.engine.store.flush()
 
+    async def run_claimed(self, claim: Claim, listener: Listener | None = None) -> ExecutionResult | None:
+        """Run one execution this host already holds (``plait run`` enqueues its own claimed),
+        renewing its lease until it ends. None if the claim was lost to another engine."""
+        renewer = asyncio.create_task(self._renew_periodically())
+        task = asyncio.create_task(self._run(claim, listener, reraise=True))
+        self.running[claim.execution_id] = task
+        try:
+            return await task
+        finally:
+            renewer.cancel()
+
     def _wake_up(self) -> None:
         if self._wake is not None:
             self._wake.set()
 
-    async def _run(self, claim: Claim) -> ExecutionResult | None:
+    async def _run(self, claim: Claim, listener: Listener | None = None,
+                   reraise: bool = False) -> ExecutionResult | None:
         xid = claim.execution_id
         result: ExecutionResult | None = None
         try:
@@ -103,11 +115,15 @@ class EngineHost:
             if row["phase"] in _ENDED:
                 pass  # it ended, but its engine died before removing it from the queue
             elif self.queue.started(xid):
-                result = await self.engine.resume(xid, run_options(claim))
+                result = await self.engine.resume(xid, run_options(claim), listener)
             else:
                 spec = self.engine.store.spec(row["version"])
-                result = await self.engine.run(spec, claim.inputs, run_options(claim), queued=True)
+                options = run_options(claim)
+                options.project, options.domain = row["project"], row["domain"]  # the tenant is the row's
+                result = await self.engine.run(spec, claim.inputs, options, listener, queued=True)
         except Exception as exc:  # an execution that cannot even start must not stop the engine
+            if reraise:
+                raise
             print(f"plait engine: execution {xid} could not run: {type(exc).__name__}: {exc}", file=sys.stderr)
         finally:
             self.running.pop(xid, None)

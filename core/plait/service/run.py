@@ -8,10 +8,13 @@ from typing import Any
 
 from plait.authoring.decorators import Workflow, _signature_types
 from plait.engine import build_engine
-from plait.engine.execution import Engine, ExecutionResult, Listener, RunOptions
+from plait.engine.execution import Engine, ExecutionResult, Listener, RunOptions, new_execution_id
+from plait.engine.host import EngineHost
 from plait.model.errors import ExecutionFailed, InputError, PlaitError
 from plait.model.settings import Settings
+from plait.model.spec import WorkflowSpec
 from plait.model.status import Phase
+from plait.storage.queue import ExecutionQueue
 from plait.types.engine import ValueIO, decode_values, encode_values
 
 
@@ -46,6 +49,30 @@ def encode_inputs(wf: Workflow, values: dict[str, Any], engine: Engine) -> dict[
         return encode_values(values, given, vio, what="input")
     except PlaitError as exc:
         raise InputError(str(exc)) from None
+
+
+CLAIM_LEASE_S = 30.0
+"""How long ``plait run``'s claim on its own execution lasts unrenewed (renewed every third)."""
+
+
+async def run_claimed_here(engine: Engine, spec: WorkflowSpec, inputs: dict[str, Any], options: RunOptions,
+                           listener: Listener | None = None, lease_s: float = CLAIM_LEASE_S) -> ExecutionResult:
+    """Create the execution queued and claimed by this process in one step, then run it here.
+
+    What ``plait run`` does: it behaves as a direct run, but should this process die, its lease
+    expires and a ``plait engine`` sharing the store resumes the execution from its events.
+    """
+    host = EngineHost(engine, lease_s=lease_s, concurrency=1)
+    xid = options.execution_id or new_execution_id()
+    stored = {"inline": options.inline, "fail_fast": options.fail_fast, "overwrite_cache": options.overwrite_cache,
+              "priority": options.priority, "platform": options.platform}
+    claim = ExecutionQueue(engine.store).enqueue(xid, spec, {**spec.defaults, **inputs}, stored, options.project,
+                                                 options.domain, owner=host.owner, lease_s=lease_s)
+    result = await host.run_claimed(claim, listener)
+    if result is None:
+        raise PlaitError(f"execution {xid}: this process lost its claim (it stalled past its {lease_s:g}s lease) "
+                         f"and another engine runs it now; `plait executions show {xid}` follows it")
+    return result
 
 
 def run(wf: Workflow, inputs: dict[str, Any] | None = None, *, options: RunOptions | None = None,

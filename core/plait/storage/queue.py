@@ -62,13 +62,20 @@ class ExecutionQueue:
         self._postgres = store.engine.dialect.name == "postgresql"  # the table comes with the migrations
 
     def enqueue(self, execution_id: str, spec: WorkflowSpec, inputs: dict[str, Any], options: dict[str, Any],
-                project: str = "default", domain: str = "development") -> None:
-        """Create the execution (phase ``queued``) and its queue row, in one transaction."""
+                project: str = "default", domain: str = "development", *, owner: str | None = None,
+                lease_s: float = 30.0) -> Claim:
+        """Create the execution (phase ``queued``) and its queue row, in one transaction.
+
+        With ``owner`` the row is created already claimed by it (``plait run`` creates and
+        claims in one step): should that process die, its lease expires and an engine resumes it.
+        """
+        now = self.clock()
         with self.store.engine.begin() as conn:
             self.store.create_execution(execution_id, spec, project, domain, phase="queued", conn=conn)
             conn.execute(queue.insert().values(
                 execution_id=execution_id, inputs=json.dumps(inputs), options=json.dumps(options),
-                enqueued=self.clock(), owner=None, lease_expires=None))
+                enqueued=now, owner=owner, lease_expires=None if owner is None else now + lease_s))
+        return Claim(execution_id, inputs, options, now)
 
     def claim(self, owner: str, lease_s: float, limit: int = 1) -> list[Claim]:
         """Take up to ``limit`` rows nobody holds (or whose lease expired), oldest first."""
