@@ -17,6 +17,7 @@ import pytest
 from plait.builtin.python_task import PythonTask
 from plait.engine import build_engine
 from plait.model.settings import Settings
+from plait.platforms.local.platform import LocalPlatform
 from plait.plugins.registry import Registry, load_registry
 from plait.tokens.config import PoolConfig, TokenConfig
 from plait.tokens.redis import RedisTokenManager
@@ -393,7 +394,7 @@ def test_two_engines_running_workflows_never_exceed_the_shared_pool(url, tmp_pat
     def one_engine(home: str) -> None:
         # Each engine, as in its own process, has its own task type instances and worker pool.
         registry = Registry(task_types={"python": PythonTask(), "pooled": PooledPython()},
-                            transformers=shared.transformers)
+                            transformers=shared.transformers, platforms={"local": LocalPlatform()})
         engine = build_engine(Settings.from_env(home), registry=registry)
         try:
             results.append(plait.run(flood, {"n": 4, "log": str(log), "seconds": 0.3}, engine=engine))
@@ -499,7 +500,7 @@ def test_an_execution_another_engine_took_over_keeps_its_shared_leases_for_the_n
     shared = load_registry()
     monkeypatch.setitem(shared.task_types, "pooled", PooledPython())
     registry = Registry(task_types={"python": PythonTask(), "pooled": PooledPython()},
-                        transformers=shared.transformers, platforms=shared.platforms)
+                        transformers=shared.transformers, platforms={"local": LocalPlatform()})
     engine = build_engine(Settings.from_env(tmp_path / "home"), registry=registry)
     log = tmp_path / "log"
 
