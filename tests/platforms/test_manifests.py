@@ -289,6 +289,57 @@ def test_duplicate_keys_of_a_crd_list_map_are_refused() -> None:
     assert "duplicate" in str(error)
 
 
+def test_a_list_map_key_left_out_counts_as_its_default() -> None:
+    # ports are keyed by (containerPort, protocol), and protocol defaults to TCP.
+    job = pytorch_job()
+    container = job["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["containers"][0]
+    container["ports"].append({"name": "again", "containerPort": 23456, "protocol": "TCP"})
+    assert paths(refusal(job)) == ["spec.pytorchReplicaSpecs.Master.template.spec.containers[0].ports[1]"]
+
+
+def test_a_nullable_crd_field_accepts_null() -> None:
+    app = spark_application()
+    app["status"] = {"driverInfo": {}, "terminationTime": None}
+    check(app)
+
+
+def test_a_required_crd_field_with_a_default_may_be_left_out(tmp_path: Path) -> None:
+    # The API server fills in defaults before it validates (none of the operators' CRDs has one).
+    (tmp_path / "widgets.yaml").write_text(WIDGET_CRD)
+    widget = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"},
+              "spec": {"size": 3}}
+    validate_manifest(widget, crds=[tmp_path / "widgets.yaml"])
+    del widget["spec"]["size"]
+    with pytest.raises(ManifestError) as caught:
+        validate_manifest(widget, crds=[tmp_path / "widgets.yaml"])
+    assert paths(caught.value) == ["spec.size"]
+
+
+WIDGET_CRD = """\
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.example.com}
+spec:
+  group: example.com
+  names: {kind: Widget, plural: widgets}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            required: [size, colour]
+            properties:
+              size: {type: integer}
+              colour: {type: string, default: blue}
+"""
+
+
 def test_every_violation_is_reported_at_once() -> None:
     pod = minimal_pod()
     pod["spec"]["restartPolicy"] = 0
