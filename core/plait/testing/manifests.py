@@ -104,7 +104,7 @@ class ManifestError(AssertionError):
 
 @dataclass(frozen=True, eq=False)
 class CustomResource:
-    """One served version of a kind that a CRD defines."""
+    """One version of a kind that a CRD defines (``served`` says whether the server serves it)."""
 
     group: str
     version: str
