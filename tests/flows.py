@@ -380,3 +380,14 @@ def big_values(n: int) -> list[int]:
 @plait.workflow
 def cached_map(n: int, marker: str) -> list[int]:
     return plait.map(cached_square, over=numbers(n=n), marker=marker)
+
+
+@plait.task
+def where_a_file_lands(f: File) -> str:
+    """Where a File given to a task is downloaded: the attempt's scratch folder."""
+    return f"{f.path}|{current_context().scratch}"
+
+
+@plait.workflow
+def file_landing(text: str) -> str:
+    return where_a_file_lands(f=write_file(text=text))

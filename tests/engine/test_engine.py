@@ -634,3 +634,12 @@ def test_a_dynamic_nodes_compiled_graph_is_an_event_of_its_own():
     assert node.phase == Phase.SUCCEEDED and node.graph is not None and node.graph["nodes"] >= 1
     events = list(build_engine().store.events(execution.execution_id))
     assert {e.phase for e in events} <= set(Phase)
+
+
+@pytest.mark.parametrize("inline", [False, True], ids=["pool", "inline"])
+def test_a_file_given_to_a_task_is_downloaded_into_that_attempts_scratch_folder(plait_home, inline):
+    execution = plait.run(flows.file_landing, {"text": "hi"}, options=RunOptions(inline=inline))
+    assert execution.phase == Phase.SUCCEEDED, execution.error
+    path, scratch = execution.outputs["o0"].split("|")
+    assert Path(path).is_relative_to(scratch), (path, scratch)
+    assert Path(scratch).is_relative_to(plait_home / "runs")

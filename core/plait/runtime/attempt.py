@@ -22,7 +22,6 @@ from plait.model.errors import PermanentError, PlaitError, RetryableError
 from plait.runtime.context import Checkpoint, TaskContext, _context
 from plait.storage.blobs import BlobStore
 from plait.types.engine import Codec, ValueIO, compile_codecs, decode_values, encode_values
-from plait.types.files import scratch_folder
 
 _tasks: dict[tuple[str, str, str | None], Any] = {}
 _blobs: dict[str, BlobStore] = {}
@@ -93,7 +92,6 @@ def run_attempt(payload: dict[str, Any]) -> dict[str, Any]:
         _scratch_root=payload.get("scratch_root"),
     )
     token = _context.set(ctx)
-    scratch_token = scratch_folder.set(lambda: ctx.scratch)
     env = payload.get("env") or {}
     saved_env = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
@@ -128,7 +126,6 @@ def run_attempt(payload: dict[str, Any]) -> dict[str, Any]:
         return {"status": "succeeded", "outputs": literals}
     finally:
         _context.reset(token)
-        scratch_folder.reset(scratch_token)
         for key, old in saved_env.items():
             if old is None:
                 os.environ.pop(key, None)

@@ -12,6 +12,7 @@ from typing import Any
 
 from plait.model.errors import PlaitError
 from plait.storage.blobs import BlobStore
+from plait.types.files import set_scratch_folder
 
 
 class Checkpoint:
@@ -95,6 +96,14 @@ class TaskContext:
 
 
 _context: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar("plait_context", default=None)
+
+
+def _running_scratch() -> Path | None:
+    ctx = _context.get()
+    return ctx.scratch if ctx is not None else None
+
+
+set_scratch_folder(_running_scratch)  # a File downloaded inside a task lands in its scratch folder
 
 
 def current_context() -> TaskContext:

@@ -94,8 +94,9 @@ class EventStore:
 
     def append(self, event: Event) -> None:
         """Buffer ``event``; it is written by the next :meth:`flush` (automatic every 2,000)."""
-        self._buffer.append((
-            event.execution_id, event.run, event.kind, event.entity, event.phase, event.ts or time.time(),
+        self._buffer.append((  # the phase as a plain str: sqlite3 binds a str subclass slowly
+            event.execution_id, event.run, event.kind, event.entity, _PHASE_TEXT[event.phase],
+            event.ts or time.time(),
             orjson.dumps(event.data, default=str, option=orjson.OPT_NON_STR_KEYS).decode(),
         ))
         if len(self._buffer) >= 2000:
@@ -217,6 +218,8 @@ def _dialect_insert(engine: Engine) -> Any:
 
 
 _PHASES = ("", *(p.value for p in Phase))
+_PHASE_TEXT = {p.value: p.value for p in Phase}
+"""A phase (a Phase or its text, equal and hashed alike) to its text as an exact str."""
 _PHASE_CODE = {name: code for code, name in enumerate(_PHASES)}
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextvars
 import os
 import tempfile
 from collections.abc import Callable
@@ -11,10 +10,20 @@ from typing import IO, Any
 
 from plait.storage.blobs import BlobStore
 
-scratch_folder: contextvars.ContextVar[Callable[[], Path] | None] = contextvars.ContextVar(
-    "plait_scratch_folder", default=None)
-"""Where a running task's downloads go: set by the runtime around each attempt (its scratch
-folder); outside a task, a temporary folder."""
+
+def _outside_a_task() -> Path | None:
+    return None
+
+
+_scratch_folder: Callable[[], Path | None] = _outside_a_task
+
+
+def set_scratch_folder(folder: Callable[[], Path | None]) -> None:
+    """Say where a running task's downloads go: the runtime hands in a function that gives the
+    running attempt's scratch folder (None outside a task: then a temporary folder). Set once,
+    not per attempt; the runtime sits above the types in the layers, so it is handed in."""
+    global _scratch_folder
+    _scratch_folder = folder
 
 
 class _Ref:
@@ -42,8 +51,8 @@ class _Ref:
 
     def _local_target(self) -> Path:
         if self._scratch is None:
-            folder = scratch_folder.get()
-            self._scratch = str(folder()) if folder is not None else tempfile.mkdtemp(prefix="plait-")
+            folder = _scratch_folder()
+            self._scratch = str(folder) if folder is not None else tempfile.mkdtemp(prefix="plait-")
         base = Path(self._scratch)
         assert self.uri is not None
         return base / "downloads" / self.uri.rsplit("/", 2)[-2] / self.uri.rsplit("/", 1)[-1]
