@@ -51,16 +51,50 @@ def tables(engine: sa.Engine) -> set[str]:
 def test_upgrade_downgrade_upgrade_matches_the_tables_plait_uses(url: str):
     engine = sa.create_engine(url)
     try:
-        migrations.upgrade(engine)
+        migrations.upgrade(engine, fast=False)  # every migration, as an existing store takes them
         assert tables(engine) == PLAIT_TABLES | {"alembic_version"}
         assert differences(engine) == []
         migrations.downgrade(engine)
         assert tables(engine) - {"alembic_version"} == set(), "downgrade base left plait tables"
-        migrations.upgrade(engine)
+        migrations.upgrade(engine, fast=False)
         assert differences(engine) == []
         assert migrations.current_revision(engine) == migrations.HEAD
     finally:
         engine.dispose()
+
+
+def schema(engine: sa.Engine) -> dict[str, object]:
+    inspector = sa.inspect(engine)
+    return {name: (sorted((c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns(name)),
+                   sorted((i["name"], tuple(i["column_names"]), bool(i["unique"])) for i in inspector.get_indexes(name)),
+                   inspector.get_pk_constraint(name)["constrained_columns"])
+            for name in sorted(inspector.get_table_names())}
+
+
+def test_a_fresh_store_made_without_alembic_is_the_schema_the_migrations_make(url: str, tmp_path: Path):
+    """A new store is created from the tables and stamped at head (no Alembic import, a tenth
+    of a second saved on every new .plait): the same tables, columns and indexes as migrating,
+    and the migrations run down from it."""
+    if url.startswith("sqlite"):
+        probe = ("import sys; from plait.storage.events import EventStore; EventStore(sys.argv[1]).close(); "
+                 "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))")
+        out = subprocess.run([sys.executable, "-c", probe, url], capture_output=True, text=True, check=True).stdout
+        assert out.strip() == "[]", "creating a fresh store imported Alembic"
+    fast = sa.create_engine(url)
+    migrated = sa.create_engine(f"sqlite:///{tmp_path / 'migrated.db'}") if url.startswith("sqlite") else None
+    try:
+        migrations.upgrade(fast)
+        assert migrations.current_revision(fast) == migrations.HEAD
+        assert differences(fast) == []
+        if migrated is not None:
+            migrations.upgrade(migrated, fast=False)
+            assert schema(fast) == schema(migrated)
+        migrations.downgrade(fast)
+        assert tables(fast) - {"alembic_version"} == set(), "the migrations could not run down from it"
+    finally:
+        fast.dispose()
+        if migrated is not None:
+            migrated.dispose()
 
 
 def test_revisions_named_in_code_are_alembics_chain():

@@ -54,18 +54,36 @@ def ensure_schema(engine: Engine) -> None:
     upgrade(engine)
 
 
-def upgrade(engine: Engine, target: str = "head") -> None:
-    """Run the migrations up to ``target`` under the database's lock."""
-    from alembic import command
+def upgrade(engine: Engine, target: str = "head", *, fast: bool = True) -> None:
+    """Run the migrations up to ``target`` under the database's lock.
 
+    A fresh database going to head is created from the tables' definitions and stamped,
+    without importing Alembic (a tenth of a second on every new ``.plait``); a test proves the
+    result identical to the migrations'. ``fast=False`` runs every migration instead.
+    """
     with _ALEMBIC, _locked(engine) as conn:
         revision = _revision_in(conn)
         if revision is not None and revision not in REVISIONS:
             raise _too_new(engine, revision)
+        if fast and revision is None and target in ("head", HEAD) and not sa.inspect(conn).has_table("executions"):
+            _create_at_head(conn)
+            return
+        from alembic import command
+
         config = alembic_config(conn)
         if revision is None and sa.inspect(conn).has_table("executions"):
             command.stamp(config, "0001")  # made by create_all before plait had migrations
         command.upgrade(config, target)
+
+
+def _create_at_head(conn: Connection) -> None:
+    from plait.storage import entities, queue  # noqa: F401  (importing them adds their tables)
+    from plait.storage.events import metadata
+
+    metadata.create_all(conn)
+    conn.exec_driver_sql("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
+                         "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))")
+    conn.execute(sa.text("INSERT INTO alembic_version (version_num) VALUES (:head)"), {"head": HEAD})
 
 
 def downgrade(engine: Engine, target: str = "base") -> None:
