@@ -280,3 +280,38 @@ async def _serve_until_done(host: EngineHost, row: dict) -> None:
     finally:
         host.stop()
         await serving
+
+
+def test_resume_refuses_an_execution_a_live_engine_holds(engine, tmp_path: Path):
+    import engine_process
+
+    folder = tmp_path / "marks"
+    folder.mkdir()
+    xid = launch(marked, {"tag": "held", "folder": str(folder)}, LaunchOptions(), engine.store, blobs=engine.blobs)
+    assert [c.execution_id for c in ExecutionQueue(engine.store).claim("engine-elsewhere", lease_s=600)] == [xid]
+    refused = engine_process.resume(xid)
+    assert refused.returncode != 0, refused.stdout
+    assert f"execution {xid} is being run by engine engine-elsewhere" in refused.stdout
+    assert "Traceback" not in refused.stdout
+    assert not (folder / "held").exists(), "it ran beside the engine that holds it"
+
+
+def test_resume_takes_over_at_once_from_an_engine_on_this_machine_that_has_died(engine, tmp_path: Path):
+    import socket
+    import subprocess
+    import sys
+
+    import engine_process
+
+    folder = tmp_path / "marks"
+    folder.mkdir()
+    xid = launch(marked, {"tag": "orphan", "folder": str(folder)}, LaunchOptions(), engine.store, blobs=engine.blobs)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = f"{socket.gethostname()}:{gone.stdout.strip()}:abc123"
+    queue = ExecutionQueue(engine.store)
+    assert [c.execution_id for c in queue.claim(dead, lease_s=600)] == [xid]  # its lease has 10 minutes left
+    resumed = engine_process.resume(xid)
+    assert resumed.returncode == 0, resumed.stdout
+    assert (folder / "orphan").read_text() == "ran\n"
+    assert engine.store.execution(xid)["phase"] == "succeeded"
+    assert queue.rows() == [], "the resume's claim stayed behind"

@@ -384,6 +384,7 @@ def resume_execution(execution_id: str, inline: bool, keep_going: bool) -> None:
     """Carry on an execution that stopped: finished work is kept, running work re-attached."""
     from plait.engine import build_engine
     from plait.engine.execution import RunOptions
+    from plait.service.run import resume_claimed_here
 
     engine = build_engine()
     try:
@@ -392,7 +393,7 @@ def resume_execution(execution_id: str, inline: bool, keep_going: bool) -> None:
             raise InputError(f"execution {row['id']} already succeeded; nothing to resume")
         options = RunOptions(inline=inline, fail_fast=not keep_going)
         result = _drive(engine.store.spec(row["version"]),
-                        lambda listener: engine.resume(row["id"], options, listener))
+                        lambda listener: resume_claimed_here(engine, row["id"], options, listener))
     finally:
         engine.close()
     if result.phase.value != "succeeded":

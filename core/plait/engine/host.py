@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
-import socket
 import sys
-import uuid
 from typing import Any
 
 from plait.engine.execution import Engine, ExecutionResult, Listener, RunOptions
 from plait.model.status import Phase
-from plait.storage.queue import Claim, ExecutionQueue
+from plait.storage.queue import Claim, ExecutionQueue, new_owner
 
 _ENDED = {p.value for p in Phase if p.terminal}
 _OPTION_FIELDS = {f.name for f in dataclasses.fields(RunOptions)}
@@ -29,7 +26,7 @@ _OPTION_FIELDS = {f.name for f in dataclasses.fields(RunOptions)}
 
 def default_owner() -> str:
     """An engine id that names where it runs: host, process id, and a random suffix."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    return new_owner()
 
 
 def run_options(claim: Claim) -> RunOptions:
@@ -91,11 +88,13 @@ class EngineHost:
             await self._give_up(list(self.running))
             self.engine.store.flush()
 
-    async def run_claimed(self, claim: Claim, listener: Listener | None = None) -> ExecutionResult | None:
+    async def run_claimed(self, claim: Claim, listener: Listener | None = None,
+                          resume: RunOptions | None = None) -> ExecutionResult | None:
         """Run one execution this host already holds (``plait run`` enqueues its own claimed),
-        renewing its lease until it ends. None if the claim was lost to another engine."""
+        renewing its lease until it ends. None if the claim was lost to another engine.
+        With ``resume``, resume it with those options, whatever its phase (a failed one too)."""
         renewer = asyncio.create_task(self._renew_periodically())
-        task = asyncio.create_task(self._run(claim, listener, reraise=True))
+        task = asyncio.create_task(self._run(claim, listener, reraise=True, resume=resume))
         self.running[claim.execution_id] = task
         try:
             return await task
@@ -106,19 +105,21 @@ class EngineHost:
         if self._wake is not None:
             self._wake.set()
 
-    async def _run(self, claim: Claim, listener: Listener | None = None,
-                   reraise: bool = False) -> ExecutionResult | None:
+    async def _run(self, claim: Claim, listener: Listener | None = None, reraise: bool = False,
+                   resume: RunOptions | None = None) -> ExecutionResult | None:
         xid = claim.execution_id
         result: ExecutionResult | None = None
         try:
             row = self.engine.store.execution(xid)
-            if row["phase"] in _ENDED:
+            started = self.queue.started(xid)
+            if resume is None and row["phase"] in _ENDED:
                 pass  # it ended, but its engine died before removing it from the queue
-            elif self.queue.started(xid):
-                result = await self.engine.resume(xid, run_options(claim), listener)
-            else:
+            elif started:  # an earlier owner ran some of it (or a resume was asked for): carry on
+                result = await self.engine.resume(xid, resume or run_options(claim), listener)
+            else:  # never started: run it from the inputs it was queued with
                 spec = self.engine.store.spec(row["version"])
-                options = run_options(claim)
+                options = resume or run_options(claim)
+                options.execution_id = xid
                 options.project, options.domain = row["project"], row["domain"]  # the tenant is the row's
                 result = await self.engine.run(spec, claim.inputs, options, listener, queued=True)
         except Exception as exc:  # an execution that cannot even start must not stop the engine

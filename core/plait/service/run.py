@@ -55,6 +55,12 @@ CLAIM_LEASE_S = 30.0
 """How long ``plait run``'s claim on its own execution lasts unrenewed (renewed every third)."""
 
 
+def _stored(options: RunOptions) -> dict[str, Any]:
+    """The run options a queue row keeps, for the engine that may take the execution over."""
+    return {"inline": options.inline, "fail_fast": options.fail_fast, "overwrite_cache": options.overwrite_cache,
+            "priority": options.priority, "platform": options.platform}
+
+
 async def run_claimed_here(engine: Engine, spec: WorkflowSpec, inputs: dict[str, Any], options: RunOptions,
                            listener: Listener | None = None, lease_s: float = CLAIM_LEASE_S) -> ExecutionResult:
     """Create the execution queued and claimed by this process in one step, then run it here.
@@ -64,14 +70,26 @@ async def run_claimed_here(engine: Engine, spec: WorkflowSpec, inputs: dict[str,
     """
     host = EngineHost(engine, lease_s=lease_s, concurrency=1)
     xid = options.execution_id or new_execution_id()
-    stored = {"inline": options.inline, "fail_fast": options.fail_fast, "overwrite_cache": options.overwrite_cache,
-              "priority": options.priority, "platform": options.platform}
+    stored = _stored(options)
     claim = ExecutionQueue(engine.store).enqueue(xid, spec, {**spec.defaults, **inputs}, stored, options.project,
                                                  options.domain, owner=host.owner, lease_s=lease_s)
     result = await host.run_claimed(claim, listener)
     if result is None:
         raise PlaitError(f"execution {xid}: this process lost its claim (it stalled past its {lease_s:g}s lease) "
                          f"and another engine runs it now; `plait executions show {xid}` follows it")
+    return result
+
+
+async def resume_claimed_here(engine: Engine, execution_id: str, options: RunOptions,
+                              listener: Listener | None = None, lease_s: float = CLAIM_LEASE_S) -> ExecutionResult:
+    """Resume an execution here under a claim, so no ``plait engine`` runs it at the same time
+    (``plait executions resume``); an error naming the engine that holds it, if one does."""
+    host = EngineHost(engine, lease_s=lease_s, concurrency=1)
+    stored = _stored(options)
+    claim = ExecutionQueue(engine.store).claim_for_resume(host.owner, execution_id, stored, lease_s)
+    result = await host.run_claimed(claim, listener, resume=options)
+    if result is None:
+        raise PlaitError(f"execution {execution_id}: this process lost its claim and another engine runs it now")
     return result
 
 

@@ -14,13 +14,17 @@ from its events. The row is deleted when the execution ends.
 from __future__ import annotations
 
 import json
+import os
+import socket
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
+from plait.model.errors import PlaitError
 from plait.model.spec import WorkflowSpec
 from plait.storage.events import EventStore, events, metadata
 
@@ -44,6 +48,34 @@ class Claim:
     inputs: dict[str, Any]
     options: dict[str, Any]
     enqueued: float
+
+
+def new_owner() -> str:
+    """An engine id that says where it runs: ``host:pid:random``."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def owner_is_gone(owner: str) -> bool:
+    """Whether ``owner`` (see :func:`new_owner`) was a process on this machine that has ended.
+
+    Only then is its claim known to be stale before its lease expires; an owner on another
+    machine (or not named this way) is presumed alive until then.
+    """
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+class ClaimHeldError(PlaitError):
+    """Another engine holds the execution's claim: running it here too would run it twice."""
 
 
 def _claimable(now: float) -> Any:
@@ -102,6 +134,34 @@ class ExecutionQueue:
                     if won:
                         taken.append(_claim(r))
         return taken
+
+    def claim_for_resume(self, owner: str, execution_id: str, options: dict[str, Any], lease_s: float) -> Claim:
+        """Claim one existing execution to resume it here (``plait executions resume``).
+
+        Its queue row is taken if nobody holds it (or the holder's lease expired), and made if
+        it has none (it ended, or predates the queue): either way no engine claims it while
+        this resume runs. Held by a live engine, it is an error naming that engine.
+        """
+        now = self.clock()
+        with self.store.engine.begin() as conn:
+            select = sa.select(queue).where(queue.c.execution_id == execution_id)
+            row = conn.execute(select.with_for_update() if self._postgres else select).mappings().first()
+            if row is None:
+                conn.execute(queue.insert().values(
+                    execution_id=execution_id, inputs="{}", options=json.dumps(options), enqueued=now,
+                    owner=owner, lease_expires=now + lease_s))
+                return Claim(execution_id, {}, options, now)
+            free = _claimable(now)
+            if row["owner"] and owner_is_gone(row["owner"]):  # its engine died on this machine: no wait
+                free = queue.c.owner == row["owner"]
+            won = conn.execute(queue.update().where(queue.c.execution_id == execution_id, free)
+                               .values(owner=owner, lease_expires=now + lease_s, options=json.dumps(options))).rowcount
+            if not won:
+                raise ClaimHeldError(
+                    f"execution {execution_id} is being run by engine {row['owner']} (its claim lasts until "
+                    f"{time.strftime('%H:%M:%S', time.localtime(row['lease_expires']))}): stop that engine, or "
+                    f"wait for the claim to expire if it died")
+            return Claim(execution_id, json.loads(row["inputs"]), options, row["enqueued"])
 
     def renew(self, owner: str, ids: Iterable[str], lease_s: float) -> set[str]:
         """Extend ``owner``'s leases on ``ids``; returns the ids it still holds (a claim lost
