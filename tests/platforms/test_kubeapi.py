@@ -201,7 +201,8 @@ def test_watch_from_a_compacted_resource_version_gets_410_and_the_client_raises(
     core.create_namespaced_pod(NS, pod("p1"))
     kube.compact()
     with pytest.raises(ApiException) as err:
-        for _ in Watch().stream(core.list_namespaced_pod, NS, resource_version=old_rv):
+        for _ in Watch().stream(core.list_namespaced_pod, NS, resource_version=old_rv,
+                                _request_timeout=5):  # a broken server fails, not hangs
             pass
     assert err.value.status == 410
     assert "Expired: too old resource version" in err.value.reason
@@ -218,7 +219,8 @@ def test_watch_history_is_bounded_so_a_watch_far_behind_gets_410(core, kube):
     for i in range(60):  # the fixture keeps 50 events
         kube.create("configmaps", {"metadata": {"name": f"c{i}"}}, namespace=NS)
     with pytest.raises(ApiException) as err:
-        list(Watch().stream(core.list_namespaced_pod, NS, resource_version=old_rv))
+        list(Watch().stream(core.list_namespaced_pod, NS, resource_version=old_rv,
+                            _request_timeout=5))
     assert err.value.status == 410
 
 
@@ -426,16 +428,25 @@ def test_pod_logs_of_a_waiting_container_are_400(core, kube):
 def test_followed_logs_stream_appended_text_until_the_pod_finishes(core, kube):
     core.create_namespaced_pod(NS, pod("p1"))
     kube.set_log(NS, "p1", "start\n")
-    lines = []
+    lines: list[str] = []
+    got = threading.Condition()
 
     def follow():
-        for line in Watch().stream(core.read_namespaced_pod_log, "p1", NS):
-            lines.append(line)
+        for line in Watch().stream(core.read_namespaced_pod_log, "p1", NS, _request_timeout=10):
+            with got:
+                lines.append(line)
+                got.notify_all()
+
+    def wait_for(n):
+        with got:
+            return got.wait_for(lambda: len(lines) >= n, timeout=5)
 
     thread = threading.Thread(target=follow)
     thread.start()
-    assert kube.wait(lambda: kube.requests[("get", "pods/log")] == 1)
-    kube.append_log(NS, "p1", "middle\n")
+    assert wait_for(1)
+    kube.append_log(NS, "p1", "middle\n")  # written after the stream began
+    assert wait_for(2)
+    assert thread.is_alive()
     kube.append_log(NS, "p1", "end\n")
     kube.patch_status("pods", "p1", {"phase": "Succeeded"}, namespace=NS)
     thread.join(10)
