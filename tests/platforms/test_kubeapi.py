@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -467,3 +468,33 @@ def test_a_subscription_sees_http_changes_without_http(core, kube):
     sub.close()
     assert kube.get("pods", "p1", NS)["status"] == {"phase": "Pending"}
     assert [o["metadata"]["name"] for o in kube.objects("pods", NS, label_selector="")] == ["p1"]
+
+
+def test_a_crd_manifest_installs_its_kind_with_its_status_subresource(custom, kube):
+    yaml = pytest.importorskip("yaml")
+    crds = Path(__file__).resolve().parents[3] / "shared" / "crds"
+    if not crds.is_dir():
+        pytest.skip("../shared/crds is not here")
+    [rt] = kube.install_crd(yaml.safe_load((crds / "trainer.kubeflow.org_trainjobs.yaml").read_text()))
+    assert (rt.key, rt.kind, rt.status_subresource) == ("trainjobs.trainer.kubeflow.org", "TrainJob", True)
+    job = ("trainer.kubeflow.org", "v1alpha1", NS, "trainjobs")
+    custom.create_namespaced_custom_object(*job, {"apiVersion": "trainer.kubeflow.org/v1alpha1",
+                                                  "kind": "TrainJob", "metadata": {"name": "t"},
+                                                  "spec": {}, "status": {"conditions": []}})
+    assert "status" not in custom.get_namespaced_custom_object(*job, "t")  # dropped on create
+    out = custom.patch_namespaced_custom_object_status(*job, "t", {"status": {"conditions": []}})
+    assert out["status"] == {"conditions": []}
+
+
+def test_graceful_pod_deletion_waits_for_the_kubelet_to_confirm(kube):
+    kube.graceful_pods = True
+    core = CoreV1Api(kube.api_client())
+    body = pod("p1")
+    body["spec"]["nodeName"] = "node-1"
+    core.create_namespaced_pod(NS, body)
+    marked = core.delete_namespaced_pod("p1", NS)
+    assert marked.metadata.deletion_timestamp is not None
+    assert marked.metadata.deletion_grace_period_seconds == 30
+    assert core.read_namespaced_pod("p1", NS).metadata.deletion_timestamp is not None
+    kube.delete("pods", "p1", NS, grace_period_seconds=0)  # the kubelet, once processes are gone
+    assert kube.get("pods", "p1", NS) is None
