@@ -1,5 +1,8 @@
-"""What plugin authors test with: the lifecycle suite every task type passes."""
+"""What plugin authors test with: the lifecycle suite every task type passes, secret checks,
+a Kubernetes API emulator and manifest validation (both need the `test` extra's packages only
+when used, never on import)."""
 
+from plait.testing.kubeapi import ApiStatusError, KubeAPI, ResourceType, Subscription, WatchEvent
 from plait.testing.lifecycle import (
     PROBE_SECRET,
     LifecycleCase,
@@ -14,6 +17,7 @@ from plait.testing.lifecycle import (
     submit_and_wait_for_start,
     wait_for_start,
 )
+from plait.testing.manifests import ManifestError, Violation, validate_manifest, validate_manifests
 from plait.testing.secrets import (
     CliRun,
     Sighting,
@@ -26,4 +30,11 @@ from plait.testing.secrets import (
     secret_sightings,
 )
 
-__all__ = ["CliRun", "LifecycleCase", "PROBE_SECRET", "Sighting", "TaskTypeLifecycleTests", "alive", "assert_no_secret_on_disk", "assert_secret_nowhere", "assert_started_once", "files_holding", "in_files", "in_store", "in_texts", "make_context", "marked_processes", "plait_cli", "poll_until_done", "run_and_show", "secret_sightings", "submit_and_wait_for_start", "wait_for_start"]
+__all__ = [
+    "ApiStatusError", "CliRun", "KubeAPI", "LifecycleCase", "ManifestError", "PROBE_SECRET",
+    "ResourceType", "Sighting", "Subscription", "TaskTypeLifecycleTests", "Violation",
+    "WatchEvent", "alive", "assert_no_secret_on_disk", "assert_secret_nowhere",
+    "assert_started_once", "files_holding", "in_files", "in_store", "in_texts", "make_context",
+    "marked_processes", "plait_cli", "poll_until_done", "run_and_show", "secret_sightings",
+    "submit_and_wait_for_start", "validate_manifest", "validate_manifests", "wait_for_start",
+]
