@@ -64,3 +64,49 @@ def test_a_result_that_does_not_fit_the_contract_is_an_error_naming_the_field():
     assert AttemptResult.model_validate({"status": "succeeded", "outputs": {"o0": 1}}).outputs == {"o0": 1}
     with pytest.raises(ValueError, match="status"):
         AttemptResult.model_validate({"status": "done"})
+
+
+def test_the_handles_of_a_run_are_the_built_in_task_types_handle_models():
+    import asyncio
+
+    from plait.engine import build_engine
+    from plait.model.wire import ContainerHandle, PythonHandle
+
+    engine = build_engine()
+    try:
+        result = asyncio.run(engine.run(flows.container_wf.spec, {"word": "hi"}))
+        handles = {e.entity.split("/")[0]: e.data["handle"] for e in engine.store.events(result.execution_id)
+                   if e.kind == "attempt" and e.data.get("handle")}
+    finally:
+        engine.close()
+    container = ContainerHandle.model_validate(handles["echo_upper"])
+    assert container.platform == "local" and container.outputs == {"shout": "str", "n": "int"}
+    assert container.schema_version == SCHEMA_VERSION
+    assert PythonHandle.model_validate(handles["to_text"]).platform == "local"
+
+
+def test_a_handle_written_by_a_newer_plait_is_refused_on_resume_not_misread():
+    import asyncio
+
+    from plait.engine import build_engine
+    from plait.model.events import Event
+    from plait.model.status import Phase
+
+    engine = build_engine()
+    spec = flows.arithmetic.spec
+    xid = "handle-from-the-future"
+    try:
+        engine.store.create_execution(xid, spec, "default", "development")
+        node = spec.nodes[0].id
+        for event in (Event(xid, "execution", "", Phase.RUNNING, {"inputs": {"a": 1, "b": 2}}),
+                      Event(xid, "node", node, Phase.RUNNING),
+                      Event(xid, "attempt", f"{node}/1", Phase.RUNNING, {"node": node, "attempt": 1, "handle": {
+                          "job": f"{xid}/{node}/1", "platform": "local", "schema_version": SCHEMA_VERSION + 1}})):
+            engine.store.append(event)
+        engine.store.flush()
+        result = asyncio.run(engine.resume(xid))
+    finally:
+        engine.close()
+    assert result.phase == Phase.FAILED
+    assert f"cannot re-attach attempt 1: TaskHandle has schema version {SCHEMA_VERSION + 1}" in result.error
+    assert "upgrade plait" in result.error

@@ -24,7 +24,7 @@ from plait.model.errors import CompileError, PlaitError
 from plait.model.settings import secret_env_name
 from plait.model.spec import TaskTemplate
 from plait.model.status import ErrorKind, Handle, Phase, Status
-from plait.model.wire import CommandWork
+from plait.model.wire import CommandWork, ContainerHandle
 from plait.plugins.tasktype import AttemptContext, TaskType
 
 _PLACEHOLDER = re.compile(r"\{\{\s*(inputs\.([A-Za-z_][A-Za-z0-9_]*)|outputs)\s*\}\}")
@@ -58,9 +58,8 @@ class ContainerTask(TaskType):
         work = CommandWork(folder=str(ctx.folder / "process"), argv=argv, env={**task.env, **config.env},
                            image=config.image,
                            secret_env={secret_env_name(name): value for name, value in ctx.secrets.items()})
-        handle = ctx.platform.start(work)
-        handle["outputs"] = {n: spec.kind for n, spec in task.interface.outputs.items()}
-        return handle
+        outputs = {n: spec.kind for n, spec in task.interface.outputs.items()}
+        return ContainerHandle(**ctx.platform.start(work), outputs=outputs).model_dump()
 
     def _render(self, arg: str, ctx: AttemptContext, task: TaskTemplate, outdir: Path) -> str:
         def value(match: re.Match[str]) -> str:
@@ -98,7 +97,7 @@ class ContainerTask(TaskType):
     def _outputs(self, ctx: AttemptContext, handle: Handle) -> Status:
         outdir = ctx.folder / "outputs"
         outputs: dict[str, Any] = {}
-        for name, kind in handle["outputs"].items():
+        for name, kind in ContainerHandle.model_validate(handle).outputs.items():
             path = outdir / name
             if not path.exists():
                 return Status.failed(f"the command did not write output {name!r} (expected the file {path})",

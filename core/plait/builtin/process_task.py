@@ -29,7 +29,7 @@ from typing import Any
 
 from plait.model.spec import TaskTemplate
 from plait.model.status import ErrorKind, Handle, Phase, Status
-from plait.model.wire import AttemptPayload, AttemptResult, CommandWork
+from plait.model.wire import AttemptPayload, AttemptResult, CommandWork, ProcessTaskHandle
 from plait.plugins.tasktype import AttemptContext, TaskType
 from plait.runtime.payload import attempt_payload, status_of
 
@@ -80,15 +80,13 @@ class ProcessTask(TaskType):
             job.write_text(json.dumps(content))
         work = CommandWork(folder=str(folder / "process"), argv=self.command(ctx, task, job),
                            env=self.environment(ctx, task), secrets=ctx.secrets)
-        handle = ctx.platform.start(work)
-        handle["job"] = str(folder)
-        return handle
+        return ProcessTaskHandle(**ctx.platform.start(work), job=str(folder)).model_dump()
 
     def poll(self, ctx: AttemptContext, handle: Handle) -> Status:
         code = ctx.platform.exit_code(handle)
         if code is None:
             return Status(Phase.RUNNING)
-        result = Path(handle["job"]) / "result.json"
+        result = Path(ProcessTaskHandle.model_validate(handle).job) / "result.json"
         if result.exists():
             return self.result(ctx, handle, json.loads(result.read_text()))
         return self.failure(ctx, handle, code)

@@ -35,7 +35,7 @@ class PythonTask(TaskType):
 
     def submit(self, ctx: AttemptContext, task: TaskTemplate) -> Handle:
         job = ctx.attempt_id
-        handle = {"job": job, "platform": ctx.platform.name}
+        handle = {"job": job, "platform": ctx.platform.name}  # a PythonHandle; a dict: one per map item
         if job in self._results:
             return handle  # the same attempt again: attach to it
         payload = attempt_payload(ctx, task)

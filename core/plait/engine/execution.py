@@ -29,6 +29,7 @@ from plait.model.events import Event, EventKind
 from plait.model.settings import Settings
 from plait.model.spec import TaskTemplate, WorkflowSpec
 from plait.model.status import ErrorKind, Handle, Phase, Status
+from plait.model.wire import TaskHandle, WireVersionError
 from plait.plugins.registry import Registry
 from plait.plugins.tasktype import AttemptContext, TaskType
 from plait.storage.events import ExecutionState
@@ -250,6 +251,10 @@ class _Execution:
             if reattach is not None:
                 number, handle = reattach
                 reattach = None
+                try:  # written by another plait: one too new to read is refused, not misread
+                    TaskHandle.model_validate(handle)
+                except (WireVersionError, ValueError) as exc:
+                    raise NodeFailed(path, f"cannot re-attach attempt {number}: {exc}") from None
             else:
                 number, handle = number + 1, None
             status = await self.run_attempt(path, template, task_type, inputs, number, index, handle)

@@ -120,3 +120,37 @@ class AttemptResult(WireModel):
     stderr: str | None = None
     rank: int | None = None
     """For a distributed attempt, the rank that reported."""
+
+
+class TaskHandle(WireModel):
+    """What every handle carries, whatever its task type: the platform its work runs on, and
+    the schema it was written with (a handle from a newer plait is refused on re-attach).
+
+    A task type's handle model subclasses it with its own fields; the platform's own fields
+    (a local process's folder and pid, a pod's name) ride along, hence ``extra="allow"``.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    platform: str = "local"
+    """Where the work runs (a handle from before platforms existed ran locally)."""
+
+
+class PythonHandle(TaskHandle):
+    """The ``python`` task type's handle: the job the platform runs (the attempt id)."""
+
+    job: str
+
+
+class ContainerHandle(TaskHandle):
+    """The ``container`` task type's handle: the platform's command handle, and the kind of
+    each output the command writes."""
+
+    outputs: dict[str, str]
+
+
+class ProcessTaskHandle(TaskHandle):
+    """A process task's handle (Spark, PyTorch, papermill): the platform's command handle and
+    the folder with its ``job.json`` and ``result.json``."""
+
+    job: str
