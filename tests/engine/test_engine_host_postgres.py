@@ -10,19 +10,17 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import plait
 import pytest
-import sqlalchemy as sa
 from engine_process import Run, cli, wait_for
 from plait.service.launch import LaunchOptions, launch
 from plait.storage.events import EventStore
 from plait.storage.queue import ExecutionQueue
+from postgres_db import fresh_database
 
-ADMIN_URL = os.environ.get("PLAIT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 LEASE = 3.0
 
 
@@ -43,25 +41,10 @@ def marked(tag: str, folder: str, seconds: float) -> str:
 @pytest.fixture
 def pg_url(plait_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A database of this test's own, as ``PLAIT_DB_URL``; dropped afterwards."""
-    import psycopg
-    from psycopg import sql
-
-    admin_url = sa.engine.make_url(ADMIN_URL)
-    admin_dsn = admin_url.set(drivername="postgresql").render_as_string(hide_password=False)
-    try:
-        admin = psycopg.connect(admin_dsn, autocommit=True, connect_timeout=10)
-    except psycopg.OperationalError as exc:
-        pytest.fail(f"these tests need PostgreSQL at {ADMIN_URL} (user postgres, trust): {exc}", pytrace=False)
-    name = f"plait_test_{uuid.uuid4().hex[:12]}"
-    with admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        try:
-            url = admin_url.set(drivername="postgresql+psycopg", database=name).render_as_string(hide_password=False)
-            monkeypatch.setenv("PLAIT_DB_URL", url)
-            monkeypatch.setenv("PLAIT_WORKERS", "3")
-            yield url
-        finally:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with fresh_database() as url:
+        monkeypatch.setenv("PLAIT_DB_URL", url)
+        monkeypatch.setenv("PLAIT_WORKERS", "3")
+        yield url
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ back with psycopg directly, so a store that quietly fell back to SQLite would fa
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -26,18 +25,10 @@ import pytest
 import sqlalchemy as sa
 from plait.model.status import Phase
 from plait.storage.events import Event, EventStore
+from postgres_db import fresh_database
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOWS = str(ROOT / "tests" / "flows.py")
-
-ADMIN_URL = os.environ.get("PLAIT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-UNREACHABLE = (
-    "the PostgreSQL tests need a server at {url} that lets user postgres in without a password "
-    "(trust authentication on 127.0.0.1): `make services` installs and starts one on Debian "
-    "(apt-get install postgresql; pg_ctlcluster --skip-systemctl-redirect <version> main start), "
-    "or point PLAIT_TEST_POSTGRES_URL at another server's admin database"
-)
-
 
 @dataclass(frozen=True)
 class Database:
@@ -59,28 +50,9 @@ class Database:
 @pytest.fixture(scope="module")
 def database() -> Iterator[Database]:
     """A fresh database for this module, dropped at its end."""
-    try:
-        import psycopg
-        from psycopg import sql
-    except ImportError:
-        pytest.fail('the PostgreSQL tests need psycopg 3: pip install "psycopg[binary]"', pytrace=False)
-    admin_url = sa.engine.make_url(ADMIN_URL)
-    admin_dsn = admin_url.set(drivername="postgresql").render_as_string(hide_password=False)
-    try:
-        admin = psycopg.connect(admin_dsn, autocommit=True, connect_timeout=10)
-    except psycopg.OperationalError as exc:
-        pytest.fail(f"{UNREACHABLE.format(url=ADMIN_URL)}\n({exc})", pytrace=False)
-    name = f"plait_test_{uuid.uuid4().hex[:12]}"
-    with admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        try:
-            yield Database(
-                name,
-                admin_url.set(drivername="postgresql+psycopg", database=name).render_as_string(hide_password=False),
-                admin_url.set(drivername="postgresql", database=name).render_as_string(hide_password=False),
-            )
-        finally:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with fresh_database() as url:
+        dsn = sa.engine.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        yield Database(sa.engine.make_url(url).database or "", url, dsn)
 
 
 @pytest.fixture

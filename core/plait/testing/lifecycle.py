@@ -22,7 +22,6 @@ kernel on every submit is caught even though its start shows seconds later.
 from __future__ import annotations
 
 import os
-import stat
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -35,6 +34,7 @@ from plait.model.status import ErrorKind, Handle, Phase, Status
 from plait.plugins.registry import load_registry
 from plait.plugins.tasktype import AttemptContext, TaskType
 from plait.storage.blobs import BlobStore
+from plait.testing.secrets import regular_files
 
 
 @dataclass
@@ -166,21 +166,7 @@ def assert_started_once(case: LifecycleCase, since: float, first_start: float, m
 def files_holding(values: Iterable[str], roots: Iterable[Path]) -> list[str]:
     """The files under ``roots`` whose bytes contain one of ``values`` (links are not followed)."""
     needles = [v.encode() for v in values if v]
-    found = []
-    for root in roots:
-        for folder, _, names in os.walk(root):
-            for name in names:
-                path = os.path.join(folder, name)
-                try:
-                    if not stat.S_ISREG(os.lstat(path).st_mode):
-                        continue
-                    with open(path, "rb") as fh:
-                        data = fh.read()
-                except OSError:  # gone since it was listed
-                    continue
-                if any(needle in data for needle in needles):
-                    found.append(path)
-    return found
+    return [path for path, data in regular_files(roots) if any(needle in data for needle in needles)]
 
 
 def assert_no_secret_on_disk(case: LifecycleCase, tmp: Path) -> None:

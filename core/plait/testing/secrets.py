@@ -19,7 +19,7 @@ import re
 import stat
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,10 +49,8 @@ def _needles(value: str) -> list[str]:
     return [value] if escaped == value else [value, escaped]
 
 
-def in_files(value: str, roots: Iterable[Path]) -> list[Sighting]:
-    """Every regular file under ``roots`` whose bytes hold the value (links are not followed)."""
-    needles = [n.encode() for n in _needles(value)]
-    found = []
+def regular_files(roots: Iterable[Path]) -> Iterator[tuple[str, bytes]]:
+    """Every regular file under ``roots`` (links are not followed) with its bytes, in order."""
     for root in roots:
         for folder, _, names in os.walk(root):
             for name in sorted(names):
@@ -64,11 +62,19 @@ def in_files(value: str, roots: Iterable[Path]) -> list[Sighting]:
                         data = fh.read()
                 except OSError:  # gone since it was listed
                     continue
-                for needle in needles:
-                    offset = data.find(needle)
-                    if offset >= 0:
-                        found.append(Sighting("file", path, f"byte {offset}"))
-                        break
+                yield path, data
+
+
+def in_files(value: str, roots: Iterable[Path]) -> list[Sighting]:
+    """Every regular file under ``roots`` whose bytes hold the value (links are not followed)."""
+    needles = [n.encode() for n in _needles(value)]
+    found = []
+    for path, data in regular_files(roots):
+        for needle in needles:
+            offset = data.find(needle)
+            if offset >= 0:
+                found.append(Sighting("file", path, f"byte {offset}"))
+                break
     return found
 
 
