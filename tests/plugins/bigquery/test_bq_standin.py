@@ -112,7 +112,7 @@ def test_tables_created_loaded_and_deleted(bq_emulator):
 
 
 def test_load_table_from_dataframe_needs_multipart_fix(bq_emulator, bq_multipart_uploads):
-    pd = pytest.importorskip("pandas")
+    import pandas as pd
     client = bq_emulator.client()
     ds = client.create_dataset(_uid("ds")).dataset_id
     df = pd.DataFrame({"a": [1, 2], "b": ["x", None]})
