@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import socket
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -203,6 +204,8 @@ class SharedWatch:
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
         self._response: Any = None
+        self.streaming = threading.Event()
+        """Set while a watch request is open (for health checks and tests)."""
         self._watch: Any = None
 
     def start(self) -> SharedWatch:
@@ -218,9 +221,7 @@ class SharedWatch:
         self._stopped.set()
         if self._watch is not None:
             self._watch.stop()
-        response = self._response
-        if response is not None and hasattr(response, "shutdown"):
-            response.shutdown()  # unblocks the thread's read (urllib3 >= 2.3)
+        _interrupt(self._response)
         if self._thread is not None:
             self._thread.join(5)
 
@@ -302,12 +303,19 @@ class SharedWatch:
 
         def watch_or_list(**kwargs: Any) -> Any:
             self._response = base(**kwargs)
+            self.streaming.set()
             return self._response
 
         watch = Watch()
         self._watch = watch
         with self._lock:
             rv = self.cache.resource_version
+        try:
+            self._follow(watch, watch_or_list, rv)
+        finally:
+            self.streaming.clear()
+
+    def _follow(self, watch: Any, watch_or_list: Callable[..., Any], rv: str | None) -> None:
         # timeout_seconds also turns off Watch's own silent retry after 410: we re-list instead.
         for event in watch.stream(watch_or_list, resource_version=rv,
                                   timeout_seconds=self.timeout_seconds, allow_watch_bookmarks=True,
@@ -331,6 +339,17 @@ class SharedWatch:
                     callback()
                 except Exception:  # one attempt's notify must not stop everyone's watch
                     log.exception("callback for %s %s failed", self.kind.kind, change.name)
+
+
+def _interrupt(response: Any) -> None:
+    """Unblock a thread reading ``response``: shut its socket down (closing would not wake it)."""
+    sock = getattr(getattr(response, "connection", None), "sock", None)
+    if sock is None:
+        return
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed: the reader has woken
 
 
 class Watches:
