@@ -135,13 +135,19 @@ def test_an_init_container_writes_into_an_emptydir_the_main_container_reads(core
 
 
 def test_a_failing_init_container_fails_the_pod_and_the_main_container_never_starts(
-        core, kube, node):
+        core, kube, node, tmp_path):
+    ran = tmp_path / "main-ran"
     core.create_namespaced_pod(NS, pod(
-        "p", container(), init=[container("setup", ("sh", "-c", "exit 2"))]))
+        "p", container(command=("touch", str(ran))),
+        init=[container("setup", ("sh", "-c", "exit 2"))]))
     done = wait_for(kube, "p", phase_is("Failed"))
     assert state_of(done, "setup", "initContainerStatuses")["terminated"]["exitCode"] == 2
     assert "waiting" in state_of(done)
-    assert node.started[(NS, "p")] == 1
+    deadline = time.monotonic() + 10
+    while not node.finished(NS, "p") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert node.finished(NS, "p")
+    assert node.started[(NS, "p")] == 1 and not ran.exists()
 
 
 def test_env_from_a_secret_is_resolved_from_its_base64_data(core, kube, node):

@@ -285,6 +285,12 @@ class Kubelet:
         return [c.process.pid for r in runs for c in r.containers
                 if c.process is not None and c.process.poll() is None]
 
+    def finished(self, namespace: str, name: str) -> bool:
+        """Whether the kubelet is done with the pod: nothing of it runs or will start."""
+        with self._lock:
+            runs = [r for r in self._runs.values() if (r.namespace, r.name) == (namespace, name)]
+        return bool(runs) and all(r.done.is_set() for r in runs)
+
     def used(self) -> dict[str, Fraction]:
         """What the pods bound to this node and not yet finished request, by resource."""
         with self._lock:
