@@ -3,6 +3,7 @@ a Kubernetes API emulator and manifest validation (both need the `test` extra's 
 when used, never on import)."""
 
 from plait.testing.kubeapi import ApiStatusError, KubeAPI, ResourceType, Subscription, WatchEvent
+from plait.testing.kubelet import Kubelet
 from plait.testing.lifecycle import (
     PROBE_SECRET,
     LifecycleCase,
@@ -31,7 +32,7 @@ from plait.testing.secrets import (
 )
 
 __all__ = [
-    "ApiStatusError", "CliRun", "KubeAPI", "LifecycleCase", "ManifestError", "PROBE_SECRET",
+    "ApiStatusError", "CliRun", "KubeAPI", "Kubelet", "LifecycleCase", "ManifestError", "PROBE_SECRET",
     "ResourceType", "Sighting", "Subscription", "TaskTypeLifecycleTests", "Violation",
     "WatchEvent", "alive", "assert_no_secret_on_disk", "assert_secret_nowhere",
     "assert_started_once", "files_holding", "in_files", "in_store", "in_texts", "make_context",
