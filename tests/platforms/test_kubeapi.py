@@ -462,6 +462,16 @@ def test_followed_logs_stream_appended_text_until_the_pod_finishes(core, kube):
 # ---- in-process hooks -----------------------------------------------------------------------
 
 
+def test_a_replaying_subscription_gets_the_existing_objects_first_then_the_changes(core, kube):
+    core.create_namespaced_pod(NS, pod("before"))
+    sub = kube.subscribe("pods", replay=True)
+    core.create_namespaced_pod(NS, pod("after"))
+    seen = [sub.get(timeout=5) for _ in range(2)]
+    assert [(e.type, e.object["metadata"]["name"]) for e in seen if e] == [("ADDED", "before"), ("ADDED", "after")]
+    assert sub.get(timeout=0) is None
+    sub.close()
+
+
 def test_a_subscription_sees_http_changes_without_http(core, kube):
     sub = kube.subscribe("pods")
     core.create_namespaced_pod(NS, pod("p1"))

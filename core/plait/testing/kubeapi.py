@@ -256,25 +256,25 @@ _DECIMAL: dict[str, Fraction] = {
 
 
 @dataclass(frozen=True)
-class _Quantity:
+class Quantity:
     value: Fraction
     binary: bool = False
 
     @staticmethod
-    def parse(text: Any) -> _Quantity:
+    def parse(text: Any) -> Quantity:
         s = str(text).strip()
         for suffix, mult in _BINARY.items():
             if s.endswith(suffix):
-                return _Quantity(Fraction(s[: -len(suffix)]) * mult, True)
+                return Quantity(Fraction(s[: -len(suffix)]) * mult, True)
         if "e" in s.lower() and not s.endswith("E"):
-            return _Quantity(Fraction(s.replace("E", "e")))
+            return Quantity(Fraction(s.replace("E", "e")))
         for suffix in ("n", "u", "m", "k", "M", "G", "T", "P", "E"):
             if s.endswith(suffix):
-                return _Quantity(Fraction(s[: -len(suffix)]) * _DECIMAL[suffix])
-        return _Quantity(Fraction(s))
+                return Quantity(Fraction(s[: -len(suffix)]) * _DECIMAL[suffix])
+        return Quantity(Fraction(s))
 
-    def __add__(self, other: _Quantity) -> _Quantity:
-        return _Quantity(self.value + other.value, self.binary)
+    def __add__(self, other: Quantity) -> Quantity:
+        return Quantity(self.value + other.value, self.binary)
 
     def __str__(self) -> str:
         v = self.value
@@ -293,21 +293,21 @@ class _Quantity:
         return f"{(v * 10**9).__ceil__()}n"  # the real Quantity rounds up below nano too
 
 
-def _pod_usage(pod: Obj) -> dict[str, _Quantity]:
+def pod_usage(pod: Obj) -> dict[str, Quantity]:
     """What a pod charges to a quota, as the apiserver's pod evaluator computes it."""
     spec = pod.get("spec") or {}
 
-    def per_container(c: Obj) -> tuple[dict[str, _Quantity], dict[str, _Quantity]]:
+    def per_container(c: Obj) -> tuple[dict[str, Quantity], dict[str, Quantity]]:
         res = c.get("resources") or {}
-        limits = {k: _Quantity.parse(v) for k, v in (res.get("limits") or {}).items()}
-        requests = {k: _Quantity.parse(v) for k, v in (res.get("requests") or {}).items()}
+        limits = {k: Quantity.parse(v) for k, v in (res.get("limits") or {}).items()}
+        requests = {k: Quantity.parse(v) for k, v in (res.get("requests") or {}).items()}
         for k, v in limits.items():  # a limit without a request is also the request
             requests.setdefault(k, v)
         return requests, limits
 
-    def total(cs: list[Obj]) -> tuple[dict[str, _Quantity], dict[str, _Quantity]]:
-        req: dict[str, _Quantity] = {}
-        lim: dict[str, _Quantity] = {}
+    def total(cs: list[Obj]) -> tuple[dict[str, Quantity], dict[str, Quantity]]:
+        req: dict[str, Quantity] = {}
+        lim: dict[str, Quantity] = {}
         for c in cs:
             r, li = per_container(c)
             for k, q in r.items():
@@ -323,8 +323,8 @@ def _pod_usage(pod: Obj) -> dict[str, _Quantity]:
             for k, q in src.items():
                 if k not in dst or q.value > dst[k].value:
                     dst[k] = q
-    usage: dict[str, _Quantity] = {"pods": _Quantity(Fraction(1)),
-                                   "count/pods": _Quantity(Fraction(1))}
+    usage: dict[str, Quantity] = {"pods": Quantity(Fraction(1)),
+                                   "count/pods": Quantity(Fraction(1))}
     for k, q in req.items():
         usage[f"requests.{k}"] = q
         if k in ("cpu", "memory", "ephemeral-storage"):
@@ -335,7 +335,7 @@ def _pod_usage(pod: Obj) -> dict[str, _Quantity]:
     return usage
 
 
-def _pretty(resources: dict[str, _Quantity]) -> str:
+def _pretty(resources: dict[str, Quantity]) -> str:
     return ",".join(f"{k}={resources[k]}" for k in sorted(resources))
 
 
@@ -818,10 +818,15 @@ class KubeAPI:
             self._logs[key] = self._logs.get(key, "") + text
             self._changed.notify_all()
 
-    def subscribe(self, resource: str | None = None) -> Subscription:
-        """A queue of every change from now on (of one resource, or all)."""
+    def subscribe(self, resource: str | None = None, *, replay: bool = False) -> Subscription:
+        """A queue of every change from now on (of one resource, or all). With ``replay``, the
+        objects that exist already come first, as ADDED, with nothing lost in between (what an
+        informer's list-then-watch gives a controller, such as a simulated kubelet)."""
         with self._lock:
             sub = Subscription(self, resource)
+            if replay:
+                for obj in self.objects(resource) if resource else []:
+                    sub._offer(WatchEvent("ADDED", resource or "", obj, self.resource_version))
             self._subs.append(sub)
             return sub
 
@@ -1104,14 +1109,14 @@ class KubeAPI:
 
     # ---- quota ----------------------------------------------------------------------------
 
-    def _namespace_usage(self, namespace: str, skip: str | None = None) -> dict[str, _Quantity]:
-        used: dict[str, _Quantity] = {}
+    def _namespace_usage(self, namespace: str, skip: str | None = None) -> dict[str, Quantity]:
+        used: dict[str, Quantity] = {}
         for (ns, name), pod in sorted(self._objects["pods"].items()):
             if ns != namespace or name == skip:
                 continue
             if (pod.get("status") or {}).get("phase") in _TERMINAL:
                 continue
-            for k, q in _pod_usage(pod).items():
+            for k, q in pod_usage(pod).items():
                 used[k] = used[k] + q if k in used else q
         return used
 
@@ -1120,16 +1125,16 @@ class KubeAPI:
                   if ns == namespace]
         if not quotas:
             return
-        requested_all = _pod_usage(pod)
+        requested_all = pod_usage(pod)
         used_all = self._namespace_usage(namespace)
         for quota in quotas:
-            hard = {k: _Quantity.parse(v)
+            hard = {k: Quantity.parse(v)
                     for k, v in ((quota.get("spec") or {}).get("hard") or {}).items()}
             requested = {k: q for k, q in requested_all.items() if k in hard}
             exceeded = [k for k, q in requested.items()
-                        if (used_all.get(k, _Quantity(Fraction(0))) + q).value > hard[k].value]
+                        if (used_all.get(k, Quantity(Fraction(0))) + q).value > hard[k].value]
             if exceeded:
-                zero = _Quantity(Fraction(0))
+                zero = Quantity(Fraction(0))
                 raise _forbidden(rt, name, "exceeded quota: {}, requested: {}, used: {}, "
                                  "limited: {}".format(
                                      quota["metadata"]["name"],
@@ -1146,7 +1151,7 @@ class KubeAPI:
                 continue
             quota = self._objects["resourcequotas"][key]
             hard = dict((quota.get("spec") or {}).get("hard") or {})
-            used = {k: str(used_all.get(k, _Quantity(Fraction(0)))) for k in hard}
+            used = {k: str(used_all.get(k, Quantity(Fraction(0)))) for k in hard}
             status = {"hard": hard, "used": used}
             if quota.get("status") != status:
                 new = copy.deepcopy(quota)

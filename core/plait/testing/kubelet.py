@@ -93,7 +93,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from plait.testing.kubeapi import ApiStatusError, KubeAPI, WatchEvent, _pod_usage, _Quantity
+from plait.testing.kubeapi import ApiStatusError, KubeAPI, Quantity, WatchEvent, pod_usage
 
 Obj = dict[str, Any]
 
@@ -210,7 +210,7 @@ class Kubelet:
         self.node_name = node_name
         caps = dict(capacity if capacity is not None
                     else {"cpu": "2", "memory": "4Gi", "nvidia.com/gpu": "0"})
-        self.capacity = {k: _Quantity.parse(v).value for k, v in caps.items()}
+        self.capacity = {k: Quantity.parse(v).value for k, v in caps.items()}
         self.bad_image_marker = bad_image_marker
         self.image_env = dict(image_env if image_env is not None
                               else {"PATH": os.environ.get("PATH", _SETUP_PATH),
@@ -237,10 +237,7 @@ class Kubelet:
         if self._workdir is None:
             self._workdir = Path(tempfile.mkdtemp(prefix="plait-kubelet-"))
         self._workdir.mkdir(parents=True, exist_ok=True)
-        with self.api._lock:  # nothing changes between the listing and the subscription
-            self._sub = self.api.subscribe("pods")
-            for pod in self.api.objects("pods"):
-                self._sub._offer(WatchEvent("ADDED", "pods", pod, self.api.resource_version))
+        self._sub = self.api.subscribe("pods", replay=True)  # the pods already there come first
         self._thread = threading.Thread(target=self._loop, name=f"kubelet-{self.node_name}",
                                         daemon=True)
         self._thread.start()
@@ -435,7 +432,7 @@ class Kubelet:
                         self._forget(run)
 
     def _requests(self, pod: Obj) -> dict[str, Fraction]:
-        return {k[len("requests."):]: q.value for k, q in _pod_usage(pod).items()
+        return {k[len("requests."):]: q.value for k, q in pod_usage(pod).items()
                 if k.startswith("requests.")}
 
     def _misfit(self, requests: Mapping[str, Fraction]) -> str:
@@ -905,7 +902,7 @@ def _qos(pod: Obj) -> str:
         return "BestEffort"
     guaranteed = all(
         {"cpu", "memory"} <= set(r.get("limits") or {})
-        and all(_Quantity.parse(v).value == _Quantity.parse((r.get("limits") or {})[k]).value
+        and all(Quantity.parse(v).value == Quantity.parse((r.get("limits") or {})[k]).value
                 for k, v in (r.get("requests") or {}).items() if k in ("cpu", "memory"))
         for r in reqs)
     return "Guaranteed" if guaranteed else "Burstable"
