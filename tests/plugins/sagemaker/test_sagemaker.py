@@ -12,11 +12,11 @@ import hashlib
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import plait
 import pytest
 import sagemaker_flows as flows
-from conftest import StandIn
 from plait.engine.execution import RunOptions, build_engine
 from plait.model.settings import Settings
 from plait.model.status import ErrorKind, Phase
@@ -37,6 +37,9 @@ from plait_sagemaker import training_job
 from plait_sagemaker.aws import CredentialsError
 from plait_sagemaker.hooks import SageMakerTask
 from plait_sagemaker.job import job_name, pack_folder
+
+if TYPE_CHECKING:  # conftest by name is ambiguous when several plugin folders run at once
+    from conftest import StandIn
 
 
 def model_uri(tmp_path: Path, weights: str) -> str:

@@ -16,10 +16,13 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import engine_process
-from conftest import StandIn
+
+if TYPE_CHECKING:  # conftest by name is ambiguous when several plugin folders run at once
+    from conftest import StandIn
 
 FLOWS = str(Path(__file__).parent / "sagemaker_flows.py")
 NODE = "sm_aws_fit"
