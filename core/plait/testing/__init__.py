@@ -15,6 +15,7 @@ from plait.testing.lifecycle import (
     make_context,
     marked_processes,
     poll_until_done,
+    processes_outliving,
     submit_and_wait_for_start,
     wait_for_start,
 )
@@ -36,6 +37,6 @@ __all__ = [
     "ResourceType", "Sighting", "Subscription", "TaskTypeLifecycleTests", "Violation",
     "WatchEvent", "alive", "assert_no_secret_on_disk", "assert_secret_nowhere",
     "assert_started_once", "files_holding", "in_files", "in_store", "in_texts", "make_context",
-    "marked_processes", "plait_cli", "poll_until_done", "run_and_show", "secret_sightings",
+    "marked_processes", "plait_cli", "poll_until_done", "processes_outliving", "run_and_show", "secret_sightings",
     "submit_and_wait_for_start", "validate_manifest", "validate_manifests", "wait_for_start",
 ]

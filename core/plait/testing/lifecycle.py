@@ -117,6 +117,18 @@ def marked_processes(workdir: str, command_contains: str = "") -> list[int]:
     return found
 
 
+def processes_outliving(workdir: str, command_contains: str = "", grace: float = 5.0) -> list[int]:
+    """The processes of ``workdir``'s command still alive ``grace`` seconds after an abort.
+
+    SIGKILL is delivered at once, but on a loaded machine a killed process can take a moment
+    to be gone from /proc; work that was not killed at all (a minute-long task) is still there.
+    """
+    deadline = time.monotonic() + grace
+    while (left := marked_processes(workdir, command_contains)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left
+
+
 def poll_until_done(task_type: TaskType, ctx: AttemptContext, handle: Handle, timeout: float) -> Status:
     """Poll until a terminal phase; fail the test if it takes longer than ``timeout``."""
     deadline = time.monotonic() + timeout

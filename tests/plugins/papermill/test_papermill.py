@@ -17,6 +17,7 @@ from plait.testing.lifecycle import (
     make_context,
     marked_processes,
     poll_until_done,
+    processes_outliving,
 )
 from plait.types.engine import engine as type_engine
 from plait_papermill.hooks import PapermillTask
@@ -88,7 +89,7 @@ def test_abort_stops_the_kernel_too(tmp_path):
     task_type.abort(ctx, handle)
     assert poll_until_done(task_type, ctx, handle, 30).phase in (Phase.FAILED, Phase.ABORTED)
     time.sleep(0.3)
-    assert marked_processes(handle["workdir"]) == [], "a process of the aborted notebook is still running"
+    assert processes_outliving(handle["workdir"]) == [], "a process of the aborted notebook is still running"
     task_type.cleanup(ctx, handle)
 
 

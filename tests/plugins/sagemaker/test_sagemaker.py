@@ -29,8 +29,8 @@ from plait.testing.lifecycle import (
     LifecycleCase,
     TaskTypeLifecycleTests,
     make_context,
-    marked_processes,
     poll_until_done,
+    processes_outliving,
 )
 from plait.types.engine import engine as type_engine
 from plait_sagemaker import training_job
@@ -178,7 +178,7 @@ def test_abort_kills_the_script_and_reports_aborted(tmp_path):
         time.sleep(0.02)
     task_type.abort(ctx, handle)
     assert poll_until_done(task_type, ctx, handle, 10).phase == Phase.ABORTED
-    assert marked_processes(handle["workdir"]) == [], "the training script outlived its abort"
+    assert processes_outliving(handle["workdir"]) == [], "the training script outlived its abort"
     task_type.cleanup(ctx, handle)
 
 

@@ -17,6 +17,7 @@ from plait.testing.lifecycle import (
     make_context,
     marked_processes,
     poll_until_done,
+    processes_outliving,
 )
 from plait.types.engine import engine as type_engine
 from plait_spark.hooks import SparkTask
@@ -80,7 +81,7 @@ def test_abort_leaves_no_jvm_behind(tmp_path):
     task_type.abort(ctx, handle)
     assert poll_until_done(task_type, ctx, handle, 30).phase in (Phase.FAILED, Phase.ABORTED)
     time.sleep(0.5)
-    assert marked_processes(handle["workdir"], "java") == [], "the JVM outlived the abort"
+    assert processes_outliving(handle["workdir"], "java") == [], "the JVM outlived the abort"
     task_type.cleanup(ctx, handle)
 
 
