@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,17 +60,32 @@ def cli() -> None:
 
 
 
+def execution_options(inline_help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The options of one execution that `plait run` and `plait launch` share."""
+    options = [
+        click.option("--inline", is_flag=True, help=inline_help),
+        click.option("--keep-going", is_flag=True, help="On a failure, keep running nodes that do not depend on it."),
+        click.option("--overwrite-cache", is_flag=True, help="Run cached tasks again and replace their cached results."),
+        click.option("--project", default="default", show_default=True, help="Tenant project."),
+        click.option("--domain", default="development", show_default=True, help="Tenant domain."),
+        click.option("--priority", default=0, show_default=True,
+                     help="Within the tenant, higher gets pool tokens first."),
+        click.option("--platform", default=lambda: os.environ.get("PLAIT_PLATFORM") or "local", show_default="local",
+                     help="Where compute tasks run (`plait plugins` lists the platforms); or PLAIT_PLATFORM."),
+    ]
+
+    def apply(command: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return apply
+
+
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.argument("target")
-@click.option("--inline", is_flag=True, help="Run Python tasks in this process (for debugging).")
-@click.option("--keep-going", is_flag=True, help="On a failure, keep running nodes that do not depend on it.")
-@click.option("--overwrite-cache", is_flag=True, help="Run cached tasks again and replace their cached results.")
+@execution_options("Run Python tasks in this process (for debugging).")
 @click.option("--workers", type=int, help="Worker processes for Python tasks (default: one per core).")
-@click.option("--project", default="default", show_default=True, help="Tenant project.")
-@click.option("--domain", default="development", show_default=True, help="Tenant domain.")
-@click.option("--priority", default=0, show_default=True, help="Within the tenant, higher gets pool tokens first.")
-@click.option("--platform", default=lambda: os.environ.get("PLAIT_PLATFORM") or "local", show_default="local",
-              help="Where compute tasks run (`plait plugins` lists the platforms); or PLAIT_PLATFORM.")
 @click.option("--lease-seconds", default=30.0, show_default=True,
               help="This run's claim on its execution; if the process dies, a `plait engine` resumes it after this.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outputs as JSON literals.")
@@ -168,14 +184,7 @@ def _print_outputs(wf: Any, outputs: dict[str, Any], engine: Any, as_json: bool)
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.argument("target")
-@click.option("--inline", is_flag=True, help="Run Python tasks in the engine's process.")
-@click.option("--keep-going", is_flag=True, help="On a failure, keep running nodes that do not depend on it.")
-@click.option("--overwrite-cache", is_flag=True, help="Run cached tasks again and replace their cached results.")
-@click.option("--project", default="default", show_default=True, help="Tenant project.")
-@click.option("--domain", default="development", show_default=True, help="Tenant domain.")
-@click.option("--priority", default=0, show_default=True, help="Within the tenant, higher gets pool tokens first.")
-@click.option("--platform", default=lambda: os.environ.get("PLAIT_PLATFORM") or "local", show_default="local",
-              help="Where compute tasks run (`plait plugins` lists the platforms); or PLAIT_PLATFORM.")
+@execution_options("Run Python tasks in the engine's process.")
 @click.pass_context
 def launch(ctx: click.Context, target: str, inline: bool, keep_going: bool, overwrite_cache: bool,
            project: str, domain: str, priority: int, platform: str) -> None:

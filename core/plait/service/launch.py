@@ -8,7 +8,7 @@ from typing import Any
 from plait.authoring.decorators import Workflow
 from plait.engine.execution import new_execution_id
 from plait.model.settings import Settings
-from plait.service.run import encode_inputs
+from plait.service.run import encode_inputs, stored_options
 from plait.storage.blobs import BlobStore
 from plait.storage.events import EventStore
 from plait.storage.queue import ExecutionQueue
@@ -28,8 +28,7 @@ class LaunchOptions:
 
     def stored(self) -> dict[str, Any]:
         """The run options as the queue keeps them (the tenant is on the executions row)."""
-        return {"inline": self.inline, "fail_fast": self.fail_fast, "overwrite_cache": self.overwrite_cache,
-                "priority": self.priority, "platform": self.platform}
+        return stored_options(self)
 
 
 @dataclass

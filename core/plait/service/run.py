@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from plait.authoring.decorators import Workflow, _signature_types
 from plait.engine import build_engine
@@ -55,7 +55,15 @@ CLAIM_LEASE_S = 30.0
 """How long ``plait run``'s claim on its own execution lasts unrenewed (renewed every third)."""
 
 
-def _stored(options: RunOptions) -> dict[str, Any]:
+class _RunChoices(Protocol):
+    inline: bool
+    fail_fast: bool
+    overwrite_cache: bool
+    priority: int
+    platform: str
+
+
+def stored_options(options: _RunChoices) -> dict[str, Any]:
     """The run options a queue row keeps, for the engine that may take the execution over."""
     return {"inline": options.inline, "fail_fast": options.fail_fast, "overwrite_cache": options.overwrite_cache,
             "priority": options.priority, "platform": options.platform}
@@ -70,7 +78,7 @@ async def run_claimed_here(engine: Engine, spec: WorkflowSpec, inputs: dict[str,
     """
     host = EngineHost(engine, lease_s=lease_s, concurrency=1)
     xid = options.execution_id or new_execution_id()
-    stored = _stored(options)
+    stored = stored_options(options)
     claim = ExecutionQueue(engine.store).enqueue(xid, spec, {**spec.defaults, **inputs}, stored, options.project,
                                                  options.domain, owner=host.owner, lease_s=lease_s)
     result = await host.run_claimed(claim, listener)
@@ -85,7 +93,7 @@ async def resume_claimed_here(engine: Engine, execution_id: str, options: RunOpt
     """Resume an execution here under a claim, so no ``plait engine`` runs it at the same time
     (``plait executions resume``); an error naming the engine that holds it, if one does."""
     host = EngineHost(engine, lease_s=lease_s, concurrency=1)
-    stored = _stored(options)
+    stored = stored_options(options)
     claim = ExecutionQueue(engine.store).claim_for_resume(host.owner, execution_id, stored, lease_s)
     result = await host.run_claimed(claim, listener, resume=options)
     if result is None:
