@@ -16,6 +16,7 @@ from plait.hookspecs import hookimpl
 from plait.model.settings import default_workers
 from plait.model.spec import TaskTemplate
 from plait.model.status import ErrorKind, Handle, Phase, Status
+from plait.model.wire import Placement
 from plait.plugins.tasktype import AttemptContext, TaskType
 from plait.runtime.attempt import run_attempt
 from plait.runtime.payload import attempt_payload, status_of, write_logs
@@ -26,6 +27,7 @@ class PythonTask(TaskType):
 
     name = "python"
     blocking = False
+    uses_python_slots = True
 
     def __init__(self) -> None:
         self._results: dict[str, dict[str, Any] | None] = {}
@@ -43,7 +45,10 @@ class PythonTask(TaskType):
         if ctx.inline:
             self._results[job] = _run_inline(payload, ctx)
         else:
-            ctx.platform.submit_python(job, payload, self._on_done(job, ctx))
+            if ctx.platform.places_work:
+                ctx.platform.submit_python(job, payload, self._on_done(job, ctx), _placement(ctx, task))
+            else:  # a platform written before placements takes three arguments
+                ctx.platform.submit_python(job, payload, self._on_done(job, ctx))
         return handle
 
     def _on_done(self, job: str, ctx: AttemptContext) -> Callable[[dict[str, Any]], None]:
@@ -57,16 +62,19 @@ class PythonTask(TaskType):
 
     def poll(self, ctx: AttemptContext, handle: Handle) -> Status:
         job = handle["job"]
-        if job not in self._results:
-            return Status.failed(
-                "this attempt's worker is gone (the engine that started it stopped)",
-                retryable=True, error_kind=ErrorKind.SYSTEM)
+        if job not in self._results:  # submitted by an engine that stopped
+            if ctx.inline or not ctx.platform.attach_python(job, self._on_done(job, ctx), _placement(ctx)):
+                return Status.failed(
+                    "this attempt's worker is gone (the engine that started it stopped)",
+                    retryable=True, error_kind=ErrorKind.SYSTEM)
+            self._results.setdefault(job, None)
         result = self._results[job]
         if result is None and not ctx.inline:
             ctx.platform.collect()  # without a running event loop nobody else picks results up
             result = self._results[job]
         if result is None:
-            return Status(Phase.RUNNING)
+            waiting = None if ctx.inline else ctx.platform.waiting(job)
+            return Status(Phase.WAITING_FOR_RESOURCES, waiting) if waiting else Status(Phase.RUNNING)
         if result.get("status") == "aborted":
             return Status(Phase.ABORTED, "aborted")
         return status_of(result)
@@ -80,6 +88,17 @@ class PythonTask(TaskType):
 
     def cleanup(self, ctx: AttemptContext, handle: Handle) -> None:
         self._results.pop(handle["job"], None)
+
+
+def _placement(ctx: AttemptContext, task: TaskTemplate | None = None) -> Placement:
+    """What a placing platform needs to know of the attempt; the identity alone without ``task``."""
+    extra: dict[str, Any] = {}
+    if task is not None:
+        extra = {"task": task.name, "image": task.image, "cpu": task.resources.cpu,
+                 "memory": task.resources.memory, "gpu": task.resources.gpu, "timeout": task.timeout,
+                 "secrets": task.secrets}
+    return Placement(execution_id=ctx.execution_id, node_id=ctx.node_id, attempt_id=ctx.attempt_id,
+                     project=ctx.project, domain=ctx.domain, task_type="python", **extra)
 
 
 def _run_inline(payload: dict[str, Any], ctx: AttemptContext) -> dict[str, Any]:

@@ -166,6 +166,7 @@ class _Execution:
         self.listener = listener
         self.id = options.execution_id or new_execution_id()
         self.platform = engine.registry.platform(options.platform)
+        self.platform.prepare(engine.blobs.url)  # a platform that cannot run it says so before anything starts
         self.state = ExecutionState(self.id)
         self.store = engine.store
         self.blobs = engine.blobs
@@ -304,7 +305,7 @@ class _Execution:
             project=self.options.project, domain=self.options.domain, item_index=index,
             inline=self.options.inline, platform=self.platform,
         )
-        if template.secrets:
+        if template.secrets and not self.platform.places_work:  # else resolved where the work runs
             missing = self._resolve_secrets(template, ctx)
             if missing:
                 return await self._give_up(ctx, task_type, handle, kind, entity, base, missing, ErrorKind.USER)

@@ -177,6 +177,8 @@ class _MapNode:
         self.min_ratio = node.map.min_success_ratio
         task_type = self.x.engine.registry.task_type(self.template.type, needed_by=self.template.name)
         capacity = task_type.capacity(self.x.options.inline)
+        if task_type.uses_python_slots and not self.x.options.inline:  # as many as the platform runs at once
+            capacity = self.x.platform.python_slots()
         self.window = node.map.concurrency or (2 * capacity if capacity else 64)
 
     async def run(self) -> dict[str, Any]:

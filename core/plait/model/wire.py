@@ -102,6 +102,46 @@ class AttemptPayload(WireModel):
     """Run the function but report no outputs (another process of the attempt reports them)."""
 
 
+class Placement(WireModel):
+    """Where and with what a Python attempt runs, for a platform that places work (Kubernetes).
+
+    The identity (execution, node, attempt, tenant, task type) names and labels what the
+    platform creates; the rest comes from the task's template and is absent when only the
+    identity is known (re-attaching after a restart). ``secrets`` are names: the platform
+    resolves them where the work runs (a Kubernetes Secret reference), never here.
+    """
+
+    execution_id: str
+    node_id: str
+    attempt_id: str
+    project: str = "default"
+    domain: str = "development"
+    task_type: str = "python"
+    task: str = ""
+    image: str | None = None
+    cpu: float | None = None
+    memory: str | None = None
+    gpu: int = 0
+    timeout: float | None = None
+    secrets: tuple[str, ...] = ()
+
+
+class RemoteJob(WireModel):
+    """A Python attempt as a pod (or any machine without the engine's files) reads it.
+
+    Written to the blob store by the platform, read by ``python -m plait.runtime.remote``.
+    ``code_uri`` is the content-addressed archive of the workflow's source tree, ``code_root``
+    the folder it was packed from on the engine's machine (the payload's file paths start
+    there). Secrets come by name only; their values are in the process's environment.
+    """
+
+    payload: dict[str, Any]
+    result_uri: str
+    code_uri: str | None = None
+    code_root: str | None = None
+    secrets: tuple[str, ...] = ()
+
+
 class AttemptResult(WireModel):
     """What a Python attempt reports: ``succeeded`` with outputs (literals), or ``failed``."""
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from plait.model.status import Handle
-from plait.model.wire import CommandWork
+from plait.model.wire import CommandWork, Placement
 
 ResultCallback = Callable[[dict[str, Any]], None]
 
@@ -28,6 +28,16 @@ class Platform:
     from the handle alone (the handle is persisted; the platform object is not)."""
 
     name: ClassVar[str]
+    places_work: ClassVar[bool] = False
+    """True for a platform that places each attempt somewhere else (Kubernetes): it is given
+    a :class:`~plait.model.wire.Placement` with every Python attempt, and resolves the task's
+    secrets where the work runs (a Secret reference), so the engine passes their names only
+    and never needs their values."""
+
+    def prepare(self, blob_url: str) -> None:
+        """Check, before an execution starts here, that this platform can run it (its
+        configuration, that its work can reach the blob store ``blob_url``); raise a
+        PlaitError saying what to change. Called once per execution; cheap after the first."""
 
     # -- command lines ---------------------------------------------------------------------
 
@@ -57,9 +67,26 @@ class Platform:
 
     # -- Python attempts -------------------------------------------------------------------
 
-    def submit_python(self, job_id: str, payload: dict[str, Any], done: ResultCallback) -> None:
-        """Run a Python attempt (see :func:`plait.runtime.attempt.run_attempt`); call ``done(result)``."""
+    def submit_python(self, job_id: str, payload: dict[str, Any], done: ResultCallback,
+                      placement: Placement | None = None) -> None:
+        """Run a Python attempt (see :func:`plait.runtime.attempt.run_attempt`); call ``done(result)``.
+
+        ``placement`` says what the attempt is and needs (its image, resources, secrets), for a
+        platform that places work; a platform that runs everything alike ignores it.
+        """
         raise NotImplementedError
+
+    def attach_python(self, job_id: str, done: ResultCallback, placement: Placement) -> bool:
+        """After an engine restart, follow a Python attempt a previous engine submitted.
+
+        Return False when the platform cannot (the local platform's workers died with their
+        engine): the attempt then counts as lost and is retried.
+        """
+        return False
+
+    def waiting(self, job_id: str) -> str | None:
+        """Why a submitted Python attempt has not started yet (a full quota), or None."""
+        return None
 
     def cancel_python(self, job_id: str) -> None:
         """Stop a Python attempt: dequeue it, or kill what runs it."""

@@ -113,6 +113,9 @@ class TaskType:
     name: ClassVar[str]
     config_model: ClassVar[type[BaseModel] | None] = None
     blocking: ClassVar[bool] = True
+    uses_python_slots: ClassVar[bool] = False
+    """True when the attempts run through the platform's Python slots (``submit_python``):
+    a map then keeps about twice the platform's ``python_slots()`` items in flight."""
 
     def check(self, task: TaskTemplate) -> None:
         """Reject a task this type cannot run, at compile time (raise CompileError saying why).

@@ -31,6 +31,7 @@ from typing import Any
 
 from plait.model.spec import TaskTemplate
 from plait.model.status import ErrorKind, Handle, Phase, Status
+from plait.plugins.platform import Platform
 from plait.plugins.registry import load_registry
 from plait.plugins.tasktype import AttemptContext, TaskType
 from plait.storage.blobs import BlobStore
@@ -63,6 +64,11 @@ class LifecycleCase:
     """The resolved secrets each attempt gets (a service's password, say). A probe secret
     with a recognisable value is added to every case: no file may ever hold any of them."""
     extra: dict[str, Any] = field(default_factory=dict)
+    platform: str | Platform = "local"
+    """Where the attempts run: a registered platform's name, or a platform object (a
+    ``KubernetesPlatform`` pointed at a test cluster)."""
+    blob_url: str | None = None
+    """The blob store the attempts share (default: a folder under the test's ``tmp_path``)."""
 
     def __post_init__(self) -> None:
         self.secrets = {PROBE_SECRET: f"s3cr3t-{uuid.uuid4().hex}", **self.secrets}
@@ -73,14 +79,18 @@ PROBE_SECRET = "lifecycle_probe"
 
 
 def make_context(tmp: Path, attempt_id: str, inputs: dict[str, Any], *, inline: bool = False,
-                 secrets: dict[str, str] | None = None, platform: str = "local") -> AttemptContext:
-    """An attempt context backed by a blob store and working folder under ``tmp``, on ``platform``."""
-    blobs = BlobStore(str(tmp / "blobs"))
+                 secrets: dict[str, str] | None = None, platform: str | Platform = "local",
+                 blob_url: str | None = None) -> AttemptContext:
+    """An attempt context backed by a blob store (``blob_url``, or a folder under ``tmp``) and a
+    working folder under ``tmp``, on ``platform`` (prepared for that blob store)."""
+    blobs = BlobStore(blob_url or str(tmp / "blobs"))
     safe = attempt_id.replace("/", "_")
+    where = load_registry().platform(platform) if isinstance(platform, str) else platform
+    where.prepare(blobs.url)
     return AttemptContext(
         execution_id="lifecycle", node_id="n", attempt_id=attempt_id, attempt=1, inputs=inputs,
         blobs=blobs, workdir=tmp / "runs" / safe, checkpoint_uri=blobs.uri("checkpoints", safe),
-        inline=inline, secrets=dict(secrets or {}), platform=load_registry().platform(platform),
+        inline=inline, secrets=dict(secrets or {}), platform=where,
     )
 
 
@@ -141,7 +151,8 @@ def poll_until_done(task_type: TaskType, ctx: AttemptContext, handle: Handle, ti
 
 
 def _context(case: LifecycleCase, tmp: Path, attempt_id: str, inputs: dict[str, Any]) -> AttemptContext:
-    return make_context(tmp, attempt_id, inputs, inline=case.inline, secrets=case.secrets)
+    return make_context(tmp, attempt_id, inputs, inline=case.inline, secrets=case.secrets,
+                        platform=case.platform, blob_url=case.blob_url)
 
 
 def wait_for_start(case: LifecycleCase, count: int = 1) -> None:

@@ -76,6 +76,24 @@ class KubernetesConfig(BaseModel):
     tolerations: tuple[Toleration, ...] = ()
     annotations: dict[str, str] = Field(default_factory=dict)
     projects: dict[str, ProjectOverrides] = Field(default_factory=dict)
+    env: dict[str, str] = Field(default_factory=dict)
+    """Environment every task container gets (a blob store endpoint, a region)."""
+    env_from_secrets: tuple[str, ...] = ()
+    """Secrets every task container gets all keys of as variables (blob store credentials)."""
+    secrets_secret: str = "plait-secrets"
+    """The Secret in each tenant namespace holding the tasks' secrets, one key per secret name."""
+    python: str = "python"
+    """The interpreter on the image's PATH that runs plait's entrypoint."""
+    default_cpu: str = "1"
+    default_memory: str = "1Gi"
+    max_pods: int = Field(default=100, ge=1)
+    """How many attempt pods one engine keeps in flight per map (and Python slots in total)."""
+    image_pull_grace: float = 60.0
+    """Seconds an image may fail to pull (ErrImagePull, ImagePullBackOff) before the attempt fails."""
+    unschedulable_grace: float = 300.0
+    """Seconds a pod may stay unschedulable (no node fits its requests) before the attempt fails."""
+    config_error_grace: float = 60.0
+    """Seconds a container may wait for a missing Secret or ConfigMap before the attempt fails."""
 
     @field_validator("blob_url")
     @classmethod
@@ -166,6 +184,16 @@ class KubernetesConfig(BaseModel):
         - ``PLAIT_K8S_IMAGE_PULL_SECRETS``: comma-separated Secret names.
         - ``PLAIT_K8S_NODE_SELECTOR``, ``PLAIT_K8S_ANNOTATIONS``: ``key=value,key=value``.
         - ``PLAIT_K8S_TOLERATIONS``: a JSON list of tolerations as in the Pod spec.
+        - ``PLAIT_K8S_ENV``: ``key=value,...`` every task container gets (an S3 endpoint).
+        - ``PLAIT_K8S_ENV_FROM_SECRETS``: comma-separated Secrets whose keys every task
+          container gets as variables (blob store credentials).
+        - ``PLAIT_K8S_SECRETS``: the Secret holding the tasks' secrets (default ``plait-secrets``).
+        - ``PLAIT_K8S_PYTHON``: the image's interpreter (default ``python``).
+        - ``PLAIT_K8S_DEFAULT_CPU``, ``PLAIT_K8S_DEFAULT_MEMORY``: a task's requests when it
+          names none (default ``1`` and ``1Gi``).
+        - ``PLAIT_K8S_MAX_PODS``: attempt pods in flight per map (default 100).
+        - ``PLAIT_K8S_IMAGE_PULL_GRACE``, ``PLAIT_K8S_UNSCHEDULABLE_GRACE``,
+          ``PLAIT_K8S_CONFIG_ERROR_GRACE``: seconds before such a pod fails its attempt.
         - ``PLAIT_K8S_PROJECTS``: a JSON object from project name to ``{"node_selector": {...},
           "tolerations": [...], "annotations": {...}}``.
 
@@ -180,7 +208,12 @@ class KubernetesConfig(BaseModel):
             )
         simple = {"PLAIT_K8S_KUBECONFIG": "kubeconfig", "PLAIT_K8S_CONTEXT": "context",
                   "PLAIT_K8S_NAMESPACE": "namespace_template", "PLAIT_K8S_IMAGE": "image",
-                  "PLAIT_K8S_SERVICE_ACCOUNT": "service_account"}
+                  "PLAIT_K8S_SERVICE_ACCOUNT": "service_account", "PLAIT_K8S_SECRETS": "secrets_secret",
+                  "PLAIT_K8S_PYTHON": "python", "PLAIT_K8S_DEFAULT_CPU": "default_cpu",
+                  "PLAIT_K8S_DEFAULT_MEMORY": "default_memory", "PLAIT_K8S_MAX_PODS": "max_pods",
+                  "PLAIT_K8S_IMAGE_PULL_GRACE": "image_pull_grace",
+                  "PLAIT_K8S_UNSCHEDULABLE_GRACE": "unschedulable_grace",
+                  "PLAIT_K8S_CONFIG_ERROR_GRACE": "config_error_grace"}
         for var, key in simple.items():
             if env.get(var):
                 values[key] = env[var]
@@ -192,11 +225,12 @@ class KubernetesConfig(BaseModel):
             values["in_cluster"] = in_cluster in ("1", "true", "yes")
         else:
             values["in_cluster"] = bool(env.get("KUBERNETES_SERVICE_HOST")) and "kubeconfig" not in values
-        if env.get("PLAIT_K8S_IMAGE_PULL_SECRETS"):
-            values["image_pull_secrets"] = tuple(
-                s.strip() for s in env["PLAIT_K8S_IMAGE_PULL_SECRETS"].split(",") if s.strip())
+        for var, key in (("PLAIT_K8S_IMAGE_PULL_SECRETS", "image_pull_secrets"),
+                         ("PLAIT_K8S_ENV_FROM_SECRETS", "env_from_secrets")):
+            if env.get(var):
+                values[key] = tuple(s.strip() for s in env[var].split(",") if s.strip())
         for var, key in (("PLAIT_K8S_NODE_SELECTOR", "node_selector"),
-                         ("PLAIT_K8S_ANNOTATIONS", "annotations")):
+                         ("PLAIT_K8S_ANNOTATIONS", "annotations"), ("PLAIT_K8S_ENV", "env")):
             if env.get(var):
                 values[key] = _pairs(var, env[var])
         for var, key in (("PLAIT_K8S_TOLERATIONS", "tolerations"), ("PLAIT_K8S_PROJECTS", "projects")):

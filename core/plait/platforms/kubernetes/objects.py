@@ -59,7 +59,9 @@ POD = Kind("", "v1", "pods", "Pod")
 SERVICE = Kind("", "v1", "services", "Service")
 CONFIG_MAP = Kind("", "v1", "configmaps", "ConfigMap")
 SECRET = Kind("", "v1", "secrets", "Secret")
-CORE_KINDS = (POD, SERVICE, CONFIG_MAP, SECRET)
+CORE_KINDS = (POD,)
+"""The core kinds plait creates (and sweeps): pods only. Services and ConfigMaps an operator
+makes for a job are owned by the job and go with it; Secrets are the admin's, never plait's."""
 
 
 def connect(config: KubernetesConfig) -> Any:
@@ -186,6 +188,29 @@ class KubernetesObjects:
             except KubernetesAPIError as exc:
                 if exc.code != 404:
                     raise
+
+    def logs(self, namespace: str, name: str, container: str | None = None,
+             tail_lines: int | None = None, follow: bool = False) -> Any:
+        """A pod's log: the text, or with ``follow`` the open response to read lines from."""
+        from kubernetes.client.rest import ApiException
+        from urllib3.exceptions import HTTPError
+
+        query = [(k, v) for k, v in (("container", container),
+                                     ("tailLines", None if tail_lines is None else str(tail_lines)),
+                                     ("follow", "true" if follow else None)) if v is not None]
+        path = f"{POD.object_path(namespace, name)}/log"
+        try:
+            response = self.api_client.call_api(
+                path, "GET", {}, query, {"Accept": "*/*"}, response_type="str",
+                auth_settings=["BearerToken"], _return_http_data_only=True, _preload_content=False,
+                _request_timeout=None if follow else REQUEST_TIMEOUT)
+        except ApiException as exc:
+            raise _api_error(exc, "read the log of", POD, namespace, name) from exc
+        except (HTTPError, OSError) as exc:
+            raise KubernetesUnreachableError(self.url, "read the log of", "pods", exc) from exc
+        if follow:
+            return response
+        return response.data.decode("utf-8", "replace")
 
     def watch_function(self, kind: Kind, namespace: str) -> Callable[..., Any]:
         """A list function for ``kubernetes.watch.Watch.stream`` that yields raw dicts."""

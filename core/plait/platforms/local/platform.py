@@ -15,7 +15,7 @@ from typing import Any
 
 from plait.model.settings import default_workers
 from plait.model.status import Handle
-from plait.model.wire import CommandWork
+from plait.model.wire import CommandWork, Placement
 from plait.platforms.local.pool import WorkerPool
 from plait.platforms.local.process import LocalProcess
 from plait.plugins.platform import Platform, ResultCallback
@@ -71,7 +71,8 @@ class LocalPlatform(Platform):
                 self._pool = WorkerPool(self.python_slots())
             return self._pool
 
-    def submit_python(self, job_id: str, payload: dict[str, Any], done: ResultCallback) -> None:
+    def submit_python(self, job_id: str, payload: dict[str, Any], done: ResultCallback,
+                      placement: Placement | None = None) -> None:
         self.pool.submit(job_id, payload, done)
 
     def cancel_python(self, job_id: str) -> None:
