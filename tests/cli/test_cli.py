@@ -78,11 +78,11 @@ def test_unknown_workflow_and_file_are_clear_errors():
     assert nofile.returncode == 2 and "no such file: nowhere.py" in nofile.stderr
 
 
-def test_plugins_lists_the_built_in_task_types_and_the_local_platform():
+def test_plugins_lists_the_built_in_task_types_and_platforms():
     result = plait("plugins", check=True)
     assert re.search(r"container\s*│\s*container\s*│\s*plait", result.stdout)
     assert re.search(r"python\s*│\s*python\s*│\s*plait", result.stdout)
-    assert re.search(r"platform\s*┃.*\n.*\n│ local\s*│\s*local\s*│\s*plait", result.stdout)
+    assert re.search(r"platform\s*┃.*\n.*\n│ kubernetes\s*│\s*kubernetes\s*│\s*plait\s*│.*\n│ local\s*│\s*local\s*│\s*plait", result.stdout)
 
 
 def test_run_on_the_local_platform_named_or_from_PLAIT_PLATFORM():
@@ -90,7 +90,7 @@ def test_run_on_the_local_platform_named_or_from_PLAIT_PLATFORM():
     assert re.search(r"output:\s*10", named.stdout)  # (3 + 2) * 2
     unknown = plait("run", f"{FLOWS}:arithmetic", "--a", "3", env={"PLAIT_PLATFORM": "moon"})
     assert unknown.returncode != 0
-    assert "unknown platform 'moon'" in unknown.stderr and "Installed platforms: local" in unknown.stderr
+    assert "unknown platform 'moon'" in unknown.stderr and "Installed platforms: kubernetes, local." in unknown.stderr
     assert "Traceback" not in unknown.stderr
 
 

@@ -93,6 +93,6 @@ def test_a_resume_runs_on_the_platform_the_execution_started_on(recording, tmp_p
 
 def test_an_unknown_platform_is_an_error_naming_the_installed_ones(recording):
     engine, _ = recording
-    with pytest.raises(UnknownPlatformError, match=r"unknown platform 'moon'.*Installed platforms: local, recording"):
+    with pytest.raises(UnknownPlatformError, match=r"unknown platform 'moon'.*Installed platforms: kubernetes, local, recording"):
         asyncio.run(engine.run(flows.arithmetic.spec, {"a": 1}, RunOptions(platform="moon")))
     assert engine.store.list_executions() == []  # nothing was created
