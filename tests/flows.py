@@ -391,3 +391,17 @@ def where_a_file_lands(f: File) -> str:
 @plait.workflow
 def file_landing(text: str) -> str:
     return where_a_file_lands(f=write_file(text=text))
+
+
+@plait.task(retries=2)
+def flaky_item(x: int, marker_dir: str) -> int:
+    """Item 3 fails on its first attempt only; every attempt of every item is counted."""
+    if _bump(f"{marker_dir}/item-{x}") == 1 and x == 3:
+        raise ValueError("item 3 fails once")
+    print(f"item {x} says hello")
+    return x * 10
+
+
+@plait.workflow
+def flaky_map(n: int, marker_dir: str) -> list[int]:
+    return plait.map(flaky_item, over=numbers(n=n), marker_dir=marker_dir)

@@ -98,7 +98,8 @@ def _placement(ctx: AttemptContext, task: TaskTemplate | None = None) -> Placeme
                  "memory": task.resources.memory, "gpu": task.resources.gpu, "timeout": task.timeout,
                  "secrets": task.secrets}
     return Placement(execution_id=ctx.execution_id, node_id=ctx.node_id, attempt_id=ctx.attempt_id,
-                     project=ctx.project, domain=ctx.domain, task_type="python", **extra)
+                     project=ctx.project, domain=ctx.domain, task_type="python",
+                     item_index=ctx.item_index, map_size=ctx.map_size, **extra)
 
 
 def _run_inline(payload: dict[str, Any], ctx: AttemptContext) -> dict[str, Any]:

@@ -172,6 +172,8 @@ class _Execution:
         self.blobs = engine.blobs
         self.io = ValueIO(self.blobs)
         self.running: dict[str, _Attempt] = {}
+        self.map_sizes: dict[str, int] = {}
+        """Each running map node's item count, by path: its items' attempts are told it."""
         self.pools: dict[int, tuple[TaskTemplate, asyncio.Future[dict[str, int]]]] = {}
         """Each template's pools, by its id (the template is kept, so the id stays its own):
         asked once, not per map item."""
@@ -304,6 +306,7 @@ class _Execution:
             checkpoint_uri=f"{self.checkpoints}/{path}{item}",
             project=self.options.project, domain=self.options.domain, item_index=index,
             inline=self.options.inline, platform=self.platform,
+            map_size=None if index is None else self.map_sizes.get(path),
         )
         if template.secrets and not self.platform.places_work:  # else resolved where the work runs
             missing = self._resolve_secrets(template, ctx)

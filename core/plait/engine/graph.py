@@ -175,10 +175,11 @@ class _MapNode:
         self.items: list[Any] = load_offloaded(inputs[self.over], self.x.io)
         self.shared = {k: v for k, v in inputs.items() if k != self.over}
         self.min_ratio = node.map.min_success_ratio
+        self.x.map_sizes[path] = len(self.items)
         task_type = self.x.engine.registry.task_type(self.template.type, needed_by=self.template.name)
         capacity = task_type.capacity(self.x.options.inline)
         if task_type.uses_python_slots and not self.x.options.inline:  # as many as the platform runs at once
-            capacity = self.x.platform.python_slots()
+            capacity = self.x.platform.python_slots(len(self.items))
         self.window = node.map.concurrency or (2 * capacity if capacity else 64)
 
     async def run(self) -> dict[str, Any]:

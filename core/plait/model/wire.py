@@ -124,6 +124,9 @@ class Placement(WireModel):
     gpu: int = 0
     timeout: float | None = None
     secrets: tuple[str, ...] = ()
+    item_index: int | None = None
+    map_size: int | None = None
+    """For a map item, the map's item count: a platform may pack several items into one pod."""
 
 
 class RemoteJob(WireModel):
@@ -135,7 +138,10 @@ class RemoteJob(WireModel):
     there). Secrets come by name only; their values are in the process's environment.
     """
 
-    payload: dict[str, Any]
+    payload: dict[str, Any] = Field(default_factory=dict)
+    items: list[dict[str, Any]] = Field(default_factory=list)
+    """Several map items' payloads, run one after the other in one process (a packed pod);
+    their results are written together, as ``{"items": {attempt_id: result}}``."""
     result_uri: str
     code_uri: str | None = None
     code_root: str | None = None

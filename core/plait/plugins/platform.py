@@ -95,8 +95,9 @@ class Platform:
     def collect(self) -> None:
         """Deliver finished Python attempts now, for a caller without a running event loop."""
 
-    def python_slots(self) -> int:
-        """How many Python attempts run at once."""
+    def python_slots(self, items: int | None = None) -> int:
+        """How many Python attempts run at once (for a map of ``items`` items, when given: a
+        platform that packs several items into one unit of work runs more of them at once)."""
         raise NotImplementedError
 
     def close(self) -> None:

@@ -55,6 +55,8 @@ class AttemptContext:
     project: str = "default"
     domain: str = "development"
     item_index: int | None = None
+    map_size: int | None = None
+    """For a map item, how many items the map has (a platform may pack small items together)."""
     inline: bool = False
     secrets: dict[str, str] = field(default_factory=dict, repr=False)
     """The task's secrets, resolved by the engine; inject them, never log them."""

@@ -103,6 +103,24 @@ def test_a_workflow_with_a_map_runs_on_pods_and_leaves_none(cluster: Cluster, tm
     wait_until(lambda: not cluster.pods(), "every attempt's pod deleted once its result was read")
 
 
+def test_a_map_is_packed_into_pods_with_results_logs_and_retries_per_item(cluster: Cluster, tmp_path: Path):
+    wait_until(lambda: not cluster.pods(), f"no pod left by earlier tests: {pod_names(cluster)}")
+    before = cluster.kube.created["Pod"]
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    home = tmp_path / "home"
+    run = plait_cli(cluster, home, "run", "tests/flows.py:flaky_map", "--n", "12", "--marker-dir", str(markers),
+                    "--platform", "kubernetes", PLAIT_K8S_ITEMS_PER_POD="5")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "[0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110]" in run.stdout.replace("\n", "").replace(" ", "").replace(",", ", ")
+    # numbers; 12 items in pods of 5, 5 and 2; item 3's retry alone; no per-item pods
+    assert cluster.kube.created["Pod"] - before == 1 + 3 + 1, pod_names(cluster)
+    attempts = {p.name: len(p.read_text().splitlines()) for p in markers.iterdir()}
+    assert attempts == {f"item-{i}": 2 if i == 3 else 1 for i in range(12)}
+    logs = sorted(home.glob("runs/*/map-flaky_item/7/1/stdout.log"))
+    assert logs and logs[0].read_text() == "item 7 says hello\n"  # its own output, not the pod's
+
+
 def test_the_users_code_reaches_the_pod_in_the_archive_not_from_the_engines_disk(cluster: Cluster, tmp_path: Path):
     project = tmp_path / "project"
     (project / "pkg").mkdir(parents=True)

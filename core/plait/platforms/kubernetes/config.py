@@ -22,6 +22,9 @@ from plait.platforms.kubernetes.errors import KubernetesConfigError
 REMOTE_BLOB_SCHEMES = ("s3", "gs", "gcs")
 """Blob store URL schemes a pod can read from and write to."""
 
+MAX_AUTO_PACK = 1000
+"""The most map items an automatic choice packs into one pod (the pod's annotation lists them)."""
+
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _TEMPLATE_FIELDS = ("project", "domain")
 
@@ -87,7 +90,10 @@ class KubernetesConfig(BaseModel):
     default_cpu: str = "1"
     default_memory: str = "1Gi"
     max_pods: int = Field(default=100, ge=1)
-    """How many attempt pods one engine keeps in flight per map (and Python slots in total)."""
+    """How many attempt pods one engine keeps in flight; more wait for one to end."""
+    items_per_pod: int | None = Field(default=None, ge=1, le=10_000)
+    """Map items packed into one pod; None chooses from the map's size: as few per pod as
+    keeps ``max_pods`` pods busy (a 10,000-item map gets 100 per pod, a 50-item map 1)."""
     image_pull_grace: float = 60.0
     """Seconds an image may fail to pull (ErrImagePull, ImagePullBackOff) before the attempt fails."""
     unschedulable_grace: float = 300.0
@@ -147,6 +153,14 @@ class KubernetesConfig(BaseModel):
             )
         return name
 
+    def pack(self, map_size: int | None) -> int:
+        """How many items of a map of ``map_size`` go into one pod (1 for a task, not a map)."""
+        if not map_size:
+            return 1
+        if self.items_per_pod is not None:
+            return self.items_per_pod
+        return max(1, min(MAX_AUTO_PACK, -(-map_size // self.max_pods)))
+
     def node_selector_for(self, project: str) -> dict[str, str]:
         """The global node selector, with the project's entries over it."""
         extra = self.projects.get(project)
@@ -191,7 +205,9 @@ class KubernetesConfig(BaseModel):
         - ``PLAIT_K8S_PYTHON``: the image's interpreter (default ``python``).
         - ``PLAIT_K8S_DEFAULT_CPU``, ``PLAIT_K8S_DEFAULT_MEMORY``: a task's requests when it
           names none (default ``1`` and ``1Gi``).
-        - ``PLAIT_K8S_MAX_PODS``: attempt pods in flight per map (default 100).
+        - ``PLAIT_K8S_MAX_PODS``: attempt pods in flight (default 100).
+        - ``PLAIT_K8S_ITEMS_PER_POD``: map items packed into one pod (default: chosen from
+          the map's size so that ``PLAIT_K8S_MAX_PODS`` pods share it).
         - ``PLAIT_K8S_IMAGE_PULL_GRACE``, ``PLAIT_K8S_UNSCHEDULABLE_GRACE``,
           ``PLAIT_K8S_CONFIG_ERROR_GRACE``: seconds before such a pod fails its attempt.
         - ``PLAIT_K8S_PROJECTS``: a JSON object from project name to ``{"node_selector": {...},
@@ -211,6 +227,7 @@ class KubernetesConfig(BaseModel):
                   "PLAIT_K8S_SERVICE_ACCOUNT": "service_account", "PLAIT_K8S_SECRETS": "secrets_secret",
                   "PLAIT_K8S_PYTHON": "python", "PLAIT_K8S_DEFAULT_CPU": "default_cpu",
                   "PLAIT_K8S_DEFAULT_MEMORY": "default_memory", "PLAIT_K8S_MAX_PODS": "max_pods",
+                  "PLAIT_K8S_ITEMS_PER_POD": "items_per_pod",
                   "PLAIT_K8S_IMAGE_PULL_GRACE": "image_pull_grace",
                   "PLAIT_K8S_UNSCHEDULABLE_GRACE": "unschedulable_grace",
                   "PLAIT_K8S_CONFIG_ERROR_GRACE": "config_error_grace"}

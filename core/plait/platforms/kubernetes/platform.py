@@ -22,12 +22,22 @@ The path of one attempt:
    pod's log through the API; the pod is deleted. A pod that ends without a result, or cannot
    start, is explained (:mod:`.pods`).
 
-After an engine restart, :meth:`KubernetesPlatform.attach_python` finds the pod by its name in
-the watch's cache, or the result it left, and follows it: nothing runs twice.
+**Maps are packed**: a map's items go into pods of several items each (``items_per_pod``, or
+chosen from the map's size so that ``max_pods`` pods share it), run one after the other in the
+pod, each with its own result, log and failure, so retries stay per item exactly as on the
+local platform. Items submitted together (within :data:`LINGER` seconds) share a pod; a
+retried item goes into a pod with other retries. At most ``max_pods`` pods are in flight;
+more wait here, not on the cluster.
+
+After an engine restart, :meth:`KubernetesPlatform.attach_python` finds the attempt's pod in
+the watch's cache (a packed pod lists its items in the ``plait.dev/items`` annotation), or the
+result it left, and follows it: nothing runs twice.
 """
 
 from __future__ import annotations
 
+import collections
+import hashlib
 import json
 import logging
 import os
@@ -48,6 +58,7 @@ from plait.platforms.kubernetes.errors import (
     KubernetesQuotaError,
     KubernetesRetryableError,
 )
+from plait.platforms.kubernetes.names import LABEL_PREFIX
 from plait.plugins.platform import Platform, ResultCallback
 from plait.runtime.code import archive, source_root
 from plait.storage.blobs import BlobStore
@@ -59,24 +70,48 @@ Obj = dict[str, Any]
 QUOTA_BACKOFF = (1.0, 30.0)
 """Seconds between creates a ResourceQuota refused: first, and most."""
 
+LINGER = 0.05
+"""Seconds a map item waits for others to share its pod before the pod is created anyway."""
+
+ITEMS_ANNOTATION = LABEL_PREFIX + "items"
+
 
 @dataclass
-class _Job:
-    """One Python attempt's pod, as this process follows it."""
+class _Pod:
+    """One pod this process follows: a single attempt, or a packed pod of map items."""
 
-    job_id: str
     namespace: str
     name: str
     job_uri: str
     result_uri: str
     blobs: BlobStore
-    done: ResultCallback
+    members: dict[str, ResultCallback]
+    """Each attempt (job id) the pod runs, and whom to tell its result."""
+    packed: bool = False
     seen: bool = False
+    created: bool = False
     finishing: bool = False
-    cancelled: bool = False
+    ended: bool = False
+    holds_room: bool = False
+    """Counted among the ``max_pods`` in flight (not so for a pod found again after a restart)."""
+    cancelled: set[str] = field(default_factory=set)
     waiting: str | None = None
     since: dict[str, float] = field(default_factory=dict)
     unwatch: Callable[[], None] | None = None
+
+    @property
+    def abandoned(self) -> bool:
+        """Every attempt in it was cancelled: the pod should go."""
+        return bool(self.members) and self.cancelled >= set(self.members)
+
+
+@dataclass
+class _Batch:
+    """Map items gathering to share a pod."""
+
+    placement: Placement
+    payloads: dict[str, dict[str, Any]] = field(default_factory=dict)
+    members: dict[str, ResultCallback] = field(default_factory=dict)
 
 
 class KubernetesPlatform(Platform):
@@ -90,12 +125,19 @@ class KubernetesPlatform(Platform):
         self._api_client = api_client
         self._objects: Any = None
         self._watches: Any = None
-        self._jobs: dict[str, _Job] = {}
+        self._jobs: dict[str, _Pod] = {}
+        """The pod of every attempt this process follows, by job id."""
+        self._gathering: dict[tuple[str, str], _Batch] = {}
+        self._queued: collections.deque[tuple[_Pod, Callable[[], None]]] = collections.deque()
+        self._by_name: dict[str, _Pod] = {}
+        self._in_flight = 0
         self._lock = threading.RLock()
         self._executor: ThreadPoolExecutor | None = None
         self._monitor: threading.Thread | None = None
         self._stopped = threading.Event()
         self._uploaded: set[str] = set()
+        self._packed_index: dict[str, str] = {}
+        """Job id -> packed pod name, from the annotations of pods seen (for re-attaching)."""
 
     # -- configuration and connections -----------------------------------------------------
 
@@ -131,8 +173,8 @@ class KubernetesPlatform(Platform):
                 self._monitor.start()
             return self._objects
 
-    def python_slots(self) -> int:
-        return self.config.max_pods
+    def python_slots(self, items: int | None = None) -> int:
+        return self.config.max_pods * self.config.pack(items)
 
     # -- Python attempts -------------------------------------------------------------------
 
@@ -141,8 +183,52 @@ class KubernetesPlatform(Platform):
         if placement is None:
             raise PlaitError("the kubernetes platform places each attempt from its Placement; "
                              "the python task type passes one (this caller did not)")
-        job = self._job(job_id, done, placement, BlobStore(payload["blobs"]))
-        self._submit_work(self._create, job, payload, placement)
+        self._connect()
+        per_pod = self.config.pack(placement.map_size)
+        if placement.item_index is None or per_pod == 1:
+            pod = self._pod(placement, {job_id: done}, BlobStore(payload["blobs"]), packed=False)
+            self._start_when_room(pod, lambda: self._create(pod, payload, placement))
+            return
+        key = (placement.execution_id, placement.node_id)
+        with self._lock:
+            batch = self._gathering.get(key)
+            if batch is None:
+                batch = self._gathering[key] = _Batch(placement)
+                first = True
+            else:
+                first = False
+            batch.payloads[job_id] = payload
+            batch.members[job_id] = done
+            full = len(batch.payloads) >= per_pod
+            if full:
+                del self._gathering[key]
+        if full:
+            self._seal(batch)
+        elif first:
+            self._submit_work(self._linger, key, batch)
+
+    def _linger(self, key: tuple[str, str], batch: _Batch) -> None:
+        self._stopped.wait(LINGER)
+        with self._lock:
+            if self._gathering.get(key) is not batch:
+                return  # it filled up and was sealed meanwhile
+            del self._gathering[key]
+        self._seal(batch)
+
+    def _seal(self, batch: _Batch) -> None:
+        """A batch is complete: make it a pod (when there is room for one)."""
+        with self._lock:
+            payloads = list(batch.payloads.values())
+            members = dict(batch.members)
+        if not payloads:
+            return
+        first = batch.placement
+        digest = hashlib.sha256("\n".join(members).encode()).hexdigest()[:8]
+        index = payloads[0].get("item_index")
+        placement = first.model_copy(update={"attempt_id": f"{first.execution_id}/{first.node_id}"
+                                                           f"/pack-{index}-{digest}"})
+        pod = self._pod(placement, members, BlobStore(payloads[0]["blobs"]), packed=True)
+        self._start_when_room(pod, lambda: self._create(pod, payloads, placement))
 
     def attach_python(self, job_id: str, done: ResultCallback, placement: Placement) -> bool:
         if self._objects is None:
@@ -150,37 +236,63 @@ class KubernetesPlatform(Platform):
         from plait.platforms.kubernetes.objects import POD
 
         namespace = self.config.namespace(placement.project, placement.domain)
-        job = self._job(job_id, done, placement, BlobStore(self.config.blob_url))
         watch = self._watches.watch(POD, namespace)
-        if watch.get(job.name) is None and not job.blobs.exists(job.result_uri):
-            self._forget(job)
+        blobs = BlobStore(self.config.blob_url)
+        name = pods.identity(placement).name()
+        found = watch.get(name)
+        packed = False
+        if found is None and placement.item_index is not None:
+            name = self._find_packed(watch, job_id) or name
+            found = watch.get(name)
+            packed = found is not None
+        with self._lock:
+            known = self._by_name.get(name)
+            if known is not None and not known.finishing:  # the pod of other items, followed already
+                known.members[job_id] = done
+                self._jobs[job_id] = known
+                return True
+        if found is None and not blobs.exists(f"{blobs.uri('k8s', name)}/result.json"):
             return False
-        job.seen = True
-        job.unwatch = watch.on_change(job.name, lambda: self._examine(job))
-        self._examine(job)
+        pod = self._follow(namespace, name, blobs, {job_id: done}, packed=packed)
+        pod.seen = pod.created = True
+        pod.unwatch = watch.on_change(name, lambda: self._examine(pod))
+        self._examine(pod)
         return True
+
+    def _find_packed(self, watch: Any, job_id: str) -> str | None:
+        if job_id not in self._packed_index:
+            for name in watch.cache.names():
+                obj = watch.get(name)
+                for member in _members(obj or {}):
+                    self._packed_index[member] = name
+        return self._packed_index.get(job_id)
 
     def cancel_python(self, job_id: str) -> None:
         with self._lock:
-            job = self._jobs.pop(job_id, None)
-        if job is None:
-            return
-        job.cancelled = True
-        if job.unwatch is not None:
-            job.unwatch()
-        self._submit_work(self._delete, job)
+            for batch in list(self._gathering.values()):  # not in a pod yet: just drop it
+                batch.members.pop(job_id, None)
+                batch.payloads.pop(job_id, None)
+            pod = self._jobs.pop(job_id, None)
+            if pod is None:
+                return
+            pod.cancelled.add(job_id)
+            if not pod.abandoned:
+                return  # other items still run in the pod
+        if pod.unwatch is not None:
+            pod.unwatch()
+        self._submit_work(self._delete, pod)
 
     def waiting(self, job_id: str) -> str | None:
-        job = self._jobs.get(job_id)
-        if job is None:
+        pod = self._jobs.get(job_id)
+        if pod is None:
             return None
-        if job.waiting:
-            return job.waiting
-        if job.since and self._watches is not None:
+        if pod.waiting:
+            return pod.waiting
+        if pod.since and self._watches is not None:
             from plait.platforms.kubernetes.objects import POD
 
-            pod = self._watches.watch(POD, job.namespace).get(job.name)
-            problem = pods.pending_problem(pod) if pod is not None else None
+            found = self._watches.watch(POD, pod.namespace).get(pod.name)
+            problem = pods.pending_problem(found) if found is not None else None
             return problem.message if problem is not None else None
         return None
 
@@ -189,12 +301,16 @@ class KubernetesPlatform(Platform):
         self._stopped.set()  # a create waiting for quota gives up; queued deletes still run
         with self._lock:
             executor, self._executor = self._executor, None
+            self._queued.clear()
         if executor is not None:
             executor.shutdown(wait=True)
         with self._lock:
             watches = self._watches
             self._objects = self._watches = None
             self._jobs.clear()
+            self._by_name.clear()
+            self._gathering.clear()
+            self._in_flight = 0
         if watches is not None:
             watches.close()
 
@@ -205,150 +321,234 @@ class KubernetesPlatform(Platform):
             "the kubernetes platform runs Python tasks as pods; command-line tasks (container, "
             "spark, pytorch, papermill) do not run on it yet: run them with --platform local")
 
-    # -- the work, in this platform's threads ----------------------------------------------
+    # -- bookkeeping -------------------------------------------------------------------------
 
-    def _job(self, job_id: str, done: ResultCallback, placement: Placement, blobs: BlobStore) -> _Job:
+    def _pod(self, placement: Placement, members: dict[str, ResultCallback], blobs: BlobStore,
+             packed: bool) -> _Pod:
         namespace = self.config.namespace(placement.project, placement.domain)
-        name = pods.identity(placement).name()
-        folder = blobs.uri("k8s", name)
-        job = _Job(job_id, namespace, name, f"{folder}/job.json", f"{folder}/result.json", blobs, done)
-        with self._lock:
-            self._jobs[job_id] = job
-        return job
+        return self._follow(namespace, pods.identity(placement).name(), blobs, members, packed)
 
-    def _forget(self, job: _Job) -> None:
+    def _follow(self, namespace: str, name: str, blobs: BlobStore, members: dict[str, ResultCallback],
+                packed: bool) -> _Pod:
+        folder = blobs.uri("k8s", name)
+        pod = _Pod(namespace, name, f"{folder}/job.json", f"{folder}/result.json", blobs, members, packed)
         with self._lock:
-            if self._jobs.get(job.job_id) is job:
-                del self._jobs[job.job_id]
-        if job.unwatch is not None:
-            job.unwatch()
+            for job_id in members:
+                self._jobs[job_id] = pod
+            self._by_name[name] = pod
+        return pod
+
+    def _forget(self, pod: _Pod) -> None:
+        with self._lock:
+            for job_id in pod.members:
+                if self._jobs.get(job_id) is pod:
+                    del self._jobs[job_id]
+            if self._by_name.get(pod.name) is pod:
+                del self._by_name[pod.name]
+        if pod.unwatch is not None:
+            pod.unwatch()
+
+    def _start_when_room(self, pod: _Pod, create: Callable[[], None]) -> None:
+        """Create now if fewer than ``max_pods`` pods are in flight, else when one ends."""
+        with self._lock:
+            if self._in_flight >= self.config.max_pods:
+                pod.waiting = (f"waiting for one of the {self.config.max_pods} pods in flight to end "
+                               "(PLAIT_K8S_MAX_PODS)")
+                self._queued.append((pod, create))
+                return
+            self._in_flight += 1
+            pod.holds_room = True
+        self._submit_work(lambda _: create(), None)
+
+    def _free_room(self, pod: _Pod) -> None:
+        with self._lock:
+            if not pod.holds_room:
+                return
+            pod.holds_room = False
+            while self._queued:
+                waiting, create = self._queued.popleft()
+                if waiting.abandoned:
+                    self._forget(waiting)
+                    continue
+                waiting.holds_room = True  # the room just freed passes to it
+                break
+            else:
+                self._in_flight = max(0, self._in_flight - 1)
+                return
+        self._submit_work(lambda _: create(), None)
 
     def _submit_work(self, fn: Callable[..., None], *args: Any) -> None:
         self._connect()
         assert self._executor is not None
         self._executor.submit(self._guarded, fn, *args)
 
-    def _guarded(self, fn: Callable[..., None], job: _Job, *args: Any) -> None:
+    def _guarded(self, fn: Callable[..., None], pod: Any, *args: Any) -> None:
         try:
-            fn(job, *args)
+            fn(pod, *args)
         except Exception as exc:
-            log.exception("kubernetes platform: %s of %s failed", fn.__name__, job.name)
-            if fn is not self._delete:
+            log.exception("kubernetes platform: %s failed", getattr(fn, "__name__", fn))
+            if isinstance(pod, _Pod) and fn is not self._delete:
                 retryable = isinstance(exc, KubernetesRetryableError) or not isinstance(exc, PlaitError)
-                self._end(job, {"status": "failed", "message": f"{type(exc).__name__}: {exc}",
+                self._end(pod, {"status": "failed", "message": f"{type(exc).__name__}: {exc}",
                                 "retryable": retryable, "error_kind": "system" if retryable else "user"})
 
-    def _create(self, job: _Job, payload: dict[str, Any], placement: Placement) -> None:
+    # -- the work, in this platform's threads ----------------------------------------------
+
+    def _create(self, pod: _Pod, work: dict[str, Any] | list[dict[str, Any]], placement: Placement) -> None:
+        try:
+            self._create_pod(pod, work, placement)
+        except Exception as exc:
+            retryable = isinstance(exc, KubernetesRetryableError) or not isinstance(exc, PlaitError)
+            log.warning("kubernetes platform: creating %s failed: %s", pod.name, exc)
+            self._end(pod, {"status": "failed", "message": f"could not create pod {pod.name}: {exc}",
+                            "retryable": retryable, "error_kind": "system" if retryable else "user"})
+
+    def _create_pod(self, pod: _Pod, work: dict[str, Any] | list[dict[str, Any]], placement: Placement) -> None:
         from plait.platforms.kubernetes.objects import POD
 
+        pod.waiting = None
+        payloads = work if isinstance(work, list) else [work]
         code_uri = code_root = None
-        ref = payload["ref"]
+        ref = payloads[0]["ref"]
         root = source_root(ref["module"], ref.get("file"))
         if root is not None:
             packed = archive(root)
-            code_uri = job.blobs.uri("code", f"{packed.digest}.tar.gz")
+            code_uri = pod.blobs.uri("code", f"{packed.digest}.tar.gz")
             if code_uri not in self._uploaded:
-                if not job.blobs.exists(code_uri):
-                    job.blobs.write_bytes(code_uri, packed.data)
+                if not pod.blobs.exists(code_uri):
+                    pod.blobs.write_bytes(code_uri, packed.data)
                 self._uploaded.add(code_uri)
             code_root = str(root)
-        remote = RemoteJob(payload={k: v for k, v in payload.items() if k != "secrets"},
-                           result_uri=job.result_uri, code_uri=code_uri, code_root=code_root,
+        clean = [{k: v for k, v in p.items() if k != "secrets"} for p in payloads]
+        remote = RemoteJob(payload={} if pod.packed else clean[0], items=clean if pod.packed else [],
+                           result_uri=pod.result_uri, code_uri=code_uri, code_root=code_root,
                            secrets=placement.secrets)
-        job.blobs.write_bytes(job.job_uri, remote.model_dump_json().encode())
-        manifest = pods.python_pod(self.config, placement, job.namespace, job.job_uri,
-                                   dict(payload.get("env") or {}))
-        watch = self._watches.watch(POD, job.namespace)
-        job.unwatch = watch.on_change(job.name, lambda: self._examine(job))
+        pod.blobs.write_bytes(pod.job_uri, remote.model_dump_json().encode())
+        manifest = pods.python_pod(self.config, placement, pod.namespace, pod.job_uri,
+                                   dict(payloads[0].get("env") or {}))
+        if pod.packed:
+            manifest["metadata"].setdefault("annotations", {})[ITEMS_ANNOTATION] = ",".join(pod.members)
+        watch = self._watches.watch(POD, pod.namespace)
+        pod.unwatch = watch.on_change(pod.name, lambda: self._examine(pod))
         delay = QUOTA_BACKOFF[0]
         while True:
-            if job.cancelled or self._stopped.is_set():
+            if pod.abandoned or self._stopped.is_set():
+                self._end(pod)
                 return
             try:
-                created = self._objects.create_or_attach(manifest, job.namespace)
+                created = self._objects.create_or_attach(manifest, pod.namespace)
                 break
             except KubernetesQuotaError as exc:
-                job.waiting = (f"waiting for room in the ResourceQuota of namespace {job.namespace}: "
+                pod.waiting = (f"waiting for room in the ResourceQuota of namespace {pod.namespace}: "
                                f"{exc.quota_message}")
                 self._stopped.wait(delay)
                 delay = min(QUOTA_BACKOFF[1], delay * 2)
-        job.waiting = None
+        pod.waiting = None
+        pod.created = True
         watch.observe(created)
-        self._examine(job)
+        self._examine(pod)
 
-    def _examine(self, job: _Job) -> None:
+    def _examine(self, pod: _Pod) -> None:
         """Look at the pod in the watch's cache; act when it ended or cannot start. Cheap."""
         from plait.platforms.kubernetes.objects import POD
 
-        if job.finishing or job.cancelled or self._watches is None:
+        if pod.finishing or pod.abandoned or self._watches is None or not pod.created:
             return
-        pod = self._watches.watch(POD, job.namespace).get(job.name)
-        if pod is None:
-            if job.seen:  # it was there, and went without us deleting it
-                job.finishing = True
-                self._submit_work(self._finish, job, None)
+        found = self._watches.watch(POD, pod.namespace).get(pod.name)
+        if found is None:
+            if pod.seen:  # it was there, and went without us deleting it
+                pod.finishing = True
+                self._submit_work(self._finish, pod, None)
             return
-        job.seen = True
-        if pods.ended(pod):
-            job.finishing = True
-            self._submit_work(self._finish, job, pod)
+        pod.seen = True
+        if pods.ended(found):
+            pod.finishing = True
+            self._submit_work(self._finish, pod, found)
             return
-        problem = pods.pending_problem(pod)
+        problem = pods.pending_problem(found)
         if problem is None:
-            job.since.clear()
+            pod.since.clear()
             return
         now = time.monotonic()
-        for other in [k for k in job.since if k != problem.problem]:
-            del job.since[other]
-        since = job.since.setdefault(problem.problem, now)
+        for other in [k for k in pod.since if k != problem.problem]:
+            del pod.since[other]
+        since = pod.since.setdefault(problem.problem, now)
         grace = {"image": self.config.image_pull_grace, "unschedulable": self.config.unschedulable_grace,
                  "config": self.config.config_error_grace}[problem.problem]
         if now - since >= grace:
-            job.finishing = True
-            self._submit_work(self._give_up, job, problem.message, grace)
+            pod.finishing = True
+            self._submit_work(self._give_up, pod, problem.message, grace)
 
     def _watch_graces(self) -> None:
         """Re-examine pods stuck before starting, so a grace period ends without an event."""
         while not self._stopped.wait(1.0):
             with self._lock:
-                stuck = [j for j in self._jobs.values() if j.since and not j.finishing]
-            for job in stuck:
+                stuck = {id(p): p for p in self._jobs.values() if p.since and not p.finishing}
+            for pod in stuck.values():
                 try:
-                    self._examine(job)
+                    self._examine(pod)
                 except Exception:
-                    log.exception("kubernetes platform: examining %s failed", job.name)
+                    log.exception("kubernetes platform: examining %s failed", pod.name)
 
-    def _give_up(self, job: _Job, message: str, grace: float) -> None:
-        self._delete(job)
-        self._end(job, {"status": "failed", "message": f"{message} (for {grace:g}s)",
+    def _give_up(self, pod: _Pod, message: str, grace: float) -> None:
+        self._delete(pod)
+        self._end(pod, {"status": "failed", "message": f"{message} (for {grace:g}s)",
                         "retryable": False, "error_kind": "user"})
 
-    def _finish(self, job: _Job, pod: Obj | None) -> None:
-        result: dict[str, Any] | None = None
-        if job.blobs.exists(job.result_uri):
-            result = json.loads(job.blobs.read_bytes(job.result_uri))
+    def _finish(self, pod: _Pod, found: Obj | None) -> None:
+        report: dict[str, Any] | None = None
+        if pod.blobs.exists(pod.result_uri):
+            report = json.loads(pod.blobs.read_bytes(pod.result_uri))
         text = ""
-        if pod is not None:
+        if found is not None:
             try:
-                text = self._objects.logs(job.namespace, job.name, pods.CONTAINER)
+                text = self._objects.logs(pod.namespace, pod.name, pods.CONTAINER)
             except PlaitError as exc:
                 text = f"(the pod's log could not be read: {exc})"
-        if result is None:
-            tail = "\n".join(text.strip().splitlines()[-30:])
-            result = pods.failure(pod, tail)
-        if text:
-            result["stdout"] = text
-        if pod is not None:
-            self._delete(job)
-        self._end(job, result)
+        failure = None
+        if report is None:
+            failure = pods.failure(found, "\n".join(text.strip().splitlines()[-30:]))
+        if found is not None:
+            self._delete(pod)
+        if not pod.packed:
+            result = failure or dict(report or {})
+            if text:
+                result["stdout"] = text
+            self._end(pod, result)
+            return
+        items = (report or {}).get("items") or {}
+        results = {}
+        for job_id in pod.members:
+            item = items.get(job_id)
+            if item is None:
+                item = dict(failure or pods.failure(found, ""))
+                item["message"] = f"{item['message']} (item {job_id} ran in the packed pod {pod.name})"
+            results[job_id] = item
+        self._end(pod, results=results)
 
-    def _delete(self, job: _Job) -> None:
+    def _delete(self, pod: _Pod) -> None:
         from plait.platforms.kubernetes.objects import POD
 
         if self._objects is not None:
-            self._objects.delete(POD, job.namespace, job.name)
+            self._objects.delete(POD, pod.namespace, pod.name)
 
-    def _end(self, job: _Job, result: dict[str, Any]) -> None:
-        self._forget(job)
-        if not job.cancelled:
-            job.done(result)
+    def _end(self, pod: _Pod, result: dict[str, Any] | None = None,
+             results: dict[str, dict[str, Any]] | None = None) -> None:
+        """Tell every attempt in the pod its result, once; free the pod's room."""
+        with self._lock:
+            if pod.ended:
+                return
+            pod.ended = True
+        self._forget(pod)
+        self._free_room(pod)
+        for job_id, done in pod.members.items():
+            if job_id in pod.cancelled:
+                continue
+            item = results.get(job_id) if results is not None else result
+            if item is not None:
+                done(dict(item))
+
+
+def _members(obj: Obj) -> list[str]:
+    text = ((obj.get("metadata") or {}).get("annotations") or {}).get(ITEMS_ANNOTATION) or ""
+    return [m for m in text.split(",") if m]

@@ -83,7 +83,7 @@ class LocalPlatform(Platform):
         if self._pool is not None:
             self._pool.collect()
 
-    def python_slots(self) -> int:
+    def python_slots(self, items: int | None = None) -> int:
         return int(os.environ.get("PLAIT_WORKERS") or default_workers())
 
     def close(self) -> None:
