@@ -369,6 +369,7 @@ def show_execution(execution_id: str, logs: bool) -> None:
         table.add_row(node.node, _phase(node.phase) + extra, str(len(node.attempts)), items,
                       message[0][:100] if message else "")
     console.print(table)
+    _print_log_links(row, state)
     for node in state.nodes.values():
         for index, error in sorted(node.item_errors.items())[:10]:
             console.print(f"[red]{node.node}[{index}] failed:[/] {error.splitlines()[0] if error else ''}",
@@ -383,6 +384,53 @@ def show_execution(execution_id: str, logs: bool) -> None:
                     if Path(path).exists():
                         console.print(f"[dim]── {node.node} attempt {attempt.number} {stream} ──[/]")
                         console.print(Path(path).read_text()[-4000:].rstrip(), markup=False, highlight=False)
+
+
+def _print_log_links(row: dict[str, Any], state: Any) -> None:
+    """Where each attempt's log is, and how to read a map item's."""
+    from plait.service.logs import log_links
+
+    for node in state.nodes.values():
+        for attempt in node.attempts:
+            links = log_links(attempt, row["project"], row["domain"], row["id"])
+            if links:
+                where = "  ".join(f"{stream} {link}" for stream, link in links.items())
+                console.print(f"logs of {node.node} attempt {attempt.number}: {where}", markup=False,
+                              highlight=False, soft_wrap=True)
+        if node.items is not None:
+            console.print(f"logs of {node.node}'s items: plait executions logs {row['id']} {node.node} --item I",
+                          markup=False, highlight=False, soft_wrap=True)
+
+
+@executions.command("logs")
+@click.argument("execution_id")
+@click.argument("node")
+@click.option("--attempt", type=int, default=None, help="Which attempt (1, 2, ...); the latest by default.")
+@click.option("--item", type=int, default=None, help="A map node's item, by index.")
+@click.option("--follow", "-f", is_flag=True, help="Print the log as it is written, until the attempt ends.")
+@click.option("--tail", type=int, default=None, help="Only the last N lines (of each stream).")
+def execution_logs(execution_id: str, node: str, attempt: int | None, item: int | None, follow: bool,
+                   tail: int | None) -> None:
+    """An attempt's log: its stdout here and its stderr on stderr (a pod's log mixes both).
+
+    The kept files once the attempt ended; while it runs, its pod's log on the kubernetes
+    platform, or a command line's files on the local one.
+    """
+    from plait.service.logs import find_attempt, follow_logs, read_logs, wait_for_attempt
+
+    def note(text: str) -> None:
+        err_console.print(f"[dim]{text}[/]", highlight=False)
+
+    store = _store()
+    if follow:
+        ref = wait_for_attempt(store, execution_id, node, attempt=attempt, item=item, note=note)
+    else:
+        ref = find_attempt(store, execution_id, node, attempt=attempt, item=item)
+    parts = follow_logs(store, ref, tail, note) if follow else read_logs(store, ref, tail, note)
+    for part in parts:
+        out = sys.stderr if part.stream == "stderr" else sys.stdout
+        out.write(part.text)
+        out.flush()
 
 
 @executions.command("resume")
