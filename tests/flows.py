@@ -405,3 +405,33 @@ def flaky_item(x: int, marker_dir: str) -> int:
 @plait.workflow
 def flaky_map(n: int, marker_dir: str) -> list[int]:
     return plait.map(flaky_item, over=numbers(n=n), marker_dir=marker_dir)
+
+
+line_counter = plait.container_task(
+    "line-counter", image="busybox:1.36",
+    command=["sh", "-c", "wc -l < {{inputs.text}} | tr -d ' ' > {{outputs}}/lines; "
+             "tr a-z A-Z < {{inputs.text}} > {{outputs}}/shouted; echo counted {{inputs.text}}"],
+    inputs={"text": File}, outputs={"lines": int, "shouted": File},
+)
+
+
+@plait.task
+def describe(lines: int, f: File) -> str:
+    return f"{lines} lines: {' '.join(f.read_text().split())}"
+
+
+@plait.workflow
+def count_lines(text: str) -> str:
+    out = line_counter(text=write_file(text=text))
+    return describe(lines=out.lines, f=out.shouted)
+
+
+failing_container = plait.container_task(
+    "fails", image="busybox:1.36", command=["sh", "-c", "echo about to fail {{inputs.x}}; exit 3"],
+    inputs={"x": int}, outputs={"n": int},
+)
+
+
+@plait.workflow
+def container_fails(x: int) -> int:
+    return failing_container(x=x)

@@ -24,8 +24,10 @@ from plait.model.errors import CompileError, PlaitError
 from plait.model.settings import secret_env_name
 from plait.model.spec import TaskTemplate
 from plait.model.status import ErrorKind, Handle, Phase, Status
-from plait.model.wire import CommandWork, ContainerHandle
+from plait.model.wire import CommandWork, ContainerHandle, ContainerWork
 from plait.plugins.tasktype import AttemptContext, TaskType
+from plait.runtime.payload import placement, status_of, write_logs
+from plait.runtime.transfer import collect_outputs
 
 _PLACEHOLDER = re.compile(r"\{\{\s*(inputs\.([A-Za-z_][A-Za-z0-9_]*)|outputs)\s*\}\}")
 
@@ -39,6 +41,10 @@ class ContainerTask(TaskType):
     name = "container"
     config_model = Container
 
+    def __init__(self) -> None:
+        self._results: dict[str, dict[str, Any] | None] = {}
+        """Attempts placed on a platform that runs them in their image (Kubernetes), by job."""
+
     def check(self, task: TaskTemplate) -> None:
         config = Container.model_validate(task.config)
         for arg in config.command:
@@ -50,6 +56,8 @@ class ContainerTask(TaskType):
                         f"task's inputs are {', '.join(task.interface.inputs) or 'none'}")
 
     def submit(self, ctx: AttemptContext, task: TaskTemplate) -> Handle:
+        if ctx.platform.places_work:
+            return self._place(ctx, task)
         config = Container.model_validate(task.config)
         outdir = ctx.folder / "outputs"
         outdir.mkdir(parents=True, exist_ok=True)
@@ -61,7 +69,38 @@ class ContainerTask(TaskType):
         outputs = {n: spec.kind for n, spec in task.interface.outputs.items()}
         return ContainerHandle(**ctx.platform.start(work), outputs=outputs).model_dump()
 
-    def _render(self, arg: str, ctx: AttemptContext, task: TaskTemplate, outdir: Path) -> str:
+    def _place(self, ctx: AttemptContext, task: TaskTemplate) -> Handle:
+        """Hand the attempt to a platform that runs it in its image: the command unchanged,
+        with its inputs and outputs under the folder the platform shares with it."""
+        job = ctx.attempt_id
+        outputs = {n: spec.kind for n, spec in task.interface.outputs.items()}
+        handle = ContainerHandle(platform=ctx.platform.name, outputs=outputs, job=job).model_dump()
+        if job in self._results:
+            return handle
+        config = Container.model_validate(task.config)
+        root = "/plait"
+        argv = [self._render(arg, ctx, task, Path(root) / "outputs", inputs_at=Path(root) / "inputs")
+                for arg in config.command]
+        files = {name: {"uri": ctx.inputs[name]["uri"], "kind": spec.kind}
+                 for name, spec in task.interface.inputs.items() if spec.kind in ("file", "directory")}
+        work = ContainerWork(image=config.image, argv=argv, env={**task.env, **config.env}, root=root,
+                             secret_env={secret_env_name(name): name for name in task.secrets},
+                             inputs=files, outputs=outputs)
+        self._results[job] = None
+        ctx.platform.submit_container(job, work, self._on_done(job, ctx), placement(ctx, task, "container"))
+        return handle
+
+    def _on_done(self, job: str, ctx: AttemptContext) -> Callable[[dict[str, Any]], None]:
+        def done(result: dict[str, Any]) -> None:
+            write_logs(ctx, result)
+            if job in self._results:
+                self._results[job] = result
+                ctx.notify()
+
+        return done
+
+    def _render(self, arg: str, ctx: AttemptContext, task: TaskTemplate, outdir: Path,
+                inputs_at: Path | None = None) -> str:
         def value(match: re.Match[str]) -> str:
             if match.group(1) == "outputs":
                 return str(outdir)
@@ -71,6 +110,8 @@ class ContainerTask(TaskType):
                                  f"but the task has no input {name!r}")
             literal = ctx.inputs[name]
             kind = task.interface.inputs[name].kind
+            if inputs_at is not None and kind in ("file", "directory"):
+                return str(inputs_at / name)  # the platform's first step puts it there
             if kind == "file":
                 return str(ctx.blobs.get_file(literal["uri"], ctx.folder / "inputs" / name))
             if kind == "directory":
@@ -82,6 +123,8 @@ class ContainerTask(TaskType):
         return _PLACEHOLDER.sub(value, arg)
 
     def poll(self, ctx: AttemptContext, handle: Handle) -> Status:
+        if handle.get("job"):
+            return self._poll_placed(ctx, handle)
         code = ctx.platform.exit_code(handle)
         if code is None:
             return Status(Phase.RUNNING)
@@ -95,31 +138,38 @@ class ContainerTask(TaskType):
         return Status(status.phase, status.message, status.outputs, status.retryable, status.error_kind, logs)
 
     def _outputs(self, ctx: AttemptContext, handle: Handle) -> Status:
-        outdir = ctx.folder / "outputs"
-        outputs: dict[str, Any] = {}
-        for name, kind in ContainerHandle.model_validate(handle).outputs.items():
-            path = outdir / name
-            if not path.exists():
-                return Status.failed(f"the command did not write output {name!r} (expected the file {path})",
-                                     retryable=False)
-            if kind == "file":
-                outputs[name] = {"uri": ctx.blobs.put_file(path)}
-            elif kind == "directory":
-                outputs[name] = {"uri": ctx.blobs.put_dir(path)}
-            elif kind == "str":
-                outputs[name] = path.read_text().rstrip("\n")
-            else:
-                try:
-                    outputs[name] = json.loads(path.read_text())
-                except json.JSONDecodeError as exc:
-                    return Status.failed(f"output {name!r} ({kind}) is not valid JSON: {exc}",
-                                         retryable=False)
-        return Status.succeeded(outputs)
+        kinds = ContainerHandle.model_validate(handle).outputs
+        outputs, error = collect_outputs(ctx.folder / "outputs", kinds, ctx.blobs)
+        return Status.failed(error, retryable=False) if error else Status.succeeded(outputs)
+
+    def _poll_placed(self, ctx: AttemptContext, handle: Handle) -> Status:
+        job = handle["job"]
+        if job not in self._results:  # submitted by an engine that stopped
+            if not ctx.platform.attach_python(job, self._on_done(job, ctx), placement(ctx, task_type="container")):
+                return Status.failed("this attempt's pod is gone (the engine that started it stopped)",
+                                     retryable=True, error_kind=ErrorKind.SYSTEM)
+            self._results.setdefault(job, None)
+        result = self._results[job]
+        if result is None:
+            waiting = ctx.platform.waiting(job)
+            return Status(Phase.WAITING_FOR_RESOURCES, waiting) if waiting else Status(Phase.RUNNING)
+        if result.get("status") == "aborted":
+            return Status(Phase.ABORTED, "aborted")
+        return status_of(result)
 
     def abort(self, ctx: AttemptContext, handle: Handle) -> None:
+        if handle.get("job"):
+            job = handle["job"]
+            if self._results.get(job, {}) is None:
+                ctx.platform.cancel_python(job)
+                self._results[job] = {"status": "aborted"}
+            return
         ctx.platform.kill(handle)
 
     def cleanup(self, ctx: AttemptContext, handle: Handle) -> None:
+        if handle.get("job"):
+            self._results.pop(handle["job"], None)
+            return
         ctx.platform.kill(handle)
         ctx.platform.release(handle)
 

@@ -16,10 +16,9 @@ from plait.hookspecs import hookimpl
 from plait.model.settings import default_workers
 from plait.model.spec import TaskTemplate
 from plait.model.status import ErrorKind, Handle, Phase, Status
-from plait.model.wire import Placement
 from plait.plugins.tasktype import AttemptContext, TaskType
 from plait.runtime.attempt import run_attempt
-from plait.runtime.payload import attempt_payload, status_of, write_logs
+from plait.runtime.payload import attempt_payload, placement, status_of, write_logs
 
 
 class PythonTask(TaskType):
@@ -46,7 +45,7 @@ class PythonTask(TaskType):
             self._results[job] = _run_inline(payload, ctx)
         else:
             if ctx.platform.places_work:
-                ctx.platform.submit_python(job, payload, self._on_done(job, ctx), _placement(ctx, task))
+                ctx.platform.submit_python(job, payload, self._on_done(job, ctx), placement(ctx, task))
             else:  # a platform written before placements takes three arguments
                 ctx.platform.submit_python(job, payload, self._on_done(job, ctx))
         return handle
@@ -63,7 +62,7 @@ class PythonTask(TaskType):
     def poll(self, ctx: AttemptContext, handle: Handle) -> Status:
         job = handle["job"]
         if job not in self._results:  # submitted by an engine that stopped
-            if ctx.inline or not ctx.platform.attach_python(job, self._on_done(job, ctx), _placement(ctx)):
+            if ctx.inline or not ctx.platform.attach_python(job, self._on_done(job, ctx), placement(ctx)):
                 return Status.failed(
                     "this attempt's worker is gone (the engine that started it stopped)",
                     retryable=True, error_kind=ErrorKind.SYSTEM)
@@ -88,18 +87,6 @@ class PythonTask(TaskType):
 
     def cleanup(self, ctx: AttemptContext, handle: Handle) -> None:
         self._results.pop(handle["job"], None)
-
-
-def _placement(ctx: AttemptContext, task: TaskTemplate | None = None) -> Placement:
-    """What a placing platform needs to know of the attempt; the identity alone without ``task``."""
-    extra: dict[str, Any] = {}
-    if task is not None:
-        extra = {"task": task.name, "image": task.image, "cpu": task.resources.cpu,
-                 "memory": task.resources.memory, "gpu": task.resources.gpu, "timeout": task.timeout,
-                 "secrets": task.secrets}
-    return Placement(execution_id=ctx.execution_id, node_id=ctx.node_id, attempt_id=ctx.attempt_id,
-                     project=ctx.project, domain=ctx.domain, task_type="python",
-                     item_index=ctx.item_index, map_size=ctx.map_size, **extra)
 
 
 def _run_inline(payload: dict[str, Any], ctx: AttemptContext) -> dict[str, Any]:

@@ -148,6 +148,42 @@ class RemoteJob(WireModel):
     secrets: tuple[str, ...] = ()
 
 
+class ContainerWork(WireModel):
+    """A container task's attempt, as the task type hands it to a platform that places work.
+
+    ``argv`` is rendered already (``{{inputs.x}}`` and ``{{outputs}}`` are paths under
+    ``root``, a folder the platform shares between its steps and the command); ``secret_env``
+    maps an environment variable to the secret it holds, by name: never a value.
+    """
+
+    image: str
+    argv: list[str]
+    env: dict[str, str] = Field(default_factory=dict)
+    secret_env: dict[str, str] = Field(default_factory=dict)
+    root: str = "/plait"
+    inputs: dict[str, dict[str, str]] = Field(default_factory=dict)
+    """File and folder inputs to fetch into ``root``/inputs/NAME: their blob URI and kind."""
+    outputs: dict[str, str] = Field(default_factory=dict)
+    """Each output's kind: the command writes ``root``/outputs/NAME."""
+
+
+class ContainerJob(WireModel):
+    """A container task's attempt as its pod's plait steps read it (from the blob store).
+
+    The pod's first step downloads ``inputs`` (file and directory inputs: blob URI and kind)
+    into ``root``/inputs/NAME; the user's command runs unchanged, with ``{{inputs.x}}`` and
+    ``{{outputs}}`` already rendered to paths under ``root``; the last step reads the files the
+    command wrote under ``root``/outputs (one per output, by ``outputs``' kinds), stores files
+    and folders in ``blobs`` and writes the attempt's result to ``result_uri``.
+    """
+
+    blobs: str
+    root: str
+    inputs: dict[str, dict[str, str]] = Field(default_factory=dict)
+    outputs: dict[str, str] = Field(default_factory=dict)
+    result_uri: str
+
+
 class AttemptResult(WireModel):
     """What a Python attempt reports: ``succeeded`` with outputs (literals), or ``failed``."""
 
@@ -190,9 +226,10 @@ class PythonHandle(TaskHandle):
 
 class ContainerHandle(TaskHandle):
     """The ``container`` task type's handle: the platform's command handle, and the kind of
-    each output the command writes."""
+    each output the command writes; ``job`` when a platform runs it in its image (Kubernetes)."""
 
     outputs: dict[str, str]
+    job: str | None = None
 
 
 class ProcessTaskHandle(TaskHandle):

@@ -17,8 +17,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from plait.model.errors import PlaitError
 from plait.model.status import Handle
-from plait.model.wire import CommandWork, Placement
+from plait.model.wire import CommandWork, ContainerWork, Placement
 
 ResultCallback = Callable[[dict[str, Any]], None]
 
@@ -75,6 +76,15 @@ class Platform:
         platform that places work; a platform that runs everything alike ignores it.
         """
         raise NotImplementedError
+
+    def submit_container(self, job_id: str, work: ContainerWork, done: ResultCallback,
+                         placement: Placement) -> None:
+        """Run a container task's attempt where the platform places work (its image, its
+        inputs fetched and outputs stored by the platform's own steps); call ``done(result)``
+        with a result as :func:`plait.runtime.attempt.run_attempt` gives. Only a platform that
+        ``places_work`` is asked; ``cancel_python``, ``attach_python`` and ``waiting`` take
+        its job ids as well."""
+        raise PlaitError(f"the {self.name} platform does not run container tasks in their images")
 
     def attach_python(self, job_id: str, done: ResultCallback, placement: Placement) -> bool:
         """After an engine restart, follow a Python attempt a previous engine submitted.

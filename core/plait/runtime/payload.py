@@ -7,6 +7,7 @@ from typing import Any
 
 from plait.model.spec import PythonRef, TaskTemplate
 from plait.model.status import ErrorKind, Status
+from plait.model.wire import Placement
 from plait.plugins.tasktype import AttemptContext
 
 
@@ -52,3 +53,16 @@ def write_logs(ctx: AttemptContext, result: dict[str, Any]) -> None:
             path.write_text(text)
             result.setdefault("logs", {})[name] = str(path)
 
+
+
+def placement(ctx: AttemptContext, task: TaskTemplate | None = None, task_type: str = "python") -> Placement:
+    """What a platform that places work needs to know of the attempt; the identity alone
+    without ``task`` (re-attaching after a restart)."""
+    extra: dict[str, Any] = {}
+    if task is not None:
+        extra = {"task": task.name, "image": task.image, "cpu": task.resources.cpu,
+                 "memory": task.resources.memory, "gpu": task.resources.gpu, "timeout": task.timeout,
+                 "secrets": task.secrets}
+    return Placement(execution_id=ctx.execution_id, node_id=ctx.node_id, attempt_id=ctx.attempt_id,
+                     project=ctx.project, domain=ctx.domain, task_type=task_type,
+                     item_index=ctx.item_index, map_size=ctx.map_size, **extra)

@@ -20,6 +20,7 @@ import pytest
 pytest.importorskip("kubernetes", reason="the Kubernetes platform needs the kubernetes client: pip install kubernetes")
 import flows  # noqa: E402
 from k8s_cluster import AWS, Cluster  # noqa: E402
+from plait.builtin.container_task import ContainerTask
 from plait.builtin.python_task import PythonTask  # noqa: E402
 from plait.model.wire import Placement  # noqa: E402
 from plait.platforms.kubernetes import pods  # noqa: E402
@@ -85,6 +86,26 @@ class TestPythonTaskOnKubernetes(TaskTypeLifecycleTests):
         )
 
 
+slow_container = __import__("plait").container_task(
+    "k8s-sleeper", image="debian:bookworm-slim",
+    command=["sh", "-c", "echo started >> {{inputs.marker}}; sleep 60; echo 1 > {{outputs}}/n"],
+    inputs={"marker": str}, outputs={"n": int},
+)
+
+
+class TestContainerTaskOnKubernetes(TestPythonTaskOnKubernetes):
+    def case(self, tmp_path: Path) -> LifecycleCase:
+        marker = tmp_path / "starts"
+        return LifecycleCase(
+            new_task_type=ContainerTask,
+            quick=flows.echo_container.template, quick_inputs={"word": "abc"},
+            expected_outputs={"shout": "ABC", "n": 42},
+            slow=slow_container.template, slow_inputs={"marker": str(marker)},
+            starts=_starts(marker), start_timeout=10.0, attaches_after_restart=True,
+            platform=self.platform, blob_url=self.cluster.blob_url,
+        )
+
+
 # ---- whole workflows through the CLI ---------------------------------------------------------------
 
 
@@ -119,6 +140,40 @@ def test_a_map_is_packed_into_pods_with_results_logs_and_retries_per_item(cluste
     assert attempts == {f"item-{i}": 2 if i == 3 else 1 for i in range(12)}
     logs = sorted(home.glob("runs/*/map-flaky_item/7/1/stdout.log"))
     assert logs and logs[0].read_text() == "item 7 says hello\n"  # its own output, not the pod's
+
+
+def test_a_container_task_runs_its_command_unchanged_between_plaits_steps_with_files_in_and_out(
+        cluster: Cluster, tmp_path: Path):
+    wait_until(lambda: not cluster.pods(), f"no pod left by earlier tests: {pod_names(cluster)}")
+    seen: dict[str, dict] = {}
+    sub = cluster.kube.subscribe("pods")
+    try:
+        run = plait_cli(cluster, tmp_path / "home", "run", "tests/flows.py:count_lines", "--text", "a\nb\nc\n",
+                        "--platform", "kubernetes")
+        while (event := sub.get(timeout=0.1)) is not None:
+            seen.setdefault(event.object["metadata"]["name"], event.object)
+    finally:
+        sub.close()
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "3 lines: A B C" in run.stdout
+    counter = next(p for p in seen.values() if p["metadata"]["labels"]["plait.dev/task-type"] == "container")
+    validate_manifest(counter)
+    steps = [(c["name"], c["image"]) for c in counter["spec"]["initContainers"] + counter["spec"]["containers"]]
+    assert steps == [("inputs", "ghcr.io/plait-dev/plait:latest"), ("task", "busybox:1.36"),
+                     ("outputs", "ghcr.io/plait-dev/plait:latest")]
+    command = counter["spec"]["initContainers"][1]["command"]
+    assert command[:2] == ["sh", "-c"] and "wc -l < /plait/inputs/text" in command[2] and "/plait/outputs/lines" in command[2]
+    assert all(m["mountPath"] == "/plait" for c in counter["spec"]["initContainers"] for m in c["volumeMounts"])
+    log = sorted((tmp_path / "home").glob("runs/*/line_counter/1/stdout.log"))
+    assert log and "counted /plait/inputs/text" in log[0].read_text()
+
+
+def test_a_failing_container_command_is_the_users_error_with_its_output(cluster: Cluster, tmp_path: Path):
+    run = plait_cli(cluster, tmp_path / "home", "run", "tests/flows.py:container_fails", "--x", "7",
+                    "--platform", "kubernetes")
+    assert run.returncode != 0
+    out = run.stdout + run.stderr
+    assert "command exited with code 3" in out and "about to fail 7" in out, out
 
 
 def test_the_users_code_reaches_the_pod_in_the_archive_not_from_the_engines_disk(cluster: Cluster, tmp_path: Path):

@@ -50,7 +50,7 @@ from typing import Any
 
 from plait.model.errors import PlaitError
 from plait.model.status import Handle
-from plait.model.wire import CommandWork, Placement, RemoteJob
+from plait.model.wire import CommandWork, ContainerJob, ContainerWork, Placement, RemoteJob
 from plait.platforms.kubernetes import pods
 from plait.platforms.kubernetes.config import KubernetesConfig
 from plait.platforms.kubernetes.errors import (
@@ -92,6 +92,8 @@ class _Pod:
     created: bool = False
     finishing: bool = False
     ended: bool = False
+    command: str | None = None
+    """The container running the user's own command (a container task), whose failure is theirs."""
     holds_room: bool = False
     """Counted among the ``max_pods`` in flight (not so for a pod found again after a restart)."""
     cancelled: set[str] = field(default_factory=set)
@@ -187,7 +189,7 @@ class KubernetesPlatform(Platform):
         per_pod = self.config.pack(placement.map_size)
         if placement.item_index is None or per_pod == 1:
             pod = self._pod(placement, {job_id: done}, BlobStore(payload["blobs"]), packed=False)
-            self._start_when_room(pod, lambda: self._create(pod, payload, placement))
+            self._start_when_room(pod, lambda: self._create(pod, lambda: self._python_job(pod, [payload], placement)))
             return
         key = (placement.execution_id, placement.node_id)
         with self._lock:
@@ -206,6 +208,12 @@ class KubernetesPlatform(Platform):
             self._seal(batch)
         elif first:
             self._submit_work(self._linger, key, batch)
+
+    def submit_container(self, job_id: str, work: ContainerWork, done: ResultCallback,
+                         placement: Placement) -> None:
+        self._connect()
+        pod = self._pod(placement, {job_id: done}, BlobStore(self.config.blob_url), packed=False)
+        self._start_when_room(pod, lambda: self._create(pod, lambda: self._container_job(pod, work, placement)))
 
     def _linger(self, key: tuple[str, str], batch: _Batch) -> None:
         self._stopped.wait(LINGER)
@@ -228,7 +236,7 @@ class KubernetesPlatform(Platform):
         placement = first.model_copy(update={"attempt_id": f"{first.execution_id}/{first.node_id}"
                                                            f"/pack-{index}-{digest}"})
         pod = self._pod(placement, members, BlobStore(payloads[0]["blobs"]), packed=True)
-        self._start_when_room(pod, lambda: self._create(pod, payloads, placement))
+        self._start_when_room(pod, lambda: self._create(pod, lambda: self._python_job(pod, payloads, placement)))
 
     def attach_python(self, job_id: str, done: ResultCallback, placement: Placement) -> bool:
         if self._objects is None:
@@ -318,8 +326,8 @@ class KubernetesPlatform(Platform):
 
     def start(self, work: CommandWork) -> Handle:
         raise PlaitError(
-            "the kubernetes platform runs Python tasks as pods; command-line tasks (container, "
-            "spark, pytorch, papermill) do not run on it yet: run them with --platform local")
+            "the kubernetes platform runs Python and container tasks as pods; the command-line "
+            "task types (spark, pytorch, papermill) do not run on it yet: run them with --platform local")
 
     # -- bookkeeping -------------------------------------------------------------------------
 
@@ -394,20 +402,17 @@ class KubernetesPlatform(Platform):
 
     # -- the work, in this platform's threads ----------------------------------------------
 
-    def _create(self, pod: _Pod, work: dict[str, Any] | list[dict[str, Any]], placement: Placement) -> None:
+    def _create(self, pod: _Pod, prepare: Callable[[], Obj]) -> None:
         try:
-            self._create_pod(pod, work, placement)
+            self._create_pod(pod, prepare)
         except Exception as exc:
             retryable = isinstance(exc, KubernetesRetryableError) or not isinstance(exc, PlaitError)
             log.warning("kubernetes platform: creating %s failed: %s", pod.name, exc)
             self._end(pod, {"status": "failed", "message": f"could not create pod {pod.name}: {exc}",
                             "retryable": retryable, "error_kind": "system" if retryable else "user"})
 
-    def _create_pod(self, pod: _Pod, work: dict[str, Any] | list[dict[str, Any]], placement: Placement) -> None:
-        from plait.platforms.kubernetes.objects import POD
-
-        pod.waiting = None
-        payloads = work if isinstance(work, list) else [work]
+    def _python_job(self, pod: _Pod, payloads: list[dict[str, Any]], placement: Placement) -> Obj:
+        """Store the attempt's (or packed items') job and the code archive; return the pod."""
         code_uri = code_root = None
         ref = payloads[0]["ref"]
         root = source_root(ref["module"], ref.get("file"))
@@ -428,6 +433,21 @@ class KubernetesPlatform(Platform):
                                    dict(payloads[0].get("env") or {}))
         if pod.packed:
             manifest["metadata"].setdefault("annotations", {})[ITEMS_ANNOTATION] = ",".join(pod.members)
+        return manifest
+
+    def _container_job(self, pod: _Pod, work: ContainerWork, placement: Placement) -> Obj:
+        """Store the container attempt's job (for the pod's plait steps); return the pod."""
+        job = ContainerJob(blobs=pod.blobs.url, root=work.root, inputs=work.inputs, outputs=work.outputs,
+                           result_uri=pod.result_uri)
+        pod.blobs.write_bytes(pod.job_uri, job.model_dump_json().encode())
+        pod.command = pods.CONTAINER
+        return pods.container_pod(self.config, placement, pod.namespace, pod.job_uri, work)
+
+    def _create_pod(self, pod: _Pod, prepare: Callable[[], Obj]) -> None:
+        from plait.platforms.kubernetes.objects import POD
+
+        pod.waiting = None
+        manifest = prepare()
         watch = self._watches.watch(POD, pod.namespace)
         pod.unwatch = watch.on_change(pod.name, lambda: self._examine(pod))
         delay = QUOTA_BACKOFF[0]
@@ -507,7 +527,7 @@ class KubernetesPlatform(Platform):
                 text = f"(the pod's log could not be read: {exc})"
         failure = None
         if report is None:
-            failure = pods.failure(found, "\n".join(text.strip().splitlines()[-30:]))
+            failure = pods.failure(found, "\n".join(text.strip().splitlines()[-30:]), pod.command)
         if found is not None:
             self._delete(pod)
         if not pod.packed:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from plait.model.settings import SECRET_ENV_PREFIX, secret_env_name
-from plait.model.wire import Placement
+from plait.model.wire import ContainerWork, Placement
 from plait.platforms.kubernetes.config import KubernetesConfig
 from plait.platforms.kubernetes.names import ObjectIdentity
 
@@ -104,6 +104,43 @@ def python_pod(config: KubernetesConfig, placement: Placement, namespace: str, j
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
 
 
+STEP_RESOURCES: Obj = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "256Mi"}}
+"""What plait's own steps around a container task's command ask for: they only move files."""
+VOLUME = "plait"
+
+
+def container_pod(config: KubernetesConfig, placement: Placement, namespace: str, job_uri: str,
+                  work: ContainerWork) -> Obj:
+    """The Pod that runs a container task's command, unchanged, in its own image.
+
+    Three steps in order, sharing an ``emptyDir`` at ``work.root``: plait's ``inputs`` step
+    (plait's image) fetches the file inputs; the user's command runs as the ``task`` step; plait's
+    ``outputs`` step stores what the command wrote and the result. The first two are init
+    containers, which Kubernetes runs one after the other, each to success, before the pod's
+    container: so outputs are collected only after the command ended well, on any cluster
+    version, with no sidecar to stop and no process namespace to share.
+    """
+    pod = python_pod(config, placement, namespace, job_uri, {})
+    plait_step = pod["spec"]["containers"][0]
+    mount = [{"name": VOLUME, "mountPath": work.root}]
+
+    def step(name: str, verb: str) -> Obj:
+        out = {k: v for k, v in plait_step.items() if k not in ("name", "command", "args", "resources", "env")}
+        return {**out, "name": name, "image": config.image, "env": [{"name": k, "value": v} for k, v in config.env.items()],
+                "command": [config.python, "-m", "plait.runtime.transfer"], "args": [verb, job_uri],
+                "resources": STEP_RESOURCES, "volumeMounts": mount}
+
+    variables: list[Obj] = [{"name": k, "value": v} for k, v in work.env.items()]
+    variables += [{"name": env, "valueFrom": {"secretKeyRef": {"name": config.secrets_secret, "key": secret}}}
+                  for env, secret in work.secret_env.items()]
+    command: Obj = {"name": CONTAINER, "image": work.image, "command": list(work.argv), "env": variables,
+                    "resources": resources(config, placement), "volumeMounts": mount}
+    pod["spec"]["initContainers"] = [step("inputs", "download"), command]
+    pod["spec"]["containers"] = [step("outputs", "upload")]
+    pod["spec"]["volumes"] = [{"name": VOLUME, "emptyDir": {}}]
+    return pod
+
+
 # ---- reading a pod ----------------------------------------------------------------------------
 
 
@@ -173,8 +210,12 @@ def pending_problem(pod: Obj) -> Pending | None:
     return None
 
 
-def failure(pod: Obj | None, log_tail: str = "") -> dict[str, Any]:
-    """The attempt's result when its pod ended (or vanished) without writing one."""
+def failure(pod: Obj | None, log_tail: str = "", command: str | None = None) -> dict[str, Any]:
+    """The attempt's result when its pod ended (or vanished) without writing one.
+
+    ``command`` names the container running the user's own command (a container task): its
+    non-zero exit is the user's error, as on the local platform, not plait's.
+    """
     if pod is None:
         return _failed("the attempt's pod vanished before it reported a result (its node was "
                        "lost, or something deleted it)", retryable=True, kind="system")
@@ -203,6 +244,8 @@ def failure(pod: Obj | None, log_tail: str = "") -> dict[str, Any]:
         term = (cs.get("state") or {}).get("terminated") or {}
         if term and term.get("exitCode") not in (0, None):
             tail = f":\n{log_tail}" if log_tail else ""
+            if cs.get("name") == command:
+                return _failed(f"command exited with code {term.get('exitCode')}{tail}", retryable=True, kind="user")
             return _failed(f"container {cs.get('name')} exited with code {term.get('exitCode')} "
                            f"({term.get('reason') or 'Error'}) before reporting a result{tail}",
                            retryable=True, kind="system")
