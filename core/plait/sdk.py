@@ -35,21 +35,21 @@ from plait.model.settings import Settings, default_workers
 from plait.model.spec import TaskTemplate
 from plait.model.status import ErrorKind, Handle, Phase, Status
 from plait.model.typespec import TypeSpec
-from plait.model.wire import CommandWork, SecretRef
+from plait.model.wire import CommandWork, ObjectKind, ObjectRequest, SecretRef
 from plait.platforms.local.process import LocalProcess
-from plait.plugins.platform import Platform
+from plait.plugins.platform import ObjectState, Platform
 from plait.plugins.tasktype import AttemptContext, TaskConfig, TaskType
 from plait.runtime.attempt import run_attempt
-from plait.runtime.job import read_job, write_result
+from plait.runtime.job import read_job, write_file, write_result
 from plait.runtime.payload import attempt_payload, status_of
 from plait.types.engine import Codec, TypeEngine, TypeTransformer, ValueIO, load_offloaded
 from plait.types.files import Directory, File
 
 __all__ = [
     "AttemptContext", "Codec", "CommandWork", "CompileError", "Directory", "ErrorKind", "File",
-    "Handle", "LocalProcess", "PermanentError", "Phase", "PlaitError", "Platform", "ProcessTask",
+    "Handle", "LocalProcess", "ObjectKind", "ObjectRequest", "ObjectState", "PermanentError", "Phase", "PlaitError", "Platform", "ProcessTask",
     "RetryableError", "SecretRef", "Settings", "Status", "Task", "TaskConfig", "TaskTemplate",
     "TaskType", "TypeEngine", "TypeMismatchError", "TypeSpec", "TypeTransformer", "ValueIO",
     "attempt_payload", "default_workers", "external_task", "hookimpl", "load_offloaded", "read_job",
-    "run_attempt", "status_of", "write_result",
+    "run_attempt", "status_of", "write_file", "write_result",
 ]

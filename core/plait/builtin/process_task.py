@@ -23,19 +23,42 @@ the command only through the platform (locally its environment, read and removed
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+from plait.model.errors import PlaitError
 from plait.model.spec import TaskTemplate
 from plait.model.status import ErrorKind, Handle, Phase, Status
-from plait.model.wire import AttemptPayload, AttemptResult, CommandWork, ProcessTaskHandle
+from plait.model.wire import (
+    AttemptPayload,
+    AttemptResult,
+    CommandWork,
+    ObjectKind,
+    ObjectRequest,
+    ObjectWork,
+    ProcessTaskHandle,
+)
+from plait.plugins.platform import ObjectState
 from plait.plugins.tasktype import AttemptContext, TaskType
-from plait.runtime.payload import attempt_payload, status_of
+from plait.runtime.payload import attempt_payload, placement, status_of, write_logs
 
 
 class ProcessTask(TaskType):
-    """Base class: override :meth:`command`, and :meth:`job` or :meth:`result` if needed."""
+    """Base class: override :meth:`command`, and :meth:`job` or :meth:`result` if needed.
+
+    To run on Kubernetes as an object of its own (a SparkApplication, a PyTorchJob), a
+    subclass also sets :attr:`kubernetes_kind` and implements :meth:`kubernetes_object` and
+    :meth:`kubernetes_state`; its entrypoint then reads the job from the blob store (the same
+    :func:`read_job` and :func:`write_result` calls: they take a URL as well as a path).
+    """
+
+    kubernetes_kind: ClassVar[ObjectKind | None] = None
+
+    def __init__(self) -> None:
+        self._results: dict[str, dict[str, Any] | None] = {}
 
     # -- what a subclass describes ---------------------------------------------------------
 
@@ -59,6 +82,15 @@ class ProcessTask(TaskType):
         """
         return status_of(AttemptResult.model_validate(result).model_dump(exclude_none=True))
 
+    def kubernetes_object(self, ctx: AttemptContext, task: TaskTemplate, request: ObjectRequest) -> dict[str, Any]:
+        """The object (``apiVersion``, ``kind``, ``spec``) that runs the attempt on Kubernetes,
+        its pods running ``request.python`` with this task type's entrypoint on ``request.job_uri``."""
+        raise NotImplementedError
+
+    def kubernetes_state(self, obj: dict[str, Any]) -> ObjectState:
+        """Read an observed object: running, succeeded or failed, and where its log is."""
+        raise NotImplementedError
+
     def failure(self, ctx: AttemptContext, handle: Handle, code: int) -> Status:
         """The status when the command exited without writing a result."""
         _, stderr = ctx.platform.logs(handle)
@@ -70,6 +102,8 @@ class ProcessTask(TaskType):
     # -- the task-type hooks ---------------------------------------------------------------
 
     def submit(self, ctx: AttemptContext, task: TaskTemplate) -> Handle:
+        if ctx.platform.places_work:
+            return self._place(ctx, task)
         folder = ctx.folder / self.name
         folder.mkdir(parents=True, exist_ok=True)
         job = folder / "job.json"
@@ -82,7 +116,59 @@ class ProcessTask(TaskType):
                            env=self.environment(ctx, task), secrets=ctx.secrets)
         return ProcessTaskHandle(**ctx.platform.start(work), job=str(folder)).model_dump()
 
+    def _place(self, ctx: AttemptContext, task: TaskTemplate) -> Handle:
+        """Hand the attempt to a platform that runs it as an object of this task type's kind."""
+        if self.kubernetes_kind is None:
+            raise PlaitError(f"the {self.name} task type does not run on the {ctx.platform.name} platform yet; "
+                             "run it with --platform local")
+        job = ctx.attempt_id
+        handle = ProcessTaskHandle(platform=ctx.platform.name, job="", remote=job).model_dump()
+        if job in self._results:
+            return handle
+        content = self.job(ctx, task, ctx.folder / self.name)
+        if isinstance(content.get("payload"), dict):  # typed and versioned; secrets never serialised
+            content["payload"] = AttemptPayload.model_validate(content["payload"]).model_dump(mode="json")
+        work = ObjectWork(kind=self.kubernetes_kind, job={**content, "secret_names": list(task.secrets)},
+                          env=self.environment(ctx, task))
+        self._results[job] = None
+        ctx.platform.submit_object(job, work, functools.partial(self.kubernetes_object, ctx, task),
+                                   self.kubernetes_state, self._on_done(job, ctx),
+                                   placement(ctx, task, self.name))
+        return handle
+
+    def _on_done(self, job: str, ctx: AttemptContext) -> Callable[[dict[str, Any]], None]:
+        def done(result: dict[str, Any]) -> None:
+            write_logs(ctx, result)
+            if job in self._results:
+                self._results[job] = result
+                ctx.notify()
+
+        return done
+
+    def _poll_placed(self, ctx: AttemptContext, handle: Handle) -> Status:
+        job = handle["remote"]
+        if job not in self._results:  # created by an engine that stopped
+            assert self.kubernetes_kind is not None
+            if not ctx.platform.attach_object(job, self.kubernetes_kind, self.kubernetes_state,
+                                              self._on_done(job, ctx), placement(ctx, task_type=self.name)):
+                return Status.failed(f"this attempt's {self.kubernetes_kind.kind} is gone (the engine that "
+                                     "started it stopped)", retryable=True, error_kind=ErrorKind.SYSTEM)
+            self._results.setdefault(job, None)
+        result = self._results[job]
+        if result is None:
+            waiting = ctx.platform.waiting(job)
+            return Status(Phase.WAITING_FOR_RESOURCES, waiting) if waiting else Status(Phase.RUNNING)
+        if result.get("status") == "aborted":
+            return Status(Phase.ABORTED, "aborted")
+        try:
+            return self.result(ctx, handle, result)
+        except ValueError as exc:
+            return Status.failed(f"the {self.name} entrypoint wrote a result plait cannot read: {exc}",
+                                 error_kind=ErrorKind.SYSTEM)
+
     def poll(self, ctx: AttemptContext, handle: Handle) -> Status:
+        if handle.get("remote"):
+            return self._poll_placed(ctx, handle)
         code = ctx.platform.exit_code(handle)
         if code is None:
             return Status(Phase.RUNNING)
@@ -92,9 +178,18 @@ class ProcessTask(TaskType):
         return self.failure(ctx, handle, code)
 
     def abort(self, ctx: AttemptContext, handle: Handle) -> None:
+        if handle.get("remote"):
+            job = handle["remote"]
+            if self._results.get(job, {}) is None:
+                ctx.platform.cancel_python(job)
+                self._results[job] = {"status": "aborted"}
+            return
         ctx.platform.kill(handle)
 
     def cleanup(self, ctx: AttemptContext, handle: Handle) -> None:
+        if handle.get("remote"):
+            self._results.pop(handle["remote"], None)
+            return
         ctx.platform.kill(handle)
         ctx.platform.release(handle)
 

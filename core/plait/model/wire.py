@@ -184,6 +184,53 @@ class ContainerJob(WireModel):
     result_uri: str
 
 
+class ObjectKind(WireModel):
+    """A kind of Kubernetes object a task type creates: ``ObjectKind(group="kubeflow.org",
+    version="v1", plural="pytorchjobs", kind="PyTorchJob")``."""
+
+    group: str
+    version: str
+    plural: str
+    kind: str
+
+
+class ObjectRequest(WireModel):
+    """What a platform gives a task type to build the Kubernetes object of one attempt.
+
+    Everything the platform's configuration decides is here, ready to put into the object's
+    pod templates: the image (the task's, or the platform's default), plait's interpreter in
+    it, the environment (with secrets as ``secretKeyRef`` entries: never values), where the
+    attempt's job is (``job_uri``: the argument of the task type's entrypoint), resources,
+    service account and placement. The platform sets the object's name, namespace, labels
+    and annotations itself.
+    """
+
+    name: str
+    namespace: str
+    labels: dict[str, str]
+    image: str
+    python: str
+    job_uri: str
+    env: list[dict[str, Any]] = Field(default_factory=list)
+    env_from: list[dict[str, Any]] = Field(default_factory=list)
+    resources: dict[str, dict[str, str]] = Field(default_factory=dict)
+    service_account: str | None = None
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: list[dict[str, Any]] = Field(default_factory=list)
+    image_pull_secrets: list[str] = Field(default_factory=list)
+
+
+class ObjectWork(WireModel):
+    """A process task's attempt as a Kubernetes object: its kind, and the job its
+    entrypoint reads (no secret in it: their names only, in ``secret_names``)."""
+
+    kind: ObjectKind
+    job: dict[str, Any]
+    env: dict[str, str] = Field(default_factory=dict)
+    max_name_length: int = 40
+    """Room for what an operator appends to the object's name (``-driver``, ``-worker-12``)."""
+
+
 class AttemptResult(WireModel):
     """What a Python attempt reports: ``succeeded`` with outputs (literals), or ``failed``."""
 
@@ -234,6 +281,8 @@ class ContainerHandle(TaskHandle):
 
 class ProcessTaskHandle(TaskHandle):
     """A process task's handle (Spark, PyTorch, papermill): the platform's command handle and
-    the folder with its ``job.json`` and ``result.json``."""
+    the folder with its ``job.json`` and ``result.json``; ``remote`` is the job id when a
+    platform runs it as an object of its own (a SparkApplication on Kubernetes)."""
 
     job: str
+    remote: str | None = None

@@ -15,13 +15,36 @@ platform; their offline stand-ins are their own, explicit choice.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 from plait.model.errors import PlaitError
 from plait.model.status import Handle
-from plait.model.wire import CommandWork, ContainerWork, Placement
+from plait.model.wire import (
+    CommandWork,
+    ContainerWork,
+    ObjectKind,
+    ObjectRequest,
+    ObjectWork,
+    Placement,
+)
 
 ResultCallback = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class ObjectState:
+    """What a task type reads from its observed object: ``running``, ``succeeded`` or
+    ``failed`` (with the object's own words), and which pod's container holds the log."""
+
+    phase: Literal["running", "succeeded", "failed"]
+    message: str = ""
+    log_pod: str | None = None
+    log_container: str | None = None
+
+
+ObjectBuilder = Callable[[ObjectRequest], dict[str, Any]]
+StateReader = Callable[[dict[str, Any]], ObjectState]
 
 
 class Platform:
@@ -85,6 +108,20 @@ class Platform:
         ``places_work`` is asked; ``cancel_python``, ``attach_python`` and ``waiting`` take
         its job ids as well."""
         raise PlaitError(f"the {self.name} platform does not run container tasks in their images")
+
+    def submit_object(self, job_id: str, work: ObjectWork, build: ObjectBuilder, state: StateReader,
+                      done: ResultCallback, placement: Placement) -> None:
+        """Run a process task's attempt as an object of the platform's own (a SparkApplication,
+        a PyTorchJob): ``build`` makes it from an :class:`~plait.model.wire.ObjectRequest`,
+        ``state`` reads an observed object; ``done(result)`` gets the result its entrypoint
+        wrote. ``cancel_python`` and ``waiting`` take its job id; :meth:`attach_object`
+        follows it after a restart."""
+        raise PlaitError(f"the {self.name} platform does not run task types as objects of their own")
+
+    def attach_object(self, job_id: str, kind: ObjectKind, state: StateReader, done: ResultCallback,
+                      placement: Placement) -> bool:
+        """Follow an object a previous engine created for ``job_id``; False if there is none."""
+        return False
 
     def attach_python(self, job_id: str, done: ResultCallback, placement: Placement) -> bool:
         """After an engine restart, follow a Python attempt a previous engine submitted.

@@ -14,6 +14,9 @@ from plait import AttemptContext, Status, TaskType, hookimpl
 from plait.sdk import (
     Codec,
     Handle,
+    ObjectKind,
+    ObjectRequest,
+    ObjectState,
     ProcessTask,
     TaskTemplate,
     TypeEngine,
@@ -34,11 +37,71 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+PYTORCH_JOB = ObjectKind(group="kubeflow.org", version="v1", plural="pytorchjobs", kind="PyTorchJob")
+MASTER_PORT = 23456
+
+
 class PyTorchTask(ProcessTask):
-    """Runs the task's function on every rank under ``torch.distributed.run``."""
+    """Runs the task's function on every rank under ``torch.distributed.run``; on Kubernetes,
+    as a PyTorchJob of Kubeflow's training operator (one pod per node)."""
 
     name = "pytorch"
     config_model = PyTorch
+    kubernetes_kind = PYTORCH_JOB
+
+    def kubernetes_object(self, ctx: AttemptContext, task: TaskTemplate, request: ObjectRequest) -> dict[str, Any]:
+        config = PyTorch.model_validate(task.config)
+
+        def replica(count: int, port: bool) -> dict[str, Any]:
+            container: dict[str, Any] = {
+                "name": "pytorch", "image": request.image,
+                # torchrun takes nodes, node rank, processes per node and the master from the
+                # PET_* variables the operator sets; each rank runs plait's rank entrypoint.
+                "command": [request.python, "-m", "torch.distributed.run", "-m", "plait_pytorch.rank",
+                            request.job_uri],
+                "env": [*request.env, {"name": "OMP_NUM_THREADS", "value": "1"}],
+                "resources": request.resources,
+            }
+            if request.env_from:
+                container["envFrom"] = request.env_from
+            if port:
+                container["ports"] = [{"name": "pytorchjob-port", "containerPort": MASTER_PORT}]
+            spec: dict[str, Any] = {"containers": [container]}
+            for key, value in (("serviceAccountName", request.service_account), ("nodeSelector", request.node_selector),
+                               ("tolerations", request.tolerations),
+                               ("imagePullSecrets", [{"name": s} for s in request.image_pull_secrets])):
+                if value:
+                    spec[key] = value
+            return {"replicas": count, "restartPolicy": "Never",
+                    "template": {"metadata": {"labels": dict(request.labels)}, "spec": spec}}
+
+        spec: dict[str, Any] = {"nprocPerNode": str(config.nproc_per_node),
+                                "runPolicy": {"cleanPodPolicy": "All"}}
+        if config.elastic is None:
+            replicas = {"Master": replica(1, port=True)}
+            if config.workers > 1:
+                replicas["Worker"] = replica(config.workers - 1, port=False)
+        else:
+            e = config.elastic
+            replicas = {"Worker": replica(e.max_nodes, port=True)}
+            spec["elasticPolicy"] = {"rdzvBackend": e.rdzv_backend, "minReplicas": e.min_nodes,
+                                     "maxReplicas": e.max_nodes, "maxRestarts": e.max_restarts}
+        spec["pytorchReplicaSpecs"] = replicas
+        return {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "spec": spec}
+
+    def kubernetes_state(self, obj: dict[str, Any]) -> ObjectState:
+        name = obj["metadata"]["name"]
+        replicas = (obj.get("spec") or {}).get("pytorchReplicaSpecs") or {}
+        first = f"{name}-master-0" if "Master" in replicas else f"{name}-worker-0"
+        where = {"log_pod": first, "log_container": "pytorch"}
+        conditions = [c for c in (obj.get("status") or {}).get("conditions") or [] if c.get("status") == "True"]
+        latest = conditions[-1] if conditions else {}
+        kind = latest.get("type")
+        if kind == "Succeeded":
+            return ObjectState("succeeded", latest.get("message") or "", **where)
+        if kind == "Failed":
+            return ObjectState("failed", f"{latest.get('reason') or 'Failed'}: {latest.get('message') or ''}", **where)
+        return ObjectState("running", kind or "Created", **where)
 
     def job(self, ctx: AttemptContext, task: TaskTemplate, folder: Path) -> dict[str, Any]:
         return {"backend": PyTorch.model_validate(task.config).backend, "payload": attempt_payload(ctx, task)}

@@ -12,16 +12,15 @@ from __future__ import annotations
 import json
 import os
 import sys
-from pathlib import Path
 
 
 def main(job_path: str) -> int:
     import torch
     import torch.distributed as dist
-    from plait.sdk import read_job, run_attempt, write_result
+    from plait.sdk import read_job, run_attempt, write_file, write_result
 
     job = read_job(job_path)
-    workdir = Path(job["workdir"])
+    workdir = job["workdir"]  # a folder here, or the blob store's (a PyTorchJob's pod)
     rank, local_rank = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"])
     world_size = int(os.environ["WORLD_SIZE"])
     backend = job.get("backend") or ("nccl" if torch.cuda.is_available() else "gloo")
@@ -37,7 +36,7 @@ def main(job_path: str) -> int:
         if dist.is_initialized():
             dist.destroy_process_group()
     if result["status"] != "succeeded":
-        (workdir / f"error-{rank}.json").write_text(json.dumps({**result, "rank": rank}))
+        write_file(workdir, f"error-{rank}.json", json.dumps({**result, "rank": rank}).encode())
         print(result.get("traceback") or result["message"], file=sys.stderr)
         return 1
     if rank == 0:

@@ -27,6 +27,17 @@ class Spark(TaskConfig):
     hadoop_conf: dict[str, str] = {}
     jars: list[str] = []
     py_files: list[str] = []
+    dynamic_allocation: bool = False
+    """On Kubernetes: let Spark add and remove executors, between ``min_executors`` and
+    ``max_executors`` (``executor_instances`` is the initial count)."""
+    min_executors: int = 1
+    max_executors: int | None = None
+    service_account: str | None = None
+    """On Kubernetes: the driver's service account, which must be allowed to create executor
+    pods (the Spark operator's chart makes one); default: the platform's."""
+    main_file: str | None = None
+    """On Kubernetes: where plait_spark's driver entrypoint is in the image (default: where
+    it is installed here, as ``local://...``: an image built like this environment)."""
 
     @field_validator("driver_cores", "executor_cores", "executor_instances")
     @classmethod

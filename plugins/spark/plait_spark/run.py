@@ -9,16 +9,19 @@ from __future__ import annotations
 import os
 import re
 import sys
-from pathlib import Path
 from typing import Any
 
 
 def session(config: dict[str, Any], app: str) -> Any:
+    """The task's SparkSession: on ``local[N]`` beside the engine; under ``spark-submit`` (a
+    SparkApplication's driver) the one spark-submit configured, master and all."""
     from pyspark.sql import SparkSession
 
     from plait_spark.config import Spark
 
     spark = Spark.model_validate(config)
+    if os.environ.get("PYSPARK_GATEWAY_PORT"):  # launched by spark-submit: its master, its conf
+        return SparkSession.builder.appName(app).getOrCreate()
     builder = (SparkSession.builder.master(f"local[{spark.local_threads()}]").appName(app)
                .config("spark.ui.enabled", "false")
                .config("spark.driver.memory", spark.driver_memory)
@@ -57,7 +60,7 @@ def main(job_path: str) -> int:
     from plait.sdk import read_job, run_attempt, write_result
 
     job = read_job(job_path)  # before the JVM starts: it does not inherit the secrets
-    workdir = Path(job["workdir"])
+    workdir = job["workdir"]  # a folder here, or the blob store's (a SparkApplication's driver)
     payload = dict(job["payload"])
     spark = session(job["config"], payload["task"])
     try:

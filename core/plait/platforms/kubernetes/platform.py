@@ -41,6 +41,7 @@ import hashlib
 import json
 import logging
 import os
+import posixpath
 import threading
 import time
 from collections.abc import Callable
@@ -50,7 +51,16 @@ from typing import Any
 
 from plait.model.errors import PlaitError
 from plait.model.status import Handle
-from plait.model.wire import CommandWork, ContainerJob, ContainerWork, Placement, RemoteJob
+from plait.model.wire import (
+    CommandWork,
+    ContainerJob,
+    ContainerWork,
+    ObjectKind,
+    ObjectRequest,
+    ObjectWork,
+    Placement,
+    RemoteJob,
+)
 from plait.platforms.kubernetes import pods
 from plait.platforms.kubernetes.config import KubernetesConfig
 from plait.platforms.kubernetes.errors import (
@@ -59,7 +69,7 @@ from plait.platforms.kubernetes.errors import (
     KubernetesRetryableError,
 )
 from plait.platforms.kubernetes.names import LABEL_PREFIX
-from plait.plugins.platform import Platform, ResultCallback
+from plait.plugins.platform import ObjectBuilder, Platform, ResultCallback, StateReader
 from plait.runtime.code import archive, source_root
 from plait.storage.blobs import BlobStore
 
@@ -94,6 +104,10 @@ class _Pod:
     ended: bool = False
     command: str | None = None
     """The container running the user's own command (a container task), whose failure is theirs."""
+    kind: Any = None
+    """The object's :class:`~.objects.Kind` when it is not a pod (a SparkApplication)."""
+    state: StateReader | None = None
+    """How the task type reads its object (for a kind other than pods)."""
     holds_room: bool = False
     """Counted among the ``max_pods`` in flight (not so for a pod found again after a restart)."""
     cancelled: set[str] = field(default_factory=set)
@@ -215,6 +229,45 @@ class KubernetesPlatform(Platform):
         pod = self._pod(placement, {job_id: done}, BlobStore(self.config.blob_url), packed=False)
         self._start_when_room(pod, lambda: self._create(pod, lambda: self._container_job(pod, work, placement)))
 
+    def submit_object(self, job_id: str, work: ObjectWork, build: ObjectBuilder, state: StateReader,
+                      done: ResultCallback, placement: Placement) -> None:
+        self._connect()
+        kind = self._kind(work.kind)
+        namespace = self.config.namespace(placement.project, placement.domain)
+        name = pods.identity(placement).name(work.max_name_length)
+        pod = self._follow(namespace, name, BlobStore(self.config.blob_url), {job_id: done}, packed=False)
+        pod.kind, pod.state = kind, state
+        self._start_when_room(pod, lambda: self._create(pod, lambda: self._object_job(pod, work, build, placement)))
+
+    def attach_object(self, job_id: str, kind: ObjectKind, state: StateReader, done: ResultCallback,
+                      placement: Placement) -> bool:
+        if self._objects is None:
+            return False
+        found_kind = self._kind(kind)
+        namespace = self.config.namespace(placement.project, placement.domain)
+        watch = self._watches.watch(found_kind, namespace)
+        blobs = BlobStore(self.config.blob_url)
+        for length in (40, 48, 63):  # the name is cut to leave room for what the operator appends
+            name = pods.identity(placement).name(length)
+            if watch.get(name) is not None or blobs.exists(f"{blobs.uri('k8s', name)}/result.json"):
+                break
+        else:
+            return False
+        pod = self._follow(namespace, name, blobs, {job_id: done}, packed=False)
+        pod.kind, pod.state = found_kind, state
+        pod.seen = pod.created = True
+        pod.unwatch = watch.on_change(name, lambda: self._examine(pod))
+        self._examine(pod)
+        return True
+
+    def _kind(self, kind: ObjectKind) -> Any:
+        from plait.platforms.kubernetes.objects import Kind
+
+        found = Kind(kind.group, kind.version, kind.plural, kind.kind)
+        if found not in self._objects.kinds:
+            self._objects.kinds = (*self._objects.kinds, found)
+        return found
+
     def _linger(self, key: tuple[str, str], batch: _Batch) -> None:
         self._stopped.wait(LINGER)
         with self._lock:
@@ -296,7 +349,7 @@ class KubernetesPlatform(Platform):
             return None
         if pod.waiting:
             return pod.waiting
-        if pod.since and self._watches is not None:
+        if pod.since and self._watches is not None and pod.kind is None:
             from plait.platforms.kubernetes.objects import POD
 
             found = self._watches.watch(POD, pod.namespace).get(pod.name)
@@ -413,17 +466,7 @@ class KubernetesPlatform(Platform):
 
     def _python_job(self, pod: _Pod, payloads: list[dict[str, Any]], placement: Placement) -> Obj:
         """Store the attempt's (or packed items') job and the code archive; return the pod."""
-        code_uri = code_root = None
-        ref = payloads[0]["ref"]
-        root = source_root(ref["module"], ref.get("file"))
-        if root is not None:
-            packed = archive(root)
-            code_uri = pod.blobs.uri("code", f"{packed.digest}.tar.gz")
-            if code_uri not in self._uploaded:
-                if not pod.blobs.exists(code_uri):
-                    pod.blobs.write_bytes(code_uri, packed.data)
-                self._uploaded.add(code_uri)
-            code_root = str(root)
+        code_uri, code_root = self._ship_code(pod.blobs, payloads[0]["ref"])
         clean = [{k: v for k, v in p.items() if k != "secrets"} for p in payloads]
         remote = RemoteJob(payload={} if pod.packed else clean[0], items=clean if pod.packed else [],
                            result_uri=pod.result_uri, code_uri=code_uri, code_root=code_root,
@@ -443,12 +486,49 @@ class KubernetesPlatform(Platform):
         pod.command = pods.CONTAINER
         return pods.container_pod(self.config, placement, pod.namespace, pod.job_uri, work)
 
+    def _object_job(self, pod: _Pod, work: ObjectWork, build: ObjectBuilder, placement: Placement) -> Obj:
+        """Store the attempt's job (and the code archive); return the task type's object."""
+        job = dict(work.job)
+        payload = job.get("payload")
+        if isinstance(payload, dict):
+            job["code_uri"], job["code_root"] = self._ship_code(pod.blobs, payload["ref"])
+        job["workdir"] = posixpath.dirname(pod.job_uri)
+        pod.blobs.write_bytes(pod.job_uri, json.dumps(job).encode())
+        template = pods.python_pod(self.config, placement, pod.namespace, pod.job_uri, dict(work.env))
+        container = template["spec"]["containers"][0]
+        spec = template["spec"]
+        request = ObjectRequest(
+            name=pod.name, namespace=pod.namespace, labels=template["metadata"]["labels"],
+            image=container["image"], python=self.config.python, job_uri=pod.job_uri,
+            env=container["env"], env_from=container.get("envFrom") or [], resources=container["resources"],
+            service_account=spec.get("serviceAccountName"), node_selector=spec.get("nodeSelector") or {},
+            tolerations=spec.get("tolerations") or [],
+            image_pull_secrets=[s["name"] for s in spec.get("imagePullSecrets") or []])
+        manifest = build(request)
+        metadata = {**template["metadata"], "name": pod.name}
+        metadata.update({k: v for k, v in (manifest.get("metadata") or {}).items() if k not in ("name", "namespace")})
+        metadata["labels"] = {**(manifest.get("metadata") or {}).get("labels", {}), **template["metadata"]["labels"]}
+        return {**manifest, "metadata": metadata}
+
+    def _ship_code(self, blobs: BlobStore, ref: dict[str, Any]) -> tuple[str | None, str | None]:
+        """The code archive's URI (stored once per content) and the folder it was packed from."""
+        root = source_root(ref["module"], ref.get("file"))
+        if root is None:
+            return None, None
+        packed = archive(root)
+        code_uri = blobs.uri("code", f"{packed.digest}.tar.gz")
+        if code_uri not in self._uploaded:
+            if not blobs.exists(code_uri):
+                blobs.write_bytes(code_uri, packed.data)
+            self._uploaded.add(code_uri)
+        return code_uri, str(root)
+
     def _create_pod(self, pod: _Pod, prepare: Callable[[], Obj]) -> None:
         from plait.platforms.kubernetes.objects import POD
 
         pod.waiting = None
         manifest = prepare()
-        watch = self._watches.watch(POD, pod.namespace)
+        watch = self._watches.watch(pod.kind or POD, pod.namespace)
         pod.unwatch = watch.on_change(pod.name, lambda: self._examine(pod))
         delay = QUOTA_BACKOFF[0]
         while True:
@@ -474,13 +554,18 @@ class KubernetesPlatform(Platform):
 
         if pod.finishing or pod.abandoned or self._watches is None or not pod.created:
             return
-        found = self._watches.watch(POD, pod.namespace).get(pod.name)
+        found = self._watches.watch(pod.kind or POD, pod.namespace).get(pod.name)
         if found is None:
             if pod.seen:  # it was there, and went without us deleting it
                 pod.finishing = True
                 self._submit_work(self._finish, pod, None)
             return
         pod.seen = True
+        if pod.state is not None:  # another kind: the task type reads it
+            if pod.state(found).phase != "running":
+                pod.finishing = True
+                self._submit_work(self._finish, pod, found)
+            return
         if pods.ended(found):
             pod.finishing = True
             self._submit_work(self._finish, pod, found)
@@ -516,6 +601,9 @@ class KubernetesPlatform(Platform):
                         "retryable": False, "error_kind": "user"})
 
     def _finish(self, pod: _Pod, found: Obj | None) -> None:
+        if pod.state is not None:
+            self._finish_object(pod, found)
+            return
         report: dict[str, Any] | None = None
         if pod.blobs.exists(pod.result_uri):
             report = json.loads(pod.blobs.read_bytes(pod.result_uri))
@@ -546,11 +634,46 @@ class KubernetesPlatform(Platform):
             results[job_id] = item
         self._end(pod, results=results)
 
+    def _finish_object(self, pod: _Pod, found: Obj | None) -> None:
+        """The object ended: its entrypoint's result (or a rank's error), its log; then delete it."""
+        assert pod.state is not None
+        state = pod.state(found) if found is not None else None
+        folder = posixpath.dirname(pod.result_uri)
+        result: dict[str, Any] | None = None
+        if pod.blobs.exists(pod.result_uri):
+            result = json.loads(pod.blobs.read_bytes(pod.result_uri))
+        else:  # a rank that failed first says why (plait_pytorch.rank writes error-<rank>.json)
+            errors = sorted(pod.blobs.fs.glob(pod.blobs._path(folder) + "/error-*.json"))
+            if errors:
+                first = json.loads(pod.blobs.fs.cat_file(errors[0]))
+                rank = first.pop("rank", None)
+                result = {**first, "message": f"rank {rank} failed: {first.get('message', '')}"}
+        text = ""
+        if state is not None and state.log_pod:
+            try:
+                text = self._objects.logs(pod.namespace, state.log_pod, state.log_container)
+            except PlaitError as exc:
+                text = f"(the log of {state.log_pod} could not be read: {exc})"
+        if result is None:
+            what = pod.kind.kind if pod.kind is not None else "object"
+            if state is None:
+                message = f"the attempt's {what} {pod.name} vanished before it reported a result"
+            else:
+                message = f"the {what} {pod.name} {state.phase} without reporting a result: {state.message}"
+            tail = "\n".join(text.strip().splitlines()[-30:])
+            result = {"status": "failed", "message": message + (f"\n{tail}" if tail else ""),
+                      "retryable": True, "error_kind": "system"}
+        if text:
+            result["stdout"] = text
+        if found is not None:
+            self._delete(pod)
+        self._end(pod, result)
+
     def _delete(self, pod: _Pod) -> None:
         from plait.platforms.kubernetes.objects import POD
 
         if self._objects is not None:
-            self._objects.delete(POD, pod.namespace, pod.name)
+            self._objects.delete(pod.kind or POD, pod.namespace, pod.name)
 
     def _end(self, pod: _Pod, result: dict[str, Any] | None = None,
              results: dict[str, dict[str, Any]] | None = None) -> None:

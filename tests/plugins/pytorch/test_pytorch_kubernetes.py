@@ -1,0 +1,71 @@
+"""plait-pytorch on Kubernetes: the PyTorchJob it builds, and how its conditions read."""
+
+from __future__ import annotations
+
+import plait
+import pytest
+from plait.model.wire import ObjectRequest
+from plait.testing.manifests import validate_manifest
+from plait_pytorch import Elastic, PyTorch
+from plait_pytorch.hooks import PyTorchTask
+
+REQUEST = ObjectRequest(
+    name="plait-20261201-x-train-1-ab12cd34ef", namespace="vision-production",
+    labels={"plait.dev/execution": "20261201-x", "plait.dev/node": "train", "plait.dev/task-type": "pytorch"},
+    image="ghcr.io/acme/train:2", python="python3", job_uri="s3://bucket/plait/k8s/y/job.json",
+    env=[{"name": "PLAIT_SECRET_TOKEN", "valueFrom": {"secretKeyRef": {"name": "plait-secrets", "key": "token"}}}],
+    resources={"requests": {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": "2"},
+               "limits": {"memory": "16Gi", "nvidia.com/gpu": "2"}},
+    tolerations=[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+)
+
+
+def build(config: PyTorch) -> dict:
+    @plait.task(plugin=config)
+    def train(epochs: int) -> int:
+        return epochs
+
+    job = PyTorchTask().kubernetes_object(None, train.template, REQUEST)
+    return {**job, "metadata": {"name": REQUEST.name, "namespace": REQUEST.namespace, "labels": REQUEST.labels}}
+
+
+def test_a_job_of_three_nodes_has_a_master_and_two_workers_running_torchrun_on_plaits_rank_entrypoint():
+    job = build(PyTorch(workers=3, nproc_per_node=2))
+    validate_manifest(job)
+    spec = job["spec"]
+    assert spec["nprocPerNode"] == "2"
+    replicas = spec["pytorchReplicaSpecs"]
+    assert (replicas["Master"]["replicas"], replicas["Worker"]["replicas"]) == (1, 2)
+    master = replicas["Master"]["template"]["spec"]["containers"][0]
+    assert master["name"] == "pytorch" and master["image"] == "ghcr.io/acme/train:2"
+    assert master["command"] == ["python3", "-m", "torch.distributed.run", "-m", "plait_pytorch.rank",
+                                 "s3://bucket/plait/k8s/y/job.json"]
+    assert master["resources"]["limits"]["nvidia.com/gpu"] == "2"
+    assert master["ports"] == [{"name": "pytorchjob-port", "containerPort": 23456}]
+    assert replicas["Worker"]["template"]["spec"]["tolerations"] == REQUEST.tolerations
+    assert "elasticPolicy" not in spec
+
+
+def test_an_elastic_job_has_workers_only_and_an_elastic_policy():
+    job = build(PyTorch(nproc_per_node=1, elastic=Elastic(min_nodes=2, max_nodes=4, max_restarts=3)))
+    validate_manifest(job)
+    spec = job["spec"]
+    assert list(spec["pytorchReplicaSpecs"]) == ["Worker"] and spec["pytorchReplicaSpecs"]["Worker"]["replicas"] == 4
+    assert spec["elasticPolicy"] == {"rdzvBackend": "c10d", "minReplicas": 2, "maxReplicas": 4, "maxRestarts": 3}
+
+
+@pytest.mark.parametrize(("conditions", "phase"), [
+    ([], "running"),
+    ([{"type": "Created", "status": "True"}], "running"),
+    ([{"type": "Created", "status": "True"}, {"type": "Running", "status": "True"}], "running"),
+    ([{"type": "Running", "status": "False"}, {"type": "Succeeded", "status": "True"}], "succeeded"),
+    ([{"type": "Running", "status": "False"},
+      {"type": "Failed", "status": "True", "reason": "PyTorchJobFailed", "message": "worker 1 exited 1"}], "failed"),
+])
+def test_each_condition_reads_as_a_phase(conditions, phase):
+    job = {"metadata": {"name": "job"}, "spec": {"pytorchReplicaSpecs": {"Master": {}}},
+           "status": {"conditions": conditions}}
+    read = PyTorchTask().kubernetes_state(job)
+    assert read.phase == phase and (read.log_pod, read.log_container) == ("job-master-0", "pytorch")
+    if phase == "failed":
+        assert "worker 1 exited 1" in read.message
