@@ -42,11 +42,12 @@ from plait.plugins.tasktype import AttemptContext, TaskConfig, TaskType
 from plait.runtime.attempt import run_attempt
 from plait.runtime.job import read_job, write_file, write_result
 from plait.runtime.payload import attempt_payload, status_of
+from plait.storage.blobs import BlobStore
 from plait.types.engine import Codec, TypeEngine, TypeTransformer, ValueIO, load_offloaded
 from plait.types.files import Directory, File
 
 __all__ = [
-    "AttemptContext", "Codec", "CommandWork", "CompileError", "Directory", "ErrorKind", "File",
+    "AttemptContext", "BlobStore", "Codec", "CommandWork", "CompileError", "Directory", "ErrorKind", "File",
     "Handle", "LocalProcess", "ObjectKind", "ObjectRequest", "ObjectState", "PermanentError", "Phase", "PlaitError", "Platform", "ProcessTask",
     "RetryableError", "SecretRef", "Settings", "Status", "Task", "TaskConfig", "TaskTemplate",
     "TaskType", "TypeEngine", "TypeMismatchError", "TypeSpec", "TypeTransformer", "ValueIO",

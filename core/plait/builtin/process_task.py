@@ -45,6 +45,8 @@ from plait.plugins.platform import ObjectState
 from plait.plugins.tasktype import AttemptContext, TaskType
 from plait.runtime.payload import attempt_payload, placement, status_of, write_logs
 
+POD_KIND = ObjectKind(group="", version="v1", plural="pods", kind="Pod")
+
 
 class ProcessTask(TaskType):
     """Base class: override :meth:`command`, and :meth:`job` or :meth:`result` if needed.
@@ -56,6 +58,8 @@ class ProcessTask(TaskType):
     """
 
     kubernetes_kind: ClassVar[ObjectKind | None] = None
+    """The kind of object an attempt is on Kubernetes; a plain Pod when the subclass only
+    implements :meth:`kubernetes_command`."""
 
     def __init__(self) -> None:
         self._results: dict[str, dict[str, Any] | None] = {}
@@ -82,14 +86,47 @@ class ProcessTask(TaskType):
         """
         return status_of(AttemptResult.model_validate(result).model_dump(exclude_none=True))
 
+    def kubernetes_command(self, ctx: AttemptContext, task: TaskTemplate, request: ObjectRequest) -> list[str] | None:
+        """The command of a plain Pod that runs the attempt on Kubernetes (``request.python``
+        with this task type's entrypoint on ``request.job_uri``), or None: not a plain Pod."""
+        return None
+
     def kubernetes_object(self, ctx: AttemptContext, task: TaskTemplate, request: ObjectRequest) -> dict[str, Any]:
         """The object (``apiVersion``, ``kind``, ``spec``) that runs the attempt on Kubernetes,
-        its pods running ``request.python`` with this task type's entrypoint on ``request.job_uri``."""
-        raise NotImplementedError
+        its pods running ``request.python`` with this task type's entrypoint on ``request.job_uri``.
+
+        The default is a Pod running :meth:`kubernetes_command`.
+        """
+        argv = self.kubernetes_command(ctx, task, request)
+        if argv is None:
+            raise NotImplementedError(f"{type(self).__name__} sets kubernetes_kind but builds no object")
+        container: dict[str, Any] = {"name": "task", "image": request.image, "command": argv, "env": request.env,
+                                     "resources": request.resources}
+        if request.env_from:
+            container["envFrom"] = request.env_from
+        spec: dict[str, Any] = {"restartPolicy": "Never", "containers": [container],
+                                "automountServiceAccountToken": False}
+        for key, value in (("serviceAccountName", request.service_account), ("nodeSelector", request.node_selector),
+                           ("tolerations", request.tolerations),
+                           ("imagePullSecrets", [{"name": s} for s in request.image_pull_secrets])):
+            if value:
+                spec[key] = value
+        return {"apiVersion": "v1", "kind": "Pod", "spec": spec}
 
     def kubernetes_state(self, obj: dict[str, Any]) -> ObjectState:
-        """Read an observed object: running, succeeded or failed, and where its log is."""
-        raise NotImplementedError
+        """Read an observed object: running, succeeded or failed, and where its log is.
+
+        The default reads the Pod of :meth:`kubernetes_object`.
+        """
+        status = obj.get("status") or {}
+        where = {"log_pod": obj["metadata"]["name"], "log_container": "task"}
+        phase = status.get("phase")
+        if phase == "Succeeded":
+            return ObjectState("succeeded", "Succeeded", **where)
+        if phase == "Failed":
+            return ObjectState("failed", f"Failed: {status.get('reason') or status.get('message') or 'the pod failed'}",
+                               **where)
+        return ObjectState("running", phase or "Pending", **where)
 
     def failure(self, ctx: AttemptContext, handle: Handle, code: int) -> Status:
         """The status when the command exited without writing a result."""
@@ -118,7 +155,8 @@ class ProcessTask(TaskType):
 
     def _place(self, ctx: AttemptContext, task: TaskTemplate) -> Handle:
         """Hand the attempt to a platform that runs it as an object of this task type's kind."""
-        if self.kubernetes_kind is None:
+        kind = self._kind()
+        if kind is None:
             raise PlaitError(f"the {self.name} task type does not run on the {ctx.platform.name} platform yet; "
                              "run it with --platform local")
         job = ctx.attempt_id
@@ -128,13 +166,20 @@ class ProcessTask(TaskType):
         content = self.job(ctx, task, ctx.folder / self.name)
         if isinstance(content.get("payload"), dict):  # typed and versioned; secrets never serialised
             content["payload"] = AttemptPayload.model_validate(content["payload"]).model_dump(mode="json")
-        work = ObjectWork(kind=self.kubernetes_kind, job={**content, "secret_names": list(task.secrets)},
+        work = ObjectWork(kind=kind, job={**content, "secret_names": list(task.secrets)},
                           env=self.environment(ctx, task))
         self._results[job] = None
         ctx.platform.submit_object(job, work, functools.partial(self.kubernetes_object, ctx, task),
                                    self.kubernetes_state, self._on_done(job, ctx),
                                    placement(ctx, task, self.name))
         return handle
+
+    def _kind(self) -> ObjectKind | None:
+        if self.kubernetes_kind is not None:
+            return self.kubernetes_kind
+        if type(self).kubernetes_command is not ProcessTask.kubernetes_command:
+            return POD_KIND
+        return None
 
     def _on_done(self, job: str, ctx: AttemptContext) -> Callable[[dict[str, Any]], None]:
         def done(result: dict[str, Any]) -> None:
@@ -148,10 +193,11 @@ class ProcessTask(TaskType):
     def _poll_placed(self, ctx: AttemptContext, handle: Handle) -> Status:
         job = handle["remote"]
         if job not in self._results:  # created by an engine that stopped
-            assert self.kubernetes_kind is not None
-            if not ctx.platform.attach_object(job, self.kubernetes_kind, self.kubernetes_state,
+            kind = self._kind()
+            assert kind is not None
+            if not ctx.platform.attach_object(job, kind, self.kubernetes_state,
                                               self._on_done(job, ctx), placement(ctx, task_type=self.name)):
-                return Status.failed(f"this attempt's {self.kubernetes_kind.kind} is gone (the engine that "
+                return Status.failed(f"this attempt's {kind.kind} is gone (the engine that "
                                      "started it stopped)", retryable=True, error_kind=ErrorKind.SYSTEM)
             self._results.setdefault(job, None)
         result = self._results[job]
@@ -160,6 +206,8 @@ class ProcessTask(TaskType):
             return Status(Phase.WAITING_FOR_RESOURCES, waiting) if waiting else Status(Phase.RUNNING)
         if result.get("status") == "aborted":
             return Status(Phase.ABORTED, "aborted")
+        if result.pop("platform_failure", False):  # the object failed before its entrypoint could report
+            return status_of(result)
         try:
             return self.result(ctx, handle, result)
         except ValueError as exc:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from plait import AttemptContext, CompileError, Status, TaskType, hookimpl
-from plait.sdk import Handle, ProcessTask, TaskTemplate
+from plait.sdk import Handle, ObjectRequest, ProcessTask, TaskTemplate
 
 from plait_papermill.config import Notebook
 
@@ -27,14 +27,30 @@ class PapermillTask(ProcessTask):
 
     def job(self, ctx: AttemptContext, task: TaskTemplate, folder: Path) -> dict[str, Any]:
         config = Notebook.model_validate(task.config)
+        outputs = {n: spec.kind for n, spec in task.interface.outputs.items()}
+        if ctx.platform.places_work:  # a pod: the notebook and file inputs go through the blob store
+            parameters = {name: self._remote_parameter(ctx, name, task.interface.inputs[name].kind)
+                          for name in task.interface.inputs}
+            return {"path": Path(config.path).name, "notebook_uri": ctx.blobs.put_file(config.path),
+                    "blobs": ctx.blobs.url, "kernel": config.kernel, "parameters": parameters,
+                    "cell_timeout": config.cell_timeout, "outputs": outputs}
         parameters = {name: self._parameter(ctx, folder, name, task.interface.inputs[name].kind)
                       for name in task.interface.inputs}
         return {"path": config.path, "kernel": config.kernel, "parameters": parameters,
-                "cell_timeout": config.cell_timeout,
-                "outputs": {n: spec.kind for n, spec in task.interface.outputs.items()}}
+                "cell_timeout": config.cell_timeout, "outputs": outputs}
 
     def command(self, ctx: AttemptContext, task: TaskTemplate, job: Path) -> list[str]:
         return [sys.executable, "-m", "plait_papermill.run", str(job)]
+
+    def kubernetes_command(self, ctx: AttemptContext, task: TaskTemplate, request: ObjectRequest) -> list[str]:
+        return [request.python, "-m", "plait_papermill.run", request.job_uri]
+
+    @staticmethod
+    def _remote_parameter(ctx: AttemptContext, name: str, kind: str) -> Any:
+        literal = ctx.inputs[name]
+        if kind in ("file", "dataframe", "directory"):
+            return {"$blob": literal["uri"], "kind": kind}  # fetched by the pod
+        return literal
 
     @staticmethod
     def _parameter(ctx: AttemptContext, workdir: Path, name: str, kind: str) -> Any:
@@ -48,9 +64,9 @@ class PapermillTask(ProcessTask):
 
     def result(self, ctx: AttemptContext, handle: Handle, result: dict[str, Any]) -> Status:
         folder = Path(handle["job"])
-        links = {}
+        links = dict(result.get("artifacts") or {})  # a pod stored them already
         for name, file in (("notebook", "executed.ipynb"), ("report", "report.html")):
-            if (folder / file).exists():
+            if not links and (folder / file).exists():
                 links[name] = ctx.blobs.put_file(folder / file)
         if result["status"] == "failed":
             message = (f"cell {result['cell']} raised {result['ename']}: {result['evalue']}\n"
@@ -58,6 +74,8 @@ class PapermillTask(ProcessTask):
             return Status.failed(message, log_links=links)
         if result["status"] == "error":
             return Status.failed(f"the notebook could not run: {result['message']}", retryable=False, log_links=links)
+        if "outputs" in result:  # a pod turned the records into outputs already
+            return Status.succeeded(result["outputs"], log_links=links)
         outputs: dict[str, Any] = {}
         kinds = json.loads((folder / "job.json").read_text())["outputs"]
         for name, kind in kinds.items():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,10 @@ def main(job_path: str) -> int:
     from plait.sdk import read_job, write_result
 
     job = read_job(job_path)  # before the kernel starts: it does not inherit the secrets
-    workdir = Path(job["workdir"])
+    remote = "notebook_uri" in job  # in a pod: the job, the notebook and the inputs are in the blob store
+    workdir = Path(tempfile.mkdtemp(prefix="plait-notebook-")) if remote else Path(job["workdir"])
+    if remote:
+        job = _fetch(job, workdir)
     result: dict[str, Any]
     os.environ["PLAIT_NOTEBOOK_RECORD"] = str(workdir / "record.jsonl")
     import papermill
@@ -37,8 +41,57 @@ def main(job_path: str) -> int:
     except Exception as exc:  # a missing kernel, an unreadable notebook
         result = {"status": "error", "message": f"{type(exc).__name__}: {exc}"}
     _render_html(executed, workdir / "report.html")
-    write_result(workdir, result)
+    if remote:
+        result = _stored(job, workdir, result)
+    write_result(job["workdir"] if remote else workdir, result)
     return 0
+
+
+def _fetch(job: dict[str, Any], workdir: Path) -> dict[str, Any]:
+    """In a pod: the notebook and the file inputs, fetched from the blob store into ``workdir``."""
+    from plait.sdk import BlobStore
+
+    blobs = BlobStore(job["blobs"])
+    notebook = blobs.get_file(job["notebook_uri"], workdir / "notebook" / job["path"])
+    parameters = {}
+    for name, value in job["parameters"].items():
+        if isinstance(value, dict) and "$blob" in value:
+            target = workdir / "inputs" / (f"{name}.parquet" if value["kind"] == "dataframe" else name)
+            fetch = blobs.get_dir if value["kind"] == "directory" else blobs.get_file
+            value = str(fetch(value["$blob"], target))
+        parameters[name] = value
+    return {**job, "path": str(notebook), "parameters": parameters}
+
+
+def _stored(job: dict[str, Any], workdir: Path, result: dict[str, Any]) -> dict[str, Any]:
+    """In a pod: the executed notebook and report stored, the records turned into outputs."""
+    from plait.sdk import BlobStore
+
+    blobs = BlobStore(job["blobs"])
+    artifacts = {name: blobs.put_file(workdir / file)
+                 for name, file in (("notebook", "executed.ipynb"), ("report", "report.html"))
+                 if (workdir / file).exists()}
+    result = {**result, "artifacts": artifacts}
+    if result["status"] != "succeeded":
+        return result
+    outputs: dict[str, Any] = {}
+    for name, kind in job["outputs"].items():
+        if name not in result["records"]:
+            return {"status": "error", "artifacts": artifacts,
+                    "message": f"the notebook did not record output {name!r}: call "
+                               f"plait_papermill.record({name!r}, value) in a cell"}
+        value = result["records"][name]
+        if kind in ("file", "dataframe") and isinstance(value, dict) and "$path" in value:
+            path = Path(value["$path"])
+            if kind == "file":
+                value = {"uri": blobs.put_file(path)}
+            else:
+                import pyarrow.parquet as pq
+
+                value = {"uri": blobs.put_bytes(path.read_bytes(), ".parquet"), "format": "parquet",
+                         "rows": pq.read_metadata(path).num_rows}
+        outputs[name] = value
+    return {**result, "outputs": outputs}
 
 
 def _records(path: Path) -> dict[str, Any]:

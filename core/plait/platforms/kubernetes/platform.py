@@ -450,7 +450,7 @@ class KubernetesPlatform(Platform):
             log.exception("kubernetes platform: %s failed", getattr(fn, "__name__", fn))
             if isinstance(pod, _Pod) and fn is not self._delete:
                 retryable = isinstance(exc, KubernetesRetryableError) or not isinstance(exc, PlaitError)
-                self._end(pod, {"status": "failed", "message": f"{type(exc).__name__}: {exc}",
+                self._end(pod, {"status": "failed", "platform_failure": True, "message": f"{type(exc).__name__}: {exc}",
                                 "retryable": retryable, "error_kind": "system" if retryable else "user"})
 
     # -- the work, in this platform's threads ----------------------------------------------
@@ -461,7 +461,8 @@ class KubernetesPlatform(Platform):
         except Exception as exc:
             retryable = isinstance(exc, KubernetesRetryableError) or not isinstance(exc, PlaitError)
             log.warning("kubernetes platform: creating %s failed: %s", pod.name, exc)
-            self._end(pod, {"status": "failed", "message": f"could not create pod {pod.name}: {exc}",
+            self._end(pod, {"status": "failed", "platform_failure": True,
+                            "message": f"could not create {pod.name}: {exc}",
                             "retryable": retryable, "error_kind": "system" if retryable else "user"})
 
     def _python_job(self, pod: _Pod, payloads: list[dict[str, Any]], placement: Placement) -> Obj:
@@ -597,7 +598,7 @@ class KubernetesPlatform(Platform):
 
     def _give_up(self, pod: _Pod, message: str, grace: float) -> None:
         self._delete(pod)
-        self._end(pod, {"status": "failed", "message": f"{message} (for {grace:g}s)",
+        self._end(pod, {"status": "failed", "platform_failure": True, "message": f"{message} (for {grace:g}s)",
                         "retryable": False, "error_kind": "user"})
 
     def _finish(self, pod: _Pod, found: Obj | None) -> None:
@@ -654,6 +655,8 @@ class KubernetesPlatform(Platform):
                 text = self._objects.logs(pod.namespace, state.log_pod, state.log_container)
             except PlaitError as exc:
                 text = f"(the log of {state.log_pod} could not be read: {exc})"
+        if result is None and pod.kind is not None and pod.kind.plural == "pods" and found is not None:
+            result = pods.failure(found, "\n".join(text.strip().splitlines()[-30:]))  # OOMKilled, evicted...
         if result is None:
             what = pod.kind.kind if pod.kind is not None else "object"
             if state is None:
@@ -661,7 +664,7 @@ class KubernetesPlatform(Platform):
             else:
                 message = f"the {what} {pod.name} {state.phase} without reporting a result: {state.message}"
             tail = "\n".join(text.strip().splitlines()[-30:])
-            result = {"status": "failed", "message": message + (f"\n{tail}" if tail else ""),
+            result = {"status": "failed", "platform_failure": True, "message": message + (f"\n{tail}" if tail else ""),
                       "retryable": True, "error_kind": "system"}
         if text:
             result["stdout"] = text

@@ -261,4 +261,5 @@ def _memory_limit(pod: Obj, container: str) -> str:
 
 
 def _failed(message: str, *, retryable: bool, kind: str) -> dict[str, Any]:
-    return {"status": "failed", "message": message, "retryable": retryable, "error_kind": kind}
+    return {"status": "failed", "message": message, "retryable": retryable, "error_kind": kind,
+            "platform_failure": True}
