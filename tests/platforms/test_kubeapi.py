@@ -219,6 +219,38 @@ def test_watch_from_a_compacted_resource_version_gets_410_and_the_client_raises(
     assert [e["type"] for e in events] == ["DELETED"]
 
 
+def test_dropped_watches_break_mid_stream_and_refused_ones_get_503_until_accepted(core, kube):
+    rv = core.list_namespaced_pod(NS).metadata.resource_version
+    seen, ended = [], []
+
+    def follow():
+        try:
+            for event in Watch().stream(core.list_namespaced_pod, NS, resource_version=rv,
+                                        timeout_seconds=30, _request_timeout=40):
+                seen.append(event["object"].metadata.name)
+            ended.append("cleanly")  # a server's timeoutSeconds ends a watch this way
+        except Exception as exc:
+            ended.append(type(exc).__name__)
+
+    thread = threading.Thread(target=follow)
+    thread.start()
+    assert kube.wait(lambda: kube.requests[("watch", "pods")] == 1)
+    core.create_namespaced_pod(NS, pod("before"))
+    assert kube.wait(lambda: seen == ["before"], timeout=5)
+    assert kube.drop_watches(refuse=True) == 1
+    thread.join(5)
+    assert not thread.is_alive() and ended and ended != ["cleanly"], ended
+    core.create_namespaced_pod(NS, pod("while-away"))  # other verbs still work
+    with pytest.raises(ApiException) as err:
+        list(Watch().stream(core.list_namespaced_pod, NS, resource_version=rv, _request_timeout=5))
+    assert err.value.status == 503
+    kube.accept_watches()
+    again = [e["object"].metadata.name for e in Watch().stream(
+        core.list_namespaced_pod, NS, resource_version=rv, timeout_seconds=1)]
+    assert again == ["before", "while-away"]
+    assert kube.drop_watches() == 0  # none open: nothing to cut, and no wait
+
+
 def test_watch_history_is_bounded_so_a_watch_far_behind_gets_410(core, kube):
     old_rv = core.list_namespaced_pod(NS).metadata.resource_version
     for i in range(60):  # the fixture keeps 50 events

@@ -66,6 +66,10 @@ from the apiserver sources and the client's ``watch.py``), so the real client pa
   ``follow`` (streams appended text until the container terminates, the pod reaches a
   terminal phase or goes); the 400s for a missing or wrong container name and for a
   container still waiting to start.
+- watch outages: :meth:`KubeAPI.drop_watches` cuts every open watch connection mid-stream
+  (no closing chunk, as a restarting API server or a load balancer's idle timeout does), and
+  with ``refuse=True`` answers new watch requests 503 ServiceUnavailable until
+  :meth:`KubeAPI.accept_watches`, so a test chooses what changes while its clients are away.
 - for tests: ``requests[(verb, resource)]`` counts HTTP requests (``("create", "pods")``,
   ``("watch", "pods")``, ``("get", "pods/log")``, ``("patch", "sparkapplications.
   sparkoperator.k8s.io")``); ``created[kind]`` counts objects ever created. For a simulated
@@ -97,6 +101,7 @@ import copy
 import json
 import queue
 import random
+import socket
 import string
 import threading
 import time
@@ -653,6 +658,9 @@ class KubeAPI:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self._watch_epoch = 0  # drop_watches() moves it on; an open watch of an older one is cut
+        self._open_watches: collections.Counter[int] = collections.Counter()  # by epoch
+        self._refusing_watches = False
         for ns in namespaces:
             self.create("namespaces", {"metadata": {"name": ns}})
 
@@ -851,6 +859,34 @@ class KubeAPI:
         with self._lock:
             self._history.clear()
             self._compacted = self._rv
+
+    def drop_watches(self, *, refuse: bool = False, timeout: float = 5.0) -> int:
+        """Cut every open watch connection; return how many were cut, once they all are.
+
+        Each is ended without the closing chunk, so the client sees a broken connection (not
+        the end of a ``timeoutSeconds`` watch) and must watch again from its resourceVersion.
+        With ``refuse``, watch requests are answered 503 ServiceUnavailable until
+        :meth:`accept_watches` (lists, gets and every other verb still work): what changes
+        meanwhile is what a client must catch up on when it reconnects.
+        """
+        with self._changed:
+            self._watch_epoch += 1
+            self._refusing_watches = refuse
+            epoch = self._watch_epoch
+            cut = sum(n for e, n in self._open_watches.items() if e < epoch)
+            self._changed.notify_all()
+            deadline = time.monotonic() + timeout
+            while any(n for e, n in self._open_watches.items() if e < epoch):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"open watches were not cut within {timeout:g}s")
+                self._changed.wait(left)
+            return cut
+
+    def accept_watches(self) -> None:
+        """Serve watch requests again after :meth:`drop_watches` with ``refuse``."""
+        with self._lock:
+            self._refusing_watches = False
 
     # ---- the store ----------------------------------------------------------------------
 
@@ -1387,6 +1423,9 @@ class _Handler(BaseHTTPRequestHandler):
         deadline = time.monotonic() + float(timeout_text) if timeout_text else None
         pending: list[Obj] = []
         with kube._lock:
+            if kube._refusing_watches:
+                raise ApiStatusError(503, "ServiceUnavailable", "the server is currently unable "
+                                     "to handle the request (watches refused by the test)")
             if rv_text in (None, "", "0"):
                 position = kube._rv
                 pending = [{"type": "ADDED", "object": copy.deepcopy(o)}
@@ -1396,11 +1435,16 @@ class _Handler(BaseHTTPRequestHandler):
                     position = int(str(rv_text))
                 except ValueError:
                     raise _bad_request(f'invalid resource version "{rv_text}"')
-        self._start_stream("application/json")
+            epoch = kube._watch_epoch  # registered in the same hold as the refusal check
+            kube._open_watches[epoch] += 1
         try:
+            self._start_stream("application/json")
             while True:
                 gone = None
                 with kube._lock:
+                    if epoch != kube._watch_epoch:
+                        self._cut()
+                        return
                     if position < kube._compacted:
                         gone = {"type": "ERROR", "object": {
                             "kind": "Status", "apiVersion": "v1", "metadata": {},
@@ -1433,6 +1477,21 @@ class _Handler(BaseHTTPRequestHandler):
             self._end_stream()
         except (BrokenPipeError, ConnectionResetError, OSError):
             pass
+        finally:
+            with kube._lock:
+                kube._open_watches[epoch] -= 1
+                if not kube._open_watches[epoch]:
+                    del kube._open_watches[epoch]
+                kube._changed.notify_all()
+
+    def _cut(self) -> None:
+        """End the connection mid-stream: no closing chunk, the socket shut both ways."""
+        self.close_connection = True
+        try:
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # the client went first
 
     # ---- logs ---------------------------------------------------------------------------
 
