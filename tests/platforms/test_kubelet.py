@@ -279,6 +279,14 @@ def test_evict_fails_the_pod_with_reason_evicted(core, kube, node):
     assert not alive(main)
 
 
+def test_an_evicted_pod_that_is_deleted_is_removed_once_the_kubelet_confirms(core, kube, node):
+    core.create_namespaced_pod(NS, pod("p", container(command=("sleep", "300"))))
+    wait_for(kube, "p", phase_is("Running"))
+    node.evict("p")
+    core.delete_namespaced_pod("p", NS)  # with graceful_pods: only marked, until the kubelet confirms
+    assert kube.wait(lambda: kube.get("pods", "p", NS) is None, 15), kube.get("pods", "p", NS)
+
+
 def test_a_lost_node_kills_its_processes_and_its_pods_are_failed_and_deleted(core, kube, node):
     core.create_namespaced_pod(NS, pod("p", container(command=("sleep", "300"))))
     wait_for(kube, "p", phase_is("Running"))

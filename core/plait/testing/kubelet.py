@@ -193,6 +193,7 @@ class _Run:
     thread: threading.Thread | None = None
     done: threading.Event = field(default_factory=threading.Event)
     released: bool = False
+    deleting: bool = False  # a graceful deletion is under way (see Kubelet._terminate)
 
     @property
     def stopping(self) -> bool:
@@ -394,7 +395,9 @@ class Kubelet:
                 self._launch(run)
             if phase in _TERMINAL:
                 run.released = True
-            if meta.get("deletionTimestamp") and not run.stopping:
+            if meta.get("deletionTimestamp") and not run.deleting:
+                # An evicted pod is stopped already, yet its deletion still needs confirming.
+                run.deleting = True
                 run.stop.set()
                 grace = int(meta.get("deletionGracePeriodSeconds") or 0)
                 threading.Thread(target=self._terminate, args=(run, grace),
