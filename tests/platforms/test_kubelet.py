@@ -208,6 +208,20 @@ def test_an_image_that_does_not_exist_waits_in_image_pull_back_off(core, kube, n
     assert node.started[(NS, "p")] == 0
 
 
+def test_host_aliases_are_written_into_the_pods_own_etc_hosts(core, kube, node):
+    host_before = Path("/etc/hosts").read_text()
+    assert "trainer-master-0" not in host_before
+    spec = pod("p", container(command=(PY, "-c", "import socket; print(socket.gethostbyname('trainer-master-0'))")))
+    spec["spec"]["hostAliases"] = [{"ip": "127.0.0.1", "hostnames": ["trainer-master-0", "trainer-worker-0"]}]
+    core.create_namespaced_pod(NS, spec)
+    core.create_namespaced_pod(NS, pod("plain", container(command=("cat", "/etc/hosts"))))
+    wait_for(kube, "p", phase_is("Succeeded", "Failed"))
+    wait_for(kube, "plain", phase_is("Succeeded", "Failed"))
+    assert core.read_namespaced_pod_log("p", NS) == "127.0.0.1\n"
+    assert core.read_namespaced_pod_log("plain", NS) == host_before  # no aliases: the host's file
+    assert Path("/etc/hosts").read_text() == host_before  # written in the pod's own mount namespace
+
+
 # ---- scheduling ---------------------------------------------------------------------------
 
 

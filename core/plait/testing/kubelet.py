@@ -39,6 +39,11 @@ What it does, as the real scheduler and kubelet do (restartPolicy ``Never``):
   there, so a path such as ``/data/in`` never appears on the host, ``mount --bind``s each
   emptyDir and ``chroot``s into it. This needs root (the kubelet refuses to start otherwise).
   Other volume kinds are not mounted.
+- ``hostAliases``: written into the container's own ``/etc/hosts`` (bound over it in the
+  private mount namespace: the host's entries, then ``# Entries added by HostAliases.`` and
+  one ``ip<TAB>hostname...`` line per alias, as the kubelet's managed hosts file ends), so a
+  name such as a training job's master service resolves on this machine. A pod without
+  aliases sees the host's ``/etc/hosts`` unchanged.
 - status: phase Pending -> Running -> Succeeded/Failed, the Initialized, ContainersReady,
   Ready and PodScheduled conditions, ``containerStatuses`` and ``initContainerStatuses``
   (waiting, running with ``startedAt``, terminated with ``exitCode``, reason ``Completed`` or
@@ -69,7 +74,7 @@ priorities and preemption, restart policies other than ``Never`` (containers are
 restarted), probes, sidecar (restartable) init containers, ephemeral containers, resource
 limits (nothing is enforced: an over-limit process is not killed; OOM is only on request),
 volume kinds other than ``emptyDir`` (``emptyDir.medium`` and ``sizeLimit`` are ignored),
-pod networking (everything shares the host's network; ``hostAliases`` are not written), image
+pod networking (everything shares the host's network), image
 pulling, security contexts (every process runs as root), lifecycle hooks.
 """
 
@@ -663,6 +668,9 @@ class Kubelet:
                 host.mkdir(parents=True, exist_ok=True)
             binds.append((str(host), os.path.normpath(str(m["mountPath"])),
                           bool(m.get("readOnly"))))
+        aliases = (run.pod.get("spec") or {}).get("hostAliases") or []
+        if aliases:
+            binds.append((str(self._hosts_file(run, aliases)), "/etc/hosts", False))
         workdir = os.path.normpath(str(c.spec.get("workingDir") or "/"))
         targets = [t for _, t, _ in binds] + [workdir]
         replicate = {""}
@@ -683,6 +691,22 @@ class Kubelet:
             args += [source, target, "ro" if ro else "rw"]
         return [self._unshare, "--mount", "--propagation", "private", "/bin/sh", "-c", _ENTER,
                 "sh", *args, workdir, *argv]
+
+    @staticmethod
+    def _hosts_file(run: _Run, aliases: list[Obj]) -> Path:
+        """The pod's ``/etc/hosts``: the host's entries, then its ``hostAliases``."""
+        path = run.folder / "etc-hosts"
+        if not path.exists():
+            try:
+                base = Path("/etc/hosts").read_text()
+            except OSError:
+                base = "127.0.0.1\tlocalhost\n"
+            lines = [base.rstrip("\n"), "", "# Entries added by HostAliases."]
+            lines += ["\t".join([str(a.get("ip")), *(str(h) for h in a.get("hostnames") or [])])
+                      for a in aliases]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("\n".join(lines) + "\n")
+        return path
 
     def _launch_env(self, env: Mapping[str, str]) -> dict[str, str]:
         out = dict(env)
