@@ -20,6 +20,7 @@ from plait.testing.lifecycle import (
     wait_for_start,
 )
 from plait.testing.manifests import ManifestError, Violation, validate_manifest, validate_manifests
+from plait.testing.operators import SparkOperator, TrainingOperator
 from plait.testing.secrets import (
     CliRun,
     Sighting,
@@ -34,7 +35,8 @@ from plait.testing.secrets import (
 
 __all__ = [
     "ApiStatusError", "CliRun", "KubeAPI", "Kubelet", "LifecycleCase", "ManifestError", "PROBE_SECRET",
-    "ResourceType", "Sighting", "Subscription", "TaskTypeLifecycleTests", "Violation",
+    "ResourceType", "Sighting", "SparkOperator", "Subscription", "TaskTypeLifecycleTests", "TrainingOperator",
+    "Violation",
     "WatchEvent", "alive", "assert_no_secret_on_disk", "assert_secret_nowhere",
     "assert_started_once", "files_holding", "in_files", "in_store", "in_texts", "make_context",
     "marked_processes", "plait_cli", "poll_until_done", "processes_outliving", "run_and_show", "secret_sightings",
