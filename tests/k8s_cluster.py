@@ -44,7 +44,8 @@ class Cluster:
     """The emulated cluster and its S3; a context manager."""
 
     def __init__(self, root: Path, *, capacity: dict[str, str] | None = None,
-                 secrets: dict[str, str] | None = None, namespaces: tuple[str, ...] = (NAMESPACE,)) -> None:
+                 secrets: dict[str, str] | None = None, namespaces: tuple[str, ...] = (NAMESPACE,),
+                 operators: bool = False) -> None:
         self.root = root
         self.capacity = capacity or {"cpu": "8", "memory": "16Gi", "nvidia.com/gpu": "1"}
         self.secrets = dict(secrets or {})
@@ -53,6 +54,9 @@ class Cluster:
         self._moto: subprocess.Popen[bytes] | None = None
         self.kube: KubeAPI | None = None
         self.node: Kubelet | None = None
+        self.operators = operators
+        """Also run the simulated Spark and training operators (SparkApplication, PyTorchJob)."""
+        self._operators: list[Any] = []
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -68,6 +72,10 @@ class Cluster:
             self.node = Kubelet(self.kube, capacity=self.capacity, workdir=self.root / "node",
                                 image_env={"PATH": f"{venv_bin}:/usr/local/bin:/usr/bin:/bin",
                                            "HOME": "/root"}).start()
+            if self.operators:
+                from plait.testing.operators import SparkOperator, TrainingOperator
+
+                self._operators = [SparkOperator(self.kube).start(), TrainingOperator(self.kube).start()]
             self.kubeconfig = self.root / "kubeconfig"
             self.kubeconfig.write_text(
                 "apiVersion: v1\nkind: Config\ncurrent-context: emulated\n"
@@ -80,6 +88,13 @@ class Cluster:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        try:
+            for operator in self._operators:
+                operator.stop()  # raises what went wrong inside an operator, after stopping
+        finally:
+            self._stop_the_rest()
+
+    def _stop_the_rest(self) -> None:
         if self.node is not None:
             self.node.stop()
         if self.kube is not None:

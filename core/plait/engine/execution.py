@@ -229,6 +229,13 @@ class _Execution:
                 self.engine.tokens.detach()
         if self.detached:  # another engine owns it now: record nothing more
             return ExecutionResult(self.id, Phase.ABORTED, None, "detached: another engine owns it", None, self.state)
+        if phase != Phase.SUCCEEDED:  # whatever an attempt left behind on the platform goes now
+            try:
+                await asyncio.to_thread(self.platform.execution_ended, self.id, self.options.project,
+                                        self.options.domain, phase.value)
+            except Exception as exc:
+                print(f"plait: sweeping up execution {self.id} on {self.platform.name} failed: {exc}",
+                      file=sys.stderr)
         data: dict[str, Any] = {"outputs": outputs} if phase == Phase.SUCCEEDED else {"error": error, "failed_node": failed}
         self.emit("execution", "", phase, data)
         self.store.flush()

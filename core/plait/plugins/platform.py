@@ -147,6 +147,10 @@ class Platform:
         platform that packs several items into one unit of work runs more of them at once)."""
         raise NotImplementedError
 
+    def execution_ended(self, execution_id: str, project: str, domain: str, phase: str) -> None:
+        """An execution that ran here ended (``succeeded``, ``failed``, ``aborted``): sweep up
+        anything of it still running. Called once, by the engine that ran it to its end."""
+
     def close(self) -> None:
         """Stop what this platform started for this process (worker pools, watches)."""
 

@@ -76,7 +76,7 @@ class PyTorchTask(ProcessTask):
                     "template": {"metadata": {"labels": dict(request.labels)}, "spec": spec}}
 
         spec: dict[str, Any] = {"nprocPerNode": str(config.nproc_per_node),
-                                "runPolicy": {"cleanPodPolicy": "All"}}
+                                "runPolicy": {"cleanPodPolicy": "None"}}
         if config.elastic is None:
             replicas = {"Master": replica(1, port=True)}
             if config.workers > 1:

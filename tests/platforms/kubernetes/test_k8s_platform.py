@@ -172,7 +172,7 @@ def test_a_failing_container_command_is_the_users_error_with_its_output(cluster:
     run = plait_cli(cluster, tmp_path / "home", "run", "tests/flows.py:container_fails", "--x", "7",
                     "--platform", "kubernetes")
     assert run.returncode != 0
-    out = run.stdout + run.stderr
+    out = " ".join((run.stdout + run.stderr).split())  # the console wraps long lines
     assert "command exited with code 3" in out and "about to fail 7" in out, out
 
 
@@ -226,8 +226,8 @@ def test_a_local_folder_as_blob_store_is_refused_before_anything_starts(cluster:
     run = plait_cli(cluster, tmp_path / "home", "run", "tests/flows.py:arithmetic", "--a", "1",
                     "--platform", "kubernetes", PLAIT_BLOB_URL=str(tmp_path / "blobs"))
     assert run.returncode != 0
-    assert "which pods on the cluster cannot read or write" in run.stdout + run.stderr
-    assert "PLAIT_BLOB_URL" in run.stdout + run.stderr
+    out = " ".join((run.stdout + run.stderr).split())  # the console wraps long lines
+    assert "which pods on the cluster cannot read or write" in out and "PLAIT_BLOB_URL" in out, out
     assert cluster.kube.created["Pod"] == before
 
 
@@ -238,7 +238,7 @@ def test_a_pod_killed_for_memory_fails_naming_its_memory_limit(cluster: Cluster,
     run = plait_cli(cluster, tmp_path / "home", "run", "tests/flows.py:arithmetic", "--a", "1",
                     "--platform", "kubernetes", PLAIT_K8S_ANNOTATIONS="plait.test/oom=true")
     assert run.returncode != 0
-    out = run.stdout + run.stderr
+    out = " ".join((run.stdout + run.stderr).split())  # the console wraps long lines
     assert "OOMKilled" in out and "memory limit of 256Mi" in out, out
 
 
@@ -247,7 +247,7 @@ def test_an_image_that_cannot_be_pulled_fails_after_the_grace_naming_the_image(c
                     "--platform", "kubernetes", PLAIT_K8S_IMAGE="registry.example/does-not-exist:1",
                     PLAIT_K8S_IMAGE_PULL_GRACE="1")
     assert run.returncode != 0
-    out = run.stdout + run.stderr
+    out = " ".join((run.stdout + run.stderr).split())  # the console wraps long lines
     assert "registry.example/does-not-exist:1 cannot be pulled" in out, out
     wait_until(lambda: not cluster.pods(), f"the stuck pod deleted: {pod_names(cluster)}")
 
@@ -256,7 +256,7 @@ def test_a_pod_no_node_fits_fails_after_the_grace_naming_its_requests(cluster: C
     run = plait_cli(cluster, tmp_path / "home", "run", "tests/flows.py:arithmetic", "--a", "1",
                     "--platform", "kubernetes", PLAIT_K8S_DEFAULT_CPU="64", PLAIT_K8S_UNSCHEDULABLE_GRACE="1")
     assert run.returncode != 0
-    out = run.stdout + run.stderr
+    out = " ".join((run.stdout + run.stderr).split())  # the console wraps long lines
     assert "no node can run the pod, which requests cpu=64" in out and "Insufficient cpu" in out, out
     wait_until(lambda: not cluster.pods(), "the unschedulable pod deleted")
 

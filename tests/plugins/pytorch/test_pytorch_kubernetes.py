@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import plait
 import pytest
 from plait.model.wire import ObjectRequest
@@ -69,3 +74,49 @@ def test_each_condition_reads_as_a_phase(conditions, phase):
     assert read.phase == phase and (read.log_pod, read.log_container) == ("job-master-0", "pytorch")
     if phase == "failed":
         assert "worker 1 exited 1" in read.message
+
+
+# ---- end to end on the emulated cluster, with the simulated training operator ---------------
+
+TRAINING = Path(__file__).resolve().parent / "training.py"
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory):
+    pytest.importorskip("kubernetes", reason="the Kubernetes platform needs the kubernetes client: pip install kubernetes")
+    from k8s_cluster import Cluster
+
+    with Cluster(tmp_path_factory.mktemp("cluster"), operators=True) as c:
+        yield c
+
+
+def run(cluster, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "plait.cli", "run", *args, "--platform", "kubernetes", "--json"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300, env=cluster.engine_env(home))
+
+
+def test_a_two_node_job_runs_as_a_pytorchjob_whose_ranks_find_each_other(cluster, tmp_path: Path):
+    seen: list[str] = []
+    sub = cluster.kube.subscribe("pytorchjobs.kubeflow.org")
+    try:
+        done = run(cluster, tmp_path / "home", f"{TRAINING}:gather_nodes", "--tag", "k8s")
+        while (event := sub.get(timeout=0.1)) is not None:
+            kinds = [c["type"] for c in (event.object.get("status") or {}).get("conditions") or []
+                     if c.get("status") == "True"]
+            if kinds and (not seen or seen[-1] != kinds[-1]):
+                seen.append(kinds[-1])
+    finally:
+        sub.close()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout[done.stdout.index("{"):]) == {"o0": [0, 1]}, done.stdout
+    assert cluster.kube.created["PyTorchJob"] >= 1
+    assert seen[-1] == "Succeeded" and "Running" in seen, seen
+    assert not cluster.kube.objects("pytorchjobs.kubeflow.org", "default-development"), "the job was not deleted"
+
+
+def test_a_failing_rank_on_kubernetes_fails_the_attempt_naming_the_rank(cluster, tmp_path: Path):
+    done = run(cluster, tmp_path / "home", f"{TRAINING}:failing", "--x", "3")
+    assert done.returncode != 0
+    out = " ".join((done.stdout + done.stderr).split())  # the console wraps long lines
+    assert "rank 1 failed" in out and "rank 1 cannot handle 3" in out, out

@@ -126,3 +126,17 @@ def elastic_sum(x: int) -> int:
 @plait.workflow
 def elastic(x: int) -> int:
     return elastic_sum(x=x)
+
+
+@plait.task(plugin=PyTorch(workers=2, nproc_per_node=1))
+def across_nodes(tag: str) -> list[int]:
+    """One rank per node: each contributes its rank; rank 0 returns what all_gather collected."""
+    ctx = current_context()
+    gathered = [torch.zeros(1, dtype=torch.long) for _ in range(ctx.world_size)]
+    dist.all_gather(gathered, torch.tensor([ctx.rank]))
+    return [int(t.item()) for t in gathered]
+
+
+@plait.workflow
+def gather_nodes(tag: str) -> list[int]:
+    return across_nodes(tag=tag)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import plait
 import pytest
 import sparkflows
@@ -70,3 +74,49 @@ def test_each_application_state_reads_as_a_phase(state, phase):
     assert (read.log_pod, read.log_container) == ("app-driver", "spark-kubernetes-driver")
     if phase == "failed":
         assert state in read.message and "driver OOM" in read.message
+
+
+# ---- end to end on the emulated cluster, with the simulated Spark operator -------------------
+
+SPARKFLOWS = Path(__file__).resolve().parent / "sparkflows.py"
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory):
+    pytest.importorskip("kubernetes", reason="the Kubernetes platform needs the kubernetes client: pip install kubernetes")
+    from k8s_cluster import Cluster
+
+    with Cluster(tmp_path_factory.mktemp("cluster"), operators=True) as c:
+        yield c
+
+
+def run(cluster, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "plait.cli", "run", *args, "--platform", "kubernetes"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300, env=cluster.engine_env(home))
+
+
+def test_spark_tasks_run_as_spark_applications_and_hand_frames_to_a_python_pod(cluster, tmp_path: Path):
+    states: list[str] = []
+    sub = cluster.kube.subscribe("sparkapplications.sparkoperator.k8s.io")
+    before = cluster.kube.created["SparkApplication"]
+    try:
+        done = run(cluster, tmp_path / "home", f"{SPARKFLOWS}:round_trip", "--rows", "10")
+        while (event := sub.get(timeout=0.1)) is not None:
+            state = ((event.object.get("status") or {}).get("applicationState") or {}).get("state")
+            if state and (not states or states[-1] != state):
+                states.append(state)
+    finally:
+        sub.close()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "570" in done.stdout  # 2 * sum(i * i for i in range(10))
+    assert cluster.kube.created["SparkApplication"] - before == 2  # numbers and back_in_spark
+    assert "SUBMITTED" in states and "RUNNING" in states and states[-1] == "COMPLETED", states
+    assert not cluster.kube.objects("sparkapplications.sparkoperator.k8s.io", "default-development"), "an application was left"
+
+
+def test_a_spark_error_in_a_driver_is_the_tasks_failure_with_sparks_message(cluster, tmp_path: Path):
+    done = run(cluster, tmp_path / "home", f"{SPARKFLOWS}:analysis_error", "--rows", "3")
+    assert done.returncode != 0
+    out = " ".join((done.stdout + done.stderr).split())  # the console wraps long lines
+    assert "nope" in out and ("UNRESOLVED_COLUMN" in out or "cannot be resolved" in out), out

@@ -130,7 +130,7 @@ class KubernetesObjects:
                                         f"namespace to be created by name; got {meta!r}")
         for _ in range(3):  # create, or attach; again if the one found went in between
             try:
-                return self._call("create", kind, ns, None, "POST", kind.collection_path(ns),
+                return self._call("create", kind, ns, name, "POST", kind.collection_path(ns),
                                   body=manifest)
             except KubernetesAPIError as exc:
                 if exc.code != 409 or exc.reason != "AlreadyExists":

@@ -357,6 +357,13 @@ class KubernetesPlatform(Platform):
             return problem.message if problem is not None else None
         return None
 
+    def execution_ended(self, execution_id: str, project: str, domain: str, phase: str) -> None:
+        """Delete every object of a failed or aborted execution, of every kind, by its label:
+        one request per kind, catching what an attempt's own cleanup could not."""
+        if self._objects is None:
+            return
+        self._objects.delete_execution(self.config.namespace(project, domain), execution_id)
+
     def close(self) -> None:
         """Finish the deletes already asked for, then stop the watches and threads."""
         self._stopped.set()  # a create waiting for quota gives up; queued deletes still run

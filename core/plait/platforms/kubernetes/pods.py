@@ -228,11 +228,11 @@ def failure(pod: Obj | None, log_tail: str = "", command: str | None = None) -> 
         deadline = (pod.get("spec") or {}).get("activeDeadlineSeconds")
         return _failed(f"the pod ran past its deadline of {deadline}s (the task's timeout) and was stopped",
                        retryable=True, kind="user")
-    if reason in ("NodeLost", "Terminated") or any(
-            c.get("type") == "DisruptionTarget" and c.get("status") == "True"
-            for c in status.get("conditions") or []):
-        return _failed(f"the pod's node went away ({reason or status.get('message') or 'disrupted'})",
-                       retryable=True, kind="system")
+    disrupted = [c for c in status.get("conditions") or []
+                 if c.get("type") == "DisruptionTarget" and c.get("status") == "True"]
+    if reason in ("NodeLost", "Terminated") or disrupted:
+        why = (disrupted[0].get("message") if disrupted else None) or reason or status.get("message") or "disrupted"
+        return _failed(f"the pod's node went away ({why})", retryable=True, kind="system")
     for cs in _statuses(pod):
         term = (cs.get("state") or {}).get("terminated") or {}
         if term.get("reason") == "OOMKilled":
