@@ -13,6 +13,7 @@ kubernetes``) needs to use it, as a user would set it.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import os
 import socket
 import subprocess
@@ -21,9 +22,11 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from plait.platforms.kubernetes.config import KubernetesConfig
 from plait.testing.kubeapi import KubeAPI
 from plait.testing.kubelet import Kubelet
@@ -110,8 +113,6 @@ class Cluster:
     def _start_moto(self) -> None:
         import importlib.util
 
-        import pytest
-
         if importlib.util.find_spec("moto") is None or importlib.util.find_spec("flask") is None:
             pytest.fail(MOTO_MISSING, pytrace=False)
         port = free_port()
@@ -183,3 +184,28 @@ class Cluster:
 def _aws_kwargs() -> dict[str, str]:
     return {"aws_access_key_id": AWS["AWS_ACCESS_KEY_ID"], "aws_secret_access_key": AWS["AWS_SECRET_ACCESS_KEY"],
             "region_name": AWS["AWS_DEFAULT_REGION"]}
+
+
+class OnKubernetes:
+    """Mix into a lifecycle suite (``TaskTypeLifecycleTests``) to run its cases on the
+    emulated cluster: the test module defines a ``cluster`` fixture, and ``case`` returns
+    ``self.placed(case)``. This process is then the engine: it reads and writes S3 too."""
+
+    platform: Any
+    cluster: Cluster
+
+    @pytest.fixture(autouse=True)
+    def _on_cluster(self, cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+        import fsspec
+        from plait.platforms.kubernetes.platform import KubernetesPlatform
+
+        for name, value in AWS.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setitem(fsspec.config.conf, "s3", {"endpoint_url": cluster.endpoint})
+        self.cluster = cluster
+        self.platform = KubernetesPlatform(cluster.config())
+        yield
+        self.platform.close()
+
+    def placed(self, case: Any) -> Any:
+        return dataclasses.replace(case, platform=self.platform, blob_url=self.cluster.blob_url)

@@ -8,6 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import test_papermill
+from k8s_cluster import OnKubernetes
+from plait.testing.lifecycle import LifecycleCase
 
 pytest.importorskip("kubernetes", reason="the Kubernetes platform needs the kubernetes client: pip install kubernetes")
 from k8s_cluster import Cluster  # noqa: E402
@@ -51,3 +54,10 @@ def test_a_failing_cell_on_kubernetes_names_its_number_source_and_exception(clus
     assert done.returncode != 0
     out = " ".join((done.stdout + done.stderr).split())  # the console wraps long lines
     assert "cell 3 raised ZeroDivisionError: division by zero" in out and "ratio = value / divisor" in out, out
+
+
+class TestPapermillLifecycleOnKubernetes(OnKubernetes, test_papermill.TestPapermillLifecycle):
+    """The lifecycle suite, on the emulated cluster: submit, abort, attach after a restart."""
+
+    def case(self, tmp_path: Path) -> LifecycleCase:
+        return self.placed(super().case(tmp_path))

@@ -9,7 +9,10 @@ from pathlib import Path
 
 import plait
 import pytest
+import test_pytorch
+from k8s_cluster import OnKubernetes
 from plait.model.wire import ObjectRequest
+from plait.testing.lifecycle import LifecycleCase
 from plait.testing.manifests import validate_manifest
 from plait_pytorch import Elastic, PyTorch
 from plait_pytorch.hooks import PyTorchTask
@@ -120,3 +123,10 @@ def test_a_failing_rank_on_kubernetes_fails_the_attempt_naming_the_rank(cluster,
     assert done.returncode != 0
     out = " ".join((done.stdout + done.stderr).split())  # the console wraps long lines
     assert "rank 1 failed" in out and "rank 1 cannot handle 3" in out, out
+
+
+class TestPyTorchLifecycleOnKubernetes(OnKubernetes, test_pytorch.TestPyTorchLifecycle):
+    """The lifecycle suite, on the emulated cluster: submit, abort, attach after a restart."""
+
+    def case(self, tmp_path: Path) -> LifecycleCase:
+        return self.placed(super().case(tmp_path))

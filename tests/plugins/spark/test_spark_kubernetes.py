@@ -9,7 +9,10 @@ from pathlib import Path
 import plait
 import pytest
 import sparkflows
+import test_spark
+from k8s_cluster import OnKubernetes
 from plait.model.wire import ObjectRequest
+from plait.testing.lifecycle import LifecycleCase
 from plait.testing.manifests import validate_manifest
 from plait_spark import Spark
 from plait_spark.hooks import SparkTask
@@ -120,3 +123,10 @@ def test_a_spark_error_in_a_driver_is_the_tasks_failure_with_sparks_message(clus
     assert done.returncode != 0
     out = " ".join((done.stdout + done.stderr).split())  # the console wraps long lines
     assert "nope" in out and ("UNRESOLVED_COLUMN" in out or "cannot be resolved" in out), out
+
+
+class TestSparkLifecycleOnKubernetes(OnKubernetes, test_spark.TestSparkLifecycle):
+    """The lifecycle suite, on the emulated cluster: submit, abort, attach after a restart."""
+
+    def case(self, tmp_path: Path) -> LifecycleCase:
+        return self.placed(super().case(tmp_path))
