@@ -363,8 +363,11 @@ def show_execution(execution_id: str, logs: bool) -> None:
         message = (node.error or (last.message if last else "") or "").splitlines()
         if last is not None and last.waiting:
             w = last.waiting
-            message = [f"waiting for {w['pool']}: place {w['position']} of {w['tenant']}'s queue, "
-                       f"{w['queued']} waiting in the pool"]
+            if "pool" in w:
+                message = [f"waiting for {w['pool']}: place {w['position']} of {w['tenant']}'s queue, "
+                           f"{w['queued']} waiting in the pool"]
+            else:  # the platform holds the attempt back (a full quota, its pods in flight)
+                message = [f"waiting: {w.get('reason') or 'for resources'}"]
         extra = " (cached)" if node.cached else ""
         table.add_row(node.node, _phase(node.phase) + extra, str(len(node.attempts)), items,
                       message[0][:100] if message else "")

@@ -426,6 +426,7 @@ class _Execution:
         interval = 0.01
         loop = asyncio.get_running_loop()
         poll_errors = 0
+        shown = Phase.RUNNING  # what the events say; a platform may hold a submitted attempt back
         while True:
             attempt.wake.clear()
             try:
@@ -454,6 +455,10 @@ class _Execution:
                     return Status(Phase.TIMED_OUT, f"ran past its timeout of {template.timeout:g}s "
                                                    "(inline mode judges a timeout when the task returns)")
                 return status
+            if status.phase != shown and Phase.WAITING_FOR_RESOURCES in (status.phase, shown):
+                waiting = {"waiting": {"reason": status.message}} if status.phase == Phase.WAITING_FOR_RESOURCES else {}
+                self.emit(kind, _entity(ctx), status.phase, {**base, **waiting})
+                shown = status.phase
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return Status(Phase.TIMED_OUT, f"timed out after {template.timeout:g}s", retryable=True)

@@ -284,6 +284,32 @@ def test_a_pod_the_namespace_quota_refuses_waits_for_resources_naming_the_quota_
         cluster.kube.delete("resourcequotas", "one-pod-at-a-time", NAMESPACE)
 
 
+def test_through_the_cli_the_wait_for_the_quota_is_recorded_and_shown_then_the_run_succeeds(
+        cluster: Cluster, plait_home: Path, tmp_path: Path):
+    assert cluster.kube is not None
+    wait_until(lambda: not cluster.pods(), f"no pod left by earlier tests: {describe(cluster)}")
+    cluster.kube.create("resourcequotas", {"metadata": {"name": "one-pod-at-a-time"},
+                                           "spec": {"hard": {"pods": "1"}}}, NAMESPACE)
+    marker = tmp_path / "starts"
+    store = engine_process.Store()
+    try:
+        run = engine(cluster, plait_home, "run", f"{FLOWS}:two_slow", "--seconds", "3", "--marker", str(marker),
+                     "--platform", "kubernetes")
+        try:
+            out = run.wait(120)
+        finally:
+            run.kill()
+    finally:
+        cluster.kube.delete("resourcequotas", "one-pod-at-a-time", NAMESPACE)
+    assert run.returncode == 0, out
+    xid = store.execution()
+    waited = [e.data for e in store.events(xid) if e.kind == "attempt" and e.phase == "waiting_for_resources"]
+    assert waited and "one-pod-at-a-time" in waited[0]["waiting"]["reason"], waited
+    phases = [e.phase for e in store.events(xid) if e.kind == "attempt" and e.entity == waited[0]["node"] + "/1"]
+    assert phases.index("waiting_for_resources") < len(phases) - 1 and phases[-1] == "succeeded", phases
+    store.close()
+
+
 # ---- eviction and node loss ----------------------------------------------------------------------------
 
 
