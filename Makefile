@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-core
 
-.PHONY: venv demo demo-bigfoot test bench mutate lint typecheck clean services
+.PHONY: venv demo demo-bigfoot test bench mutate lint typecheck clean services java
 
 PLUGINS := plugins/papermill plugins/pytorch plugins/spark plugins/sql plugins/bigquery plugins/snowflake \
 	plugins/sagemaker
@@ -22,17 +22,21 @@ venv: $(STAMP)
 
 # Spark prepares data, a Snowflake query (on the local DuckDB warehouse) cleans it, PyTorch
 # trains on it with 2 processes, a notebook reports.
-demo: venv
+demo: venv java
 	$(BIN)/plait run examples/mix.py:train_and_report --rows 20000 --epochs 5
 
 # A plain-Python map over 2,000 photos.
 demo-bigfoot: venv
 	$(BIN)/plait run examples/bigfoot.py:hunt --photos 2000 --batch-size 100
 
-# Real servers the tests start themselves: redis-server from Debian's packages. PostgreSQL,
+# Real servers the tests start themselves: redis-server from Debian's packages, and Java for
+# Spark's JVM (the Spark tests and the simulated Spark operator's drivers). PostgreSQL,
 # which the event-store tests reach on 127.0.0.1:5432 as user postgres without a password:
 # left alone where it answers; otherwise installed, let in from 127.0.0.1 and started.
-services:
+java:
+	@command -v java >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q openjdk-17-jre-headless; }
+
+services: java
 	@command -v redis-server >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q redis-server; }
 	@pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null || { \
 		command -v pg_ctlcluster >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q postgresql; }; \

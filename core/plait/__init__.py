@@ -29,7 +29,7 @@ from plait.model.errors import (
     TypeMismatchError,
     UnknownTaskTypeError,
 )
-from plait.model.spec import Resources, WorkflowSpec
+from plait.model.spec import PodOptions, Resources, WorkflowSpec
 from plait.model.status import Phase, Status
 from plait.plugins.registry import load_registry as _load_registry
 from plait.plugins.tasktype import AttemptContext, TaskConfig, TaskType
@@ -45,7 +45,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AttemptContext", "Checkpoint", "CompileError", "Directory", "Execution", "ExecutionFailed", "File",
-    "Outputs", "PermanentError", "Phase", "PlaitError", "PluginError", "Promise", "Resources",
+    "Outputs", "PermanentError", "Phase", "PlaitError", "PluginError", "PodOptions", "Promise", "Resources",
     "RetryableError", "Status", "Task", "TaskConfig", "TaskContext", "TaskType", "TypeMismatchError",
     "UnknownTaskTypeError", "Workflow", "WorkflowSpec", "container_task", "current_context", "dynamic",
     "external_task", "hookimpl", "map", "run", "task", "workflow",

@@ -25,6 +25,7 @@ from plait.model.spec import (
     Interface,
     MapSpec,
     Node,
+    PodOptions,
     PythonRef,
     Resources,
     TaskTemplate,
@@ -195,7 +196,8 @@ class Task(Generic[R]):
     def __init__(self, fn: Callable[..., R], *, task_type: str, config: BaseModel | dict[str, Any] | None,
                  name: str | None, retries: int, system_retries: int, timeout: float | None,
                  cache: bool, cache_version: str, resources: Resources, image: str | None,
-                 env: dict[str, str], secrets: tuple[str, ...], dynamic: bool = False) -> None:
+                 env: dict[str, str], secrets: tuple[str, ...], dynamic: bool = False,
+                 pod: PodOptions | None = None) -> None:
         functools.update_wrapper(self, fn)
         self.fn = fn
         self.name = name or f"{fn.__module__}.{fn.__qualname__}"
@@ -204,7 +206,7 @@ class Task(Generic[R]):
         self.inputs, self.defaults, self.outputs = _signature_types(fn, "task")
         self.options: dict[str, Any] = dict(retries=retries, system_retries=system_retries, timeout=timeout,
                             cache=cache, cache_version=cache_version, resources=resources,
-                            image=image, env=env, secrets=secrets, dynamic=dynamic)
+                            image=image, env=env, secrets=secrets, dynamic=dynamic, pod=pod or PodOptions())
         self._template: TaskTemplate | None = None
         self.runs_python = True
 
@@ -304,6 +306,7 @@ def task(
     image: str | None = None,
     env: dict[str, str] | None = None,
     secrets: list[str] | tuple[str, ...] = (),
+    pod: PodOptions | dict[str, Any] | None = None,
     plugin: TaskConfig | None = None,
     task_type: str | None = None,
     config: dict[str, Any] | None = None,
@@ -314,7 +317,8 @@ def task(
     ``retries`` is the budget for failures of the user's code, ``system_retries`` for
     failures of the platform (a lost worker, a plugin error). ``plugin`` attaches a task
     type's configuration (``plugin=Spark(...)``); ``task_type`` with a ``config`` dict does the
-    same by name.
+    same by name. ``pod`` places the task's pods on Kubernetes (node selector, tolerations,
+    annotations; :class:`plait.PodOptions`).
     """
 
     def wrap(f: Callable[..., Any]) -> Task[Any]:
@@ -328,7 +332,8 @@ def task(
         return Task(f, task_type=kind, config=plugin if plugin is not None else config, name=name,
                     retries=retries, system_retries=system_retries, timeout=_seconds(timeout),
                     cache=cache, cache_version=cache_version, resources=res, image=image,
-                    env=dict(env or {}), secrets=tuple(secrets))
+                    env=dict(env or {}), secrets=tuple(secrets),
+                    pod=PodOptions(**pod) if isinstance(pod, dict) else pod)
 
     return wrap(fn) if fn is not None else wrap
 

@@ -11,7 +11,7 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from plait.model.typespec import TypeSpec
 
@@ -24,6 +24,28 @@ class Resources(BaseModel):
     cpu: float | None = None
     memory: str | None = None
     gpu: int = 0
+
+
+class PodOptions(BaseModel):
+    """Where a task's pods go on Kubernetes, on top of the platform's and the project's settings
+    (the task's win): ``@task(pod=PodOptions(node_selector={"pool": "gpu"}))``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    node_selector: dict[str, str] = {}
+    tolerations: tuple[dict[str, Any], ...] = ()
+    """Tolerations as in the Pod spec: ``key``, ``operator``, ``value``, ``effect``, ``tolerationSeconds``."""
+    annotations: dict[str, str] = {}
+
+    @field_validator("tolerations")
+    @classmethod
+    def _toleration_fields(cls, tolerations: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
+        known = {"key", "operator", "value", "effect", "tolerationSeconds"}
+        for toleration in tolerations:
+            unknown = set(toleration) - known
+            if unknown:
+                raise ValueError(f"a toleration has {sorted(unknown)}; a toleration has only {sorted(known)}")
+        return tolerations
 
 
 class PythonRef(BaseModel):
@@ -61,6 +83,7 @@ class TaskTemplate(BaseModel):
     image: str | None = None
     env: dict[str, str] = {}
     secrets: tuple[str, ...] = ()
+    pod: PodOptions = PodOptions()
     ref: PythonRef | None = None
     dynamic: bool = False
 

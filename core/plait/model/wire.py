@@ -127,6 +127,10 @@ class Placement(WireModel):
     item_index: int | None = None
     map_size: int | None = None
     """For a map item, the map's item count: a platform may pack several items into one pod."""
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: tuple[dict[str, Any], ...] = ()
+    annotations: dict[str, str] = Field(default_factory=dict)
+    """The task's own placement (``@task(pod=PodOptions(...))``), over the platform's."""
 
 
 class RemoteJob(WireModel):

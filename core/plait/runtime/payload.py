@@ -62,7 +62,8 @@ def placement(ctx: AttemptContext, task: TaskTemplate | None = None, task_type: 
     if task is not None:
         extra = {"task": task.name, "image": task.image, "cpu": task.resources.cpu,
                  "memory": task.resources.memory, "gpu": task.resources.gpu, "timeout": task.timeout,
-                 "secrets": task.secrets}
+                 "secrets": task.secrets, "node_selector": task.pod.node_selector,
+                 "tolerations": task.pod.tolerations, "annotations": task.pod.annotations}
     return Placement(execution_id=ctx.execution_id, node_id=ctx.node_id, attempt_id=ctx.attempt_id,
                      project=ctx.project, domain=ctx.domain, task_type=task_type,
                      item_index=ctx.item_index, map_size=ctx.map_size, **extra)

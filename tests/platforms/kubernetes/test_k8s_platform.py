@@ -283,6 +283,33 @@ def test_the_pod_manifest_is_valid_and_carries_resources_gpus_and_labels(cluster
     assert manifest["metadata"]["name"] == pods.identity(placement).name()
 
 
+def test_a_tasks_own_placement_goes_over_the_projects_and_the_platforms(cluster: Cluster):
+    import plait
+    from plait.runtime.payload import placement as placement_of
+    from plait.testing.lifecycle import make_context
+
+    @plait.task(pod={"node_selector": {"pool": "highmem", "zone": "b"},
+                     "tolerations": [{"key": "highmem", "operator": "Exists", "effect": "NoSchedule"}],
+                     "annotations": {"team": "pricing"}})
+    def heavy(x: int) -> int:
+        return x
+
+    config = cluster.config(node_selector={"pool": "general", "disk": "ssd"}, annotations={"team": "platform"},
+                            projects={"pricing": {"node_selector": {"zone": "a"}, "annotations": {"cost": "p1"}}})
+    platform = KubernetesPlatform(config)
+    ctx = make_context(Path("/nonexistent"), "x/heavy/1", {"x": 1}, platform=platform, blob_url=cluster.blob_url)
+    platform.close()
+    ctx.project = "pricing"
+    manifest = pods.python_pod(config, placement_of(ctx, heavy.template), "pricing-development", "s3://b/j.json", {})
+    validate_manifest(manifest)
+    assert manifest["spec"]["nodeSelector"] == {"pool": "highmem", "disk": "ssd", "zone": "b"}
+    assert {"key": "highmem", "operator": "Exists", "effect": "NoSchedule"} in manifest["spec"]["tolerations"]
+    annotations = manifest["metadata"]["annotations"]
+    assert annotations["team"] == "pricing" and annotations["cost"] == "p1"
+    with pytest.raises(ValueError, match="a toleration has"):
+        plait.task(pod={"tolerations": [{"key": "x", "effects": "NoSchedule"}]})(lambda x: x)
+
+
 def test_the_platform_is_registered_and_its_name_is_kept_in_every_handle(cluster: Cluster, tmp_path: Path):
     home = tmp_path / "home"
     run = plait_cli(cluster, home, "run", "tests/flows.py:arithmetic", "--a", "1", "--platform", "kubernetes")

@@ -82,8 +82,9 @@ def python_pod(config: KubernetesConfig, placement: Placement, namespace: str, j
     if config.env_from_secrets:
         container["envFrom"] = [{"secretRef": {"name": s}} for s in config.env_from_secrets]
     tolerations = config.tolerations_for(placement.project)
-    if placement.gpu and GPU_TOLERATION not in tolerations:
-        tolerations.append(GPU_TOLERATION)
+    for extra in (*placement.tolerations, *((GPU_TOLERATION,) if placement.gpu else ())):
+        if extra not in tolerations:
+            tolerations.append(dict(extra))
     spec: Obj = {"restartPolicy": "Never", "containers": [container],
                  "automountServiceAccountToken": False}
     if placement.timeout:
@@ -92,13 +93,13 @@ def python_pod(config: KubernetesConfig, placement: Placement, namespace: str, j
         spec["serviceAccountName"] = config.service_account
     if config.image_pull_secrets:
         spec["imagePullSecrets"] = [{"name": s} for s in config.image_pull_secrets]
-    selector = config.node_selector_for(placement.project)
+    selector = {**config.node_selector_for(placement.project), **placement.node_selector}
     if selector:
         spec["nodeSelector"] = selector
     if tolerations:
         spec["tolerations"] = tolerations
     metadata: Obj = {"name": who.name(), "namespace": namespace, "labels": who.labels()}
-    annotations = {**config.annotations_for(placement.project), **who.annotations()}
+    annotations = {**config.annotations_for(placement.project), **placement.annotations, **who.annotations()}
     if annotations:
         metadata["annotations"] = annotations
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
