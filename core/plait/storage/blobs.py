@@ -97,6 +97,12 @@ class BlobStore:
     # -- plain reads and writes ----------------------------------------------------------
 
     def write_bytes(self, uri: str, data: bytes) -> None:
+        """Write ``uri`` so that a reader sees the old bytes or the new, never half: a folder
+        gets a temporary file renamed over it; an object store's PUT is atomic already (one
+        request, where a copy and a delete would make three)."""
+        if not uri.startswith("file://"):
+            self.fs.pipe_file(self._path(uri), data)
+            return
         self._makedirs(uri)
         tmp = uri + ".tmp-" + os.urandom(4).hex()
         with self.fs.open(self._path(tmp), "wb") as fh:
@@ -104,12 +110,18 @@ class BlobStore:
         self.fs.mv(self._path(tmp), self._path(uri))
 
     def read_bytes(self, uri: str) -> bytes:
+        data = self.read_if_exists(uri)
+        if data is None:
+            raise PlaitError(f"blob {uri} is missing from the blob store")
+        return data
+
+    def read_if_exists(self, uri: str) -> bytes | None:
+        """The blob's bytes, or None when there is none (one request on an object store)."""
         try:
-            with self.fs.open(self._path(uri), "rb") as fh:
-                data: bytes = fh.read()
-                return data
+            data: bytes = self.fs.cat_file(self._path(uri))
+            return data
         except FileNotFoundError:
-            raise PlaitError(f"blob {uri} is missing from the blob store") from None
+            return None
 
     def exists(self, uri: str) -> bool:
         return bool(self.fs.exists(self._path(uri)))

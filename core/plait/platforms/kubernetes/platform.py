@@ -446,16 +446,22 @@ class KubernetesPlatform(Platform):
         self._submit_work(lambda _: create(), None)
 
     def _submit_work(self, fn: Callable[..., None], *args: Any) -> None:
-        self._connect()
-        assert self._executor is not None
-        self._executor.submit(self._guarded, fn, *args)
+        """Run ``fn`` in this platform's threads; dropped once :meth:`close` has begun (a watch
+        event arriving then must not start the platform again)."""
+        executor = self._executor
+        if executor is None or self._stopped.is_set() and fn != self._delete:
+            return
+        try:
+            executor.submit(self._guarded, fn, *args)
+        except RuntimeError:  # shut down between the check and the submit
+            pass
 
     def _guarded(self, fn: Callable[..., None], pod: Any, *args: Any) -> None:
         try:
             fn(pod, *args)
         except Exception as exc:
             log.exception("kubernetes platform: %s failed", getattr(fn, "__name__", fn))
-            if isinstance(pod, _Pod) and fn is not self._delete:
+            if isinstance(pod, _Pod) and fn != self._delete:
                 retryable = isinstance(exc, KubernetesRetryableError) or not isinstance(exc, PlaitError)
                 self._end(pod, {"status": "failed", "platform_failure": True, "message": f"{type(exc).__name__}: {exc}",
                                 "retryable": retryable, "error_kind": "system" if retryable else "user"})
@@ -612,9 +618,8 @@ class KubernetesPlatform(Platform):
         if pod.state is not None:
             self._finish_object(pod, found)
             return
-        report: dict[str, Any] | None = None
-        if pod.blobs.exists(pod.result_uri):
-            report = json.loads(pod.blobs.read_bytes(pod.result_uri))
+        data = pod.blobs.read_if_exists(pod.result_uri)
+        report: dict[str, Any] | None = json.loads(data) if data is not None else None
         text = ""
         if found is not None:
             try:
@@ -647,10 +652,9 @@ class KubernetesPlatform(Platform):
         assert pod.state is not None
         state = pod.state(found) if found is not None else None
         folder = posixpath.dirname(pod.result_uri)
-        result: dict[str, Any] | None = None
-        if pod.blobs.exists(pod.result_uri):
-            result = json.loads(pod.blobs.read_bytes(pod.result_uri))
-        else:  # a rank that failed first says why (plait_pytorch.rank writes error-<rank>.json)
+        data = pod.blobs.read_if_exists(pod.result_uri)
+        result: dict[str, Any] | None = json.loads(data) if data is not None else None
+        if result is None:  # a rank that failed first says why (plait_pytorch.rank writes error-<rank>.json)
             errors = sorted(pod.blobs.fs.glob(pod.blobs._path(folder) + "/error-*.json"))
             if errors:
                 first = json.loads(pod.blobs.fs.cat_file(errors[0]))
