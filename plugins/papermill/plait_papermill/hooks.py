@@ -66,7 +66,7 @@ class PapermillTask(ProcessTask):
         folder = Path(handle["job"])
         links = dict(result.get("artifacts") or {})  # a pod stored them already
         for name, file in (("notebook", "executed.ipynb"), ("report", "report.html")):
-            if not links and (folder / file).exists():
+            if "artifacts" not in result and (folder / file).exists():
                 links[name] = ctx.blobs.put_file(folder / file)
         if result["status"] == "failed":
             message = (f"cell {result['cell']} raised {result['ename']}: {result['evalue']}\n"

@@ -47,6 +47,13 @@ def test_a_notebook_runs_in_a_pod_with_a_frame_in_and_typed_outputs_and_a_report
     reports = [k for k in keys if k.endswith("report.html")]
     assert reports, keys
     assert "mean is 2.0" in s3.get_object(Bucket=cluster.bucket, Key=reports[-1])["Body"].read().decode()
+    import json
+    import sqlite3
+
+    rows = sqlite3.connect(tmp_path / "home" / "plait.db").execute(
+        "select data from events where kind = 'attempt' and entity = 'stats/1'").fetchall()
+    links = [json.loads(r[0]).get("logs") for r in rows if json.loads(r[0]).get("logs")]
+    assert links and {"notebook", "report"} <= set(links[-1]), links  # the attempt links both
 
 
 def test_a_failing_cell_on_kubernetes_names_its_number_source_and_exception(cluster: Cluster, tmp_path: Path):
