@@ -6,7 +6,8 @@ STAMP := $(VENV)/.installed-core
 
 .PHONY: venv demo demo-bigfoot test bench mutate lint typecheck clean services java
 
-PLUGINS := plugins/papermill plugins/pytorch plugins/spark plugins/sql plugins/bigquery plugins/snowflake \
+# The server is its own distribution (a task's image needs none of it), installed here like a plugin.
+PLUGINS := server plugins/papermill plugins/pytorch plugins/spark plugins/sql plugins/bigquery plugins/snowflake \
 	plugins/sagemaker
 # torch is pinned to the CPU build that machines of this kind keep in /opt/wheels.
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
@@ -65,7 +66,7 @@ mutate: venv services
 # ruff, and the import-linter contracts in pyproject.toml: the core's layers import one way,
 # and the core imports no vendor SDK.
 lint: venv
-	$(BIN)/ruff check core plugins tests examples bench
+	$(BIN)/ruff check core server plugins tests examples bench
 	$(BIN)/lint-imports --no-cache
 
 typecheck: venv

@@ -16,7 +16,9 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import plait.storage.entities  # noqa: F401  (its table, on the shared metadata)
+import plait.storage.access  # noqa: F401  (its tables, on the shared metadata)
 import plait.storage.queue  # noqa: F401  (its table, on the shared metadata)
+import plait.storage.schedules  # noqa: F401  (its tables, on the shared metadata)
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -27,7 +29,8 @@ from plait.storage.events import EventStore, metadata
 from plait.storage.migrations import SchemaError
 from postgres_db import fresh_database
 
-PLAIT_TABLES = {"executions", "specs", "events", "cache", "entities", "queue"}
+PLAIT_TABLES = {"executions", "specs", "events", "cache", "entities", "queue", "projects", "users", "api_keys",
+                "members", "execution_tags", "active_launch_plans", "leases", "schedule_state"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

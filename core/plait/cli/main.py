@@ -43,7 +43,41 @@ def main() -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-@click.group()
+COMMANDS_GROUP = "plait.commands"
+"""Entry points adding commands to ``plait``: ``plait server`` comes from plait-server this way."""
+
+
+class _Commands(click.Group):
+    """plait's own commands, and those installed distributions add (loaded only when used)."""
+
+    def _installed(self) -> dict[str, Any]:
+        from importlib.metadata import entry_points
+
+        return {ep.name: ep for ep in entry_points(group=COMMANDS_GROUP) if ep.name not in self.commands}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self._installed()])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        found = super().get_command(ctx, name)
+        if found is not None:
+            return found
+        ep = self._installed().get(name)
+        if ep is None:
+            return None
+        command = ep.load()
+        if not isinstance(command, click.Command):
+            raise PlaitError(f"entry point {ep.name} = {ep.value} in group {COMMANDS_GROUP} is not a click command")
+        return command
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+        if args and args[0] == "server" and super().get_command(ctx, "server") is None and "server" not in self._installed():
+            raise PlaitError("`plait server` comes with the plait-server distribution: pip install plait-server "
+                             "(in this repository: pip install -e server)")
+        return super().resolve_command(ctx, args)
+
+
+@click.group(cls=_Commands)
 @click.version_option(package_name="plait")
 def cli() -> None:
     """plait: typed, versioned workflows of pluggable tasks."""

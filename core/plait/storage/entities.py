@@ -38,6 +38,17 @@ entities = sa.Table(
 )
 _KEY = ["project", "domain", "kind", "name", "version"]
 
+active_launch_plans = sa.Table(
+    "active_launch_plans", metadata,
+    sa.Column("project", sa.String(128), nullable=False),
+    sa.Column("domain", sa.String(128), nullable=False),
+    sa.Column("name", sa.String(512), nullable=False),
+    sa.Column("version", sa.String(128), nullable=False),
+    sa.Column("activated", sa.Float, nullable=False),
+    sa.PrimaryKeyConstraint("project", "domain", "name", name="pk_active_launch_plans"),
+)
+"""The one active version of each launch plan name (only its schedule fires)."""
+
 
 @dataclass(frozen=True)
 class Entity:

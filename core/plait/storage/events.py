@@ -38,9 +38,29 @@ executions = sa.Table(
     sa.Column("created", sa.Float, nullable=False),
     sa.Column("phase", sa.String(32), nullable=False),
     sa.Column("updated", sa.Float, nullable=False),
-    # Listing a tenant's executions newest first, by keyset (plait.service.query).
+    # the launch plan it was launched from (None: launched from code), and who launched it
+    # (a user, or "schedule"; None: a local run)
+    sa.Column("launch_plan", sa.String(512), nullable=True),
+    sa.Column("launched_by", sa.String(128), nullable=True),
+    # Listing a tenant's executions newest first, by keyset (plait.service.query), optionally
+    # filtered by one column: each filter has its own index ending in (created, id).
     sa.Index("ix_executions_tenant", "project", "domain", "created", "id"),
     sa.Index("ix_executions_tenant_phase", "project", "domain", "phase", "created", "id"),
+    sa.Index("ix_executions_workflow", "project", "domain", "workflow", "created", "id"),
+    sa.Index("ix_executions_launch_plan", "project", "domain", "launch_plan", "created", "id"),
+    sa.Index("ix_executions_launched_by", "project", "domain", "launched_by", "created", "id"),
+)
+
+execution_tags = sa.Table(
+    "execution_tags", metadata,
+    sa.Column("project", sa.String(128), nullable=False),
+    sa.Column("domain", sa.String(128), nullable=False),
+    sa.Column("tag", sa.String(256), nullable=False),
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Column("execution_id", sa.String(64), nullable=False),
+    # The tenant and the execution's created time are copied here so that listing by tag is a
+    # keyset scan of this key alone, newest first.
+    sa.PrimaryKeyConstraint("project", "domain", "tag", "created", "execution_id", name="pk_execution_tags"),
 )
 
 specs = sa.Table(

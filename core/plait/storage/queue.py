@@ -36,6 +36,9 @@ queue = sa.Table(
     sa.Column("enqueued", sa.Float, nullable=False),
     sa.Column("owner", sa.String(128), nullable=True),
     sa.Column("lease_expires", sa.Float, nullable=True),
+    # when someone asked to abort it, and who: the engine holding it aborts it at its next renewal
+    sa.Column("abort_requested", sa.Float, nullable=True),
+    sa.Column("abort_by", sa.String(128), nullable=True),
     sa.Index("ix_queue_claim", "lease_expires", "enqueued"),
 )
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import context
 
-import plait.storage.entities  # noqa: F401  (every table plait defines is on this one metadata,
-import plait.storage.queue  # noqa: F401  so that autogenerate compares them all)
+import plait.storage.access  # noqa: F401  (every table plait defines is on this one metadata,
+import plait.storage.entities  # noqa: F401  so that autogenerate compares them all)
+import plait.storage.queue  # noqa: F401
+import plait.storage.schedules  # noqa: F401
 from plait.storage.events import metadata
 
 config = context.config

@@ -1,0 +1,1 @@
+"""plait's control plane: the HTTP API server, its authentication, engine workers and scheduler."""
