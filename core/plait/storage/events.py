@@ -95,6 +95,16 @@ cache = sa.Table(
 
 
 
+@dataclass(frozen=True)
+class Origin:
+    """Where an execution came from, as its list filters see it: the launch plan it was launched
+    from, who launched it (a user, or ``schedule``) and its tags. A local run has none."""
+
+    launch_plan: str | None = None
+    launched_by: str | None = None
+    tags: tuple[str, ...] = ()
+
+
 class EventStore:
     """Appends and reads events, specs, executions and cached results."""
 
@@ -141,11 +151,13 @@ class EventStore:
             raise
 
     def create_execution(self, execution_id: str, spec: WorkflowSpec, project: str, domain: str,
-                         phase: str = "running", conn: sa.Connection | None = None) -> None:
+                         phase: str = "running", conn: sa.Connection | None = None, *,
+                         origin: Origin | None = None) -> None:
         """Store the execution's row (in ``phase``) and its spec; inside ``conn``'s transaction if given."""
         if conn is None:
             with self.engine.begin() as conn:
-                return self.create_execution(execution_id, spec, project, domain, phase, conn)
+                return self.create_execution(execution_id, spec, project, domain, phase, conn, origin=origin)
+        origin = origin or Origin()
         now = time.time()
         # Executions of one workflow started together each store its spec: the first wins,
         # the others must not fail (a select-then-insert would, on either database).
@@ -153,7 +165,12 @@ class EventStore:
                      .on_conflict_do_nothing(index_elements=["version"]))
         conn.execute(executions.insert().values(
             id=execution_id, workflow=spec.name, version=spec.version, project=project,
-            domain=domain, created=now, phase=phase, updated=now))
+            domain=domain, created=now, phase=phase, updated=now, launch_plan=origin.launch_plan,
+            launched_by=origin.launched_by))
+        if origin.tags:
+            conn.execute(execution_tags.insert(), [
+                dict(project=project, domain=domain, tag=tag, created=now, execution_id=execution_id)
+                for tag in sorted(set(origin.tags))])
 
     def set_execution_phase(self, execution_id: str, phase: str) -> None:
         with self.engine.begin() as conn:

@@ -26,7 +26,7 @@ import sqlalchemy as sa
 
 from plait.model.errors import PlaitError
 from plait.model.spec import WorkflowSpec
-from plait.storage.events import EventStore, events, metadata
+from plait.storage.events import EventStore, Origin, events, metadata
 
 queue = sa.Table(
     "queue", metadata,
@@ -98,7 +98,7 @@ class ExecutionQueue:
 
     def enqueue(self, execution_id: str, spec: WorkflowSpec, inputs: dict[str, Any], options: dict[str, Any],
                 project: str = "default", domain: str = "development", *, owner: str | None = None,
-                lease_s: float = 30.0) -> Claim:
+                lease_s: float = 30.0, origin: Origin | None = None) -> Claim:
         """Create the execution (phase ``queued``) and its queue row, in one transaction.
 
         With ``owner`` the row is created already claimed by it (``plait run`` creates and
@@ -106,7 +106,7 @@ class ExecutionQueue:
         """
         now = self.clock()
         with self.store.engine.begin() as conn:
-            self.store.create_execution(execution_id, spec, project, domain, phase="queued", conn=conn)
+            self.store.create_execution(execution_id, spec, project, domain, phase="queued", conn=conn, origin=origin)
             conn.execute(queue.insert().values(
                 execution_id=execution_id, inputs=json.dumps(inputs), options=json.dumps(options),
                 enqueued=now, owner=owner, lease_expires=None if owner is None else now + lease_s))
