@@ -194,7 +194,7 @@ def test_cancelling_an_execution_aborts_and_cleans_up_every_attempt(tmp_path):
             assert stored.nodes[node_id].attempts[-1].phase == "aborted"
         assert engine.store.execution(result.execution_id)["phase"] == "aborted"
         python = engine.registry.task_types["python"]
-        assert python._results == {}, "cleanup was not called for every attempt"
+        assert len(python._placed) == 0, "cleanup was not called for every attempt"
     finally:
         engine.close()
 

@@ -16,7 +16,6 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from plait.authoring.container import Container
 from plait.hookspecs import hookimpl
@@ -25,16 +24,13 @@ from plait.model.settings import secret_env_name
 from plait.model.spec import TaskTemplate
 from plait.model.status import ErrorKind, Handle, Phase, Status
 from plait.model.wire import CommandWork, ContainerHandle, ContainerWork
+from plait.plugins.platform import ResultCallback
 from plait.plugins.tasktype import AttemptContext, TaskType
-from plait.runtime.payload import placement, status_of, write_logs
+from plait.runtime.payload import placement
+from plait.runtime.placed import PlacedAttempts
 from plait.runtime.transfer import collect_outputs
 
 _PLACEHOLDER = re.compile(r"\{\{\s*(inputs\.([A-Za-z_][A-Za-z0-9_]*)|outputs)\s*\}\}")
-
-
-
-
-
 
 
 class ContainerTask(TaskType):
@@ -42,8 +38,8 @@ class ContainerTask(TaskType):
     config_model = Container
 
     def __init__(self) -> None:
-        self._results: dict[str, dict[str, Any] | None] = {}
-        """Attempts placed on a platform that runs them in their image (Kubernetes), by job."""
+        self._placed = PlacedAttempts()
+        """Attempts placed on a platform that runs them in their image (Kubernetes)."""
 
     def check(self, task: TaskTemplate) -> None:
         config = Container.model_validate(task.config)
@@ -75,7 +71,7 @@ class ContainerTask(TaskType):
         job = ctx.attempt_id
         outputs = {n: spec.kind for n, spec in task.interface.outputs.items()}
         handle = ContainerHandle(platform=ctx.platform.name, outputs=outputs, job=job).model_dump()
-        if job in self._results:
+        if job in self._placed:
             return handle
         config = Container.model_validate(task.config)
         root = "/plait"
@@ -86,18 +82,9 @@ class ContainerTask(TaskType):
         work = ContainerWork(image=config.image, argv=argv, env={**task.env, **config.env}, root=root,
                              secret_env={secret_env_name(name): name for name in task.secrets},
                              inputs=files, outputs=outputs)
-        self._results[job] = None
-        ctx.platform.submit_container(job, work, self._on_done(job, ctx), placement(ctx, task, "container"))
+        self._placed.placing(job)
+        ctx.platform.submit_container(job, work, self._placed.on_done(job, ctx), placement(ctx, task, "container"))
         return handle
-
-    def _on_done(self, job: str, ctx: AttemptContext) -> Callable[[dict[str, Any]], None]:
-        def done(result: dict[str, Any]) -> None:
-            write_logs(ctx, result)
-            if job in self._results:
-                self._results[job] = result
-                ctx.notify()
-
-        return done
 
     def _render(self, arg: str, ctx: AttemptContext, task: TaskTemplate, outdir: Path,
                 inputs_at: Path | None = None) -> str:
@@ -144,31 +131,21 @@ class ContainerTask(TaskType):
 
     def _poll_placed(self, ctx: AttemptContext, handle: Handle) -> Status:
         job = handle["job"]
-        if job not in self._results:  # submitted by an engine that stopped
-            if not ctx.platform.attach_python(job, self._on_done(job, ctx), placement(ctx, task_type="container")):
-                return Status.failed("this attempt's pod is gone (the engine that started it stopped)",
-                                     retryable=True, error_kind=ErrorKind.SYSTEM)
-            self._results.setdefault(job, None)
-        result = self._results[job]
-        if result is None:
-            waiting = ctx.platform.waiting(job)
-            return Status(Phase.WAITING_FOR_RESOURCES, waiting) if waiting else Status(Phase.RUNNING)
-        if result.get("status") == "aborted":
-            return Status(Phase.ABORTED, "aborted")
-        return status_of(result)
+
+        def attach(done: ResultCallback) -> bool:  # submitted by an engine that stopped
+            return ctx.platform.attach_python(job, done, placement(ctx, task_type="container"))
+
+        return self._placed.poll(ctx, job, attach, "this attempt's pod is gone (the engine that started it stopped)")
 
     def abort(self, ctx: AttemptContext, handle: Handle) -> None:
         if handle.get("job"):
-            job = handle["job"]
-            if self._results.get(job, {}) is None:
-                ctx.platform.cancel_python(job)
-                self._results[job] = {"status": "aborted"}
+            self._placed.abort(ctx, handle["job"])
             return
         ctx.platform.kill(handle)
 
     def cleanup(self, ctx: AttemptContext, handle: Handle) -> None:
         if handle.get("job"):
-            self._results.pop(handle["job"], None)
+            self._placed.forget(handle["job"])
             return
         ctx.platform.kill(handle)
         ctx.platform.release(handle)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -41,9 +40,10 @@ from plait.model.wire import (
     ObjectWork,
     ProcessTaskHandle,
 )
-from plait.plugins.platform import ObjectState
+from plait.plugins.platform import ObjectState, ResultCallback
 from plait.plugins.tasktype import AttemptContext, TaskType
-from plait.runtime.payload import attempt_payload, placement, status_of, write_logs
+from plait.runtime.payload import attempt_payload, placement, status_of
+from plait.runtime.placed import PlacedAttempts
 
 POD_KIND = ObjectKind(group="", version="v1", plural="pods", kind="Pod")
 
@@ -62,7 +62,7 @@ class ProcessTask(TaskType):
     implements :meth:`kubernetes_command`."""
 
     def __init__(self) -> None:
-        self._results: dict[str, dict[str, Any] | None] = {}
+        self._placed = PlacedAttempts()
 
     # -- what a subclass describes ---------------------------------------------------------
 
@@ -161,16 +161,16 @@ class ProcessTask(TaskType):
                              "run it with --platform local")
         job = ctx.attempt_id
         handle = ProcessTaskHandle(platform=ctx.platform.name, job="", remote=job).model_dump()
-        if job in self._results:
+        if job in self._placed:
             return handle
         content = self.job(ctx, task, ctx.folder / self.name)
         if isinstance(content.get("payload"), dict):  # typed and versioned; secrets never serialised
             content["payload"] = AttemptPayload.model_validate(content["payload"]).model_dump(mode="json")
         work = ObjectWork(kind=kind, job={**content, "secret_names": list(task.secrets)},
                           env=self.environment(ctx, task))
-        self._results[job] = None
+        self._placed.placing(job)
         ctx.platform.submit_object(job, work, functools.partial(self.kubernetes_object, ctx, task),
-                                   self.kubernetes_state, self._on_done(job, ctx),
+                                   self.kubernetes_state, self._placed.on_done(job, ctx),
                                    placement(ctx, task, self.name))
         return handle
 
@@ -181,38 +181,26 @@ class ProcessTask(TaskType):
             return POD_KIND
         return None
 
-    def _on_done(self, job: str, ctx: AttemptContext) -> Callable[[dict[str, Any]], None]:
-        def done(result: dict[str, Any]) -> None:
-            write_logs(ctx, result)
-            if job in self._results:
-                self._results[job] = result
-                ctx.notify()
-
-        return done
-
     def _poll_placed(self, ctx: AttemptContext, handle: Handle) -> Status:
         job = handle["remote"]
-        if job not in self._results:  # created by an engine that stopped
-            kind = self._kind()
-            assert kind is not None
-            if not ctx.platform.attach_object(job, kind, self.kubernetes_state,
-                                              self._on_done(job, ctx), placement(ctx, task_type=self.name)):
-                return Status.failed(f"this attempt's {kind.kind} is gone (the engine that "
-                                     "started it stopped)", retryable=True, error_kind=ErrorKind.SYSTEM)
-            self._results.setdefault(job, None)
-        result = self._results[job]
-        if result is None:
-            waiting = ctx.platform.waiting(job)
-            return Status(Phase.WAITING_FOR_RESOURCES, waiting) if waiting else Status(Phase.RUNNING)
-        if result.get("status") == "aborted":
-            return Status(Phase.ABORTED, "aborted")
-        if result.pop("platform_failure", False):  # the object failed before its entrypoint could report
-            return status_of(result)
-        try:
-            return self.result(ctx, handle, result)
-        except ValueError as exc:
-            return Status.failed(f"the {self.name} entrypoint wrote a result plait cannot read: {exc}",
-                                 error_kind=ErrorKind.SYSTEM)
+        kind = self._kind()
+        assert kind is not None
+
+        def attach(done: ResultCallback) -> bool:  # created by an engine that stopped
+            return ctx.platform.attach_object(job, kind, self.kubernetes_state, done,
+                                              placement(ctx, task_type=self.name))
+
+        def read(result: dict[str, Any]) -> Status:
+            if result.pop("platform_failure", False):  # the object failed before its entrypoint could report
+                return status_of(result)
+            try:
+                return self.result(ctx, handle, result)
+            except ValueError as exc:
+                return Status.failed(f"the {self.name} entrypoint wrote a result plait cannot read: {exc}",
+                                     error_kind=ErrorKind.SYSTEM)
+
+        return self._placed.poll(ctx, job, attach,
+                                 f"this attempt's {kind.kind} is gone (the engine that started it stopped)", read=read)
 
     def poll(self, ctx: AttemptContext, handle: Handle) -> Status:
         if handle.get("remote"):
@@ -227,20 +215,13 @@ class ProcessTask(TaskType):
 
     def abort(self, ctx: AttemptContext, handle: Handle) -> None:
         if handle.get("remote"):
-            job = handle["remote"]
-            if self._results.get(job, {}) is None:
-                ctx.platform.cancel_python(job)
-                self._results[job] = {"status": "aborted"}
+            self._placed.abort(ctx, handle["remote"])
             return
         ctx.platform.kill(handle)
 
     def cleanup(self, ctx: AttemptContext, handle: Handle) -> None:
         if handle.get("remote"):
-            self._results.pop(handle["remote"], None)
+            self._placed.forget(handle["remote"])
             return
         ctx.platform.kill(handle)
         ctx.platform.release(handle)
-
-
-
-

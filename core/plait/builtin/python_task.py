@@ -15,10 +15,12 @@ from typing import Any
 from plait.hookspecs import hookimpl
 from plait.model.settings import default_workers
 from plait.model.spec import TaskTemplate
-from plait.model.status import ErrorKind, Handle, Phase, Status
+from plait.model.status import Handle, Status
+from plait.plugins.platform import ResultCallback
 from plait.plugins.tasktype import AttemptContext, TaskType
 from plait.runtime.attempt import run_attempt
-from plait.runtime.payload import attempt_payload, placement, status_of, write_logs
+from plait.runtime.payload import attempt_payload, placement, write_logs
+from plait.runtime.placed import PlacedAttempts
 
 
 class PythonTask(TaskType):
@@ -29,7 +31,7 @@ class PythonTask(TaskType):
     uses_python_slots = True
 
     def __init__(self) -> None:
-        self._results: dict[str, dict[str, Any] | None] = {}
+        self._placed = PlacedAttempts()
 
     def capacity(self, inline: bool) -> int | None:
         return 1 if inline else int(os.environ.get("PLAIT_WORKERS") or default_workers())
@@ -37,56 +39,35 @@ class PythonTask(TaskType):
     def submit(self, ctx: AttemptContext, task: TaskTemplate) -> Handle:
         job = ctx.attempt_id
         handle = {"job": job, "platform": ctx.platform.name}  # a PythonHandle; a dict: one per map item
-        if job in self._results:
+        if job in self._placed:
             return handle  # the same attempt again: attach to it
         payload = attempt_payload(ctx, task)
-        self._results[job] = None
+        self._placed.placing(job)
         if ctx.inline:
-            self._results[job] = _run_inline(payload, ctx)
+            self._placed.finished(job, _run_inline(payload, ctx))
         else:
+            done = self._placed.on_done(job, ctx)
             if ctx.platform.places_work:
-                ctx.platform.submit_python(job, payload, self._on_done(job, ctx), placement(ctx, task))
+                ctx.platform.submit_python(job, payload, done, placement(ctx, task))
             else:  # a platform written before placements takes three arguments
-                ctx.platform.submit_python(job, payload, self._on_done(job, ctx))
+                ctx.platform.submit_python(job, payload, done)
         return handle
-
-    def _on_done(self, job: str, ctx: AttemptContext) -> Callable[[dict[str, Any]], None]:
-        def done(result: dict[str, Any]) -> None:
-            write_logs(ctx, result)
-            if job in self._results:
-                self._results[job] = result
-                ctx.notify()
-
-        return done
 
     def poll(self, ctx: AttemptContext, handle: Handle) -> Status:
         job = handle["job"]
-        if job not in self._results:  # submitted by an engine that stopped
-            if ctx.inline or not ctx.platform.attach_python(job, self._on_done(job, ctx), placement(ctx)):
-                return Status.failed(
-                    "this attempt's worker is gone (the engine that started it stopped)",
-                    retryable=True, error_kind=ErrorKind.SYSTEM)
-            self._results.setdefault(job, None)
-        result = self._results[job]
-        if result is None and not ctx.inline:
-            ctx.platform.collect()  # without a running event loop nobody else picks results up
-            result = self._results[job]
-        if result is None:
-            waiting = None if ctx.inline else ctx.platform.waiting(job)
-            return Status(Phase.WAITING_FOR_RESOURCES, waiting) if waiting else Status(Phase.RUNNING)
-        if result.get("status") == "aborted":
-            return Status(Phase.ABORTED, "aborted")
-        return status_of(result)
+
+        def attach(done: ResultCallback) -> bool:  # submitted by an engine that stopped
+            return not ctx.inline and ctx.platform.attach_python(job, done, placement(ctx))
+
+        return self._placed.poll(ctx, job, attach,
+                                 "this attempt's worker is gone (the engine that started it stopped)",
+                                 collect=not ctx.inline)  # without a running event loop nobody else picks results up
 
     def abort(self, ctx: AttemptContext, handle: Handle) -> None:
-        job = handle["job"]
-        if self._results.get(job, {}) is None:
-            if not ctx.inline:
-                ctx.platform.cancel_python(job)
-            self._results[job] = {"status": "aborted"}
+        self._placed.abort(ctx, handle["job"], cancel=not ctx.inline)
 
     def cleanup(self, ctx: AttemptContext, handle: Handle) -> None:
-        self._results.pop(handle["job"], None)
+        self._placed.forget(handle["job"])
 
 
 def _run_inline(payload: dict[str, Any], ctx: AttemptContext) -> dict[str, Any]:
