@@ -295,15 +295,18 @@ def test_a_tasks_own_placement_goes_over_the_projects_and_the_platforms(cluster:
         return x
 
     config = cluster.config(node_selector={"pool": "general", "disk": "ssd"}, annotations={"team": "platform"},
-                            projects={"pricing": {"node_selector": {"zone": "a"}, "annotations": {"cost": "p1"}}})
+                            projects={"pricing": {"node_selector": {"zone": "a", "rack": "r7"}, "annotations": {"cost": "p1"},
+                                                  "tolerations": [{"key": "pricing", "operator": "Exists"}]}})
     platform = KubernetesPlatform(config)
     ctx = make_context(Path("/nonexistent"), "x/heavy/1", {"x": 1}, platform=platform, blob_url=cluster.blob_url)
     platform.close()
     ctx.project = "pricing"
     manifest = pods.python_pod(config, placement_of(ctx, heavy.template), "pricing-development", "s3://b/j.json", {})
     validate_manifest(manifest)
-    assert manifest["spec"]["nodeSelector"] == {"pool": "highmem", "disk": "ssd", "zone": "b"}
-    assert {"key": "highmem", "operator": "Exists", "effect": "NoSchedule"} in manifest["spec"]["tolerations"]
+    assert manifest["spec"]["nodeSelector"] == {"pool": "highmem", "disk": "ssd", "zone": "b", "rack": "r7"}
+    tolerations = manifest["spec"]["tolerations"]
+    assert {"key": "highmem", "operator": "Exists", "effect": "NoSchedule"} in tolerations
+    assert {"key": "pricing", "operator": "Exists"} in tolerations, tolerations
     annotations = manifest["metadata"]["annotations"]
     assert annotations["team"] == "pricing" and annotations["cost"] == "p1"
     with pytest.raises(ValueError, match="a toleration has"):
