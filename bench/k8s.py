@@ -105,38 +105,23 @@ class FastNode:
     def __init__(self, kube, env: dict[str, str], workers: int) -> None:
         import multiprocessing
 
+        from plait.testing.kubeapi.watch import Follower
+
         self.kube = kube
         self.pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_warm, initargs=(env,))
         self.started = 0
         self._seen: set[str] = set()
         self._deleting: set[str] = set()
-        self._sub = None
-        self._thread = None
+        self._follower = Follower(kube, "pods", self._handle, name="fast-node")  # the Kubelet's loop
 
     def start(self) -> FastNode:
-        import threading
-
-        self._sub = self.kube.subscribe("pods", replay=True)
-        self._thread = threading.Thread(target=self._loop, name="fast-node", daemon=True)
-        self._thread.start()
+        self._follower.start()
         return self
 
     def stop(self) -> None:
-        if self._sub is not None:
-            self._sub.close()
-        if self._thread is not None:
-            self._thread.join(10)
+        self._follower.stop()
         self.pool.terminate()
         self.pool.join()
-
-    def _loop(self) -> None:
-        from plait.testing.kubeapi import ApiStatusError
-
-        for event in self._sub:
-            try:
-                self._handle(event)
-            except ApiStatusError:
-                pass  # the pod changed or went meanwhile; a later event says so
 
     def _handle(self, event) -> None:
         if event.type == "DELETED":

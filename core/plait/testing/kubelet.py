@@ -99,6 +99,7 @@ from pathlib import Path
 from typing import Any
 
 from plait.testing.kubeapi import ApiStatusError, KubeAPI, Quantity, WatchEvent, pod_usage
+from plait.testing.kubeapi.watch import Follower
 
 Obj = dict[str, Any]
 
@@ -228,8 +229,7 @@ class Kubelet:
         self._runs: dict[str, _Run] = {}  # by pod uid
         self._pending: dict[str, Obj] = {}  # by pod uid, in arrival order
         self._lost: bool | None = None  # None: up; True: node deleted; False: NotReady
-        self._thread: threading.Thread | None = None
-        self._sub: Any = None
+        self._follower = Follower(api, "pods", self._handle, name=f"kubelet-{node_name}", after=self._schedule)
         self._chroot = shutil.which("chroot", path=_SETUP_PATH) or "chroot"
         self._unshare = shutil.which("unshare", path=_SETUP_PATH) or "unshare"
 
@@ -243,19 +243,12 @@ class Kubelet:
         if self._workdir is None:
             self._workdir = Path(tempfile.mkdtemp(prefix="plait-kubelet-"))
         self._workdir.mkdir(parents=True, exist_ok=True)
-        self._sub = self.api.subscribe("pods", replay=True)  # the pods already there come first
-        self._thread = threading.Thread(target=self._loop, name=f"kubelet-{self.node_name}",
-                                        daemon=True)
-        self._thread.start()
+        self._follower.start()  # the pods already there come first
         return self
 
     def stop(self) -> None:
         """Stop watching, kill every process this node started, remove the pods' folders."""
-        if self._sub is not None:
-            self._sub.close()
-        if self._thread is not None:
-            self._thread.join(10)
-            self._thread = None
+        self._follower.stop()
         with self._lock:
             runs = list(self._runs.values())
         for run in runs:
@@ -357,14 +350,6 @@ class Kubelet:
                 pass  # deleted meanwhile
 
     # ---- the watch loop -----------------------------------------------------------------
-
-    def _loop(self) -> None:
-        for event in self._sub:
-            try:
-                self._handle(event)
-            except ApiStatusError:
-                pass  # the pod changed or went meanwhile; a later event says so
-            self._schedule()
 
     def _handle(self, event: WatchEvent) -> None:
         pod = event.object
