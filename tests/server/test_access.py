@@ -189,3 +189,51 @@ def test_bootstrap_makes_the_admin_once(tmp_path: Path):
     again = subprocess.run([sys.executable, "-m", "plait.cli", "server", "bootstrap"],
                            env=server_env(url, tmp_path), capture_output=True, text=True, timeout=60)
     assert again.returncode == 2 and "has an admin user already" in again.stderr
+
+
+def test_the_first_start_in_a_terminal_prints_the_admins_key_once_and_it_works(tmp_path: Path):
+    """`plait server` in a terminal, on a fresh store: the address, and the admin's key, once."""
+    import os
+    import pty
+
+    from harness import free_port
+
+    port = free_port()
+    env = server_env(f"sqlite:///{tmp_path / 'x.db'}", tmp_path)
+
+    def first_lines() -> tuple[str, subprocess.Popen[bytes]]:
+        master, slave = pty.openpty()
+        proc = subprocess.Popen([sys.executable, "-m", "plait.cli", "server", "--port", str(port), "--engines", "0"],
+                                env=env, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave, start_new_session=True)
+        os.close(slave)
+        text, deadline = b"", time.monotonic() + 60
+        while b"API docs" not in text and time.monotonic() < deadline:
+            try:
+                text += os.read(master, 4096)
+            except OSError:
+                break
+        os.close(master)
+        return text.decode(errors="replace"), proc
+
+    text, proc = first_lines()
+    try:
+        key = re.search(r"admin's API key \(shown once; keep it\): (plait_\S+)", text)
+        assert key, text
+        assert f"http://127.0.0.1:{port} (API docs: http://127.0.0.1:{port}/docs)" in text
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/api/v1/me",
+                                   headers={"Authorization": f"Bearer {key[1]}"})
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        assert answer.json() == {"user": "admin", "admin": True, "roles": {"default": "admin"}}
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    again, proc = first_lines()
+    proc.terminate()
+    proc.wait(20)
+    assert "API key" not in again and "API docs" in again
