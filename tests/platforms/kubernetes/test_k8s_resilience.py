@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import collections
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -151,6 +152,16 @@ def status_becomes(task: PythonTask, ctx: AttemptContext, handle: Any, phase: Ph
 def engine(cluster: Cluster, home: Path, *args: str) -> engine_process.Run:
     """``plait ARGS`` against the cluster, in a session of its own (to kill or interrupt)."""
     return engine_process.cli(*args, env=cluster.engine_env(home))
+
+
+def waiting_row(cluster: Cluster, home: Path, xid: str) -> str | None:
+    """The row ``plait executions show`` prints for an attempt the platform holds back, if any."""
+    shown = subprocess.run([sys.executable, "-m", "plait.cli", "executions", "show", xid, "--no-logs"],
+                           capture_output=True, text=True, timeout=60,
+                           env={**cluster.engine_env(home), "COLUMNS": "400"})
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    return next((line for line in shown.stdout.splitlines()
+                 if "waiting: waiting for room in the ResourceQuota of namespace" in line), None)
 
 
 def recorded_handles(store: engine_process.Store, xid: str) -> list[dict[str, Any]]:
@@ -293,16 +304,18 @@ def test_through_the_cli_the_wait_for_the_quota_is_recorded_and_shown_then_the_r
     marker = tmp_path / "starts"
     store = engine_process.Store()
     try:
-        run = engine(cluster, plait_home, "run", f"{FLOWS}:two_slow", "--seconds", "3", "--marker", str(marker),
+        run = engine(cluster, plait_home, "run", f"{FLOWS}:two_slow", "--seconds", "6", "--marker", str(marker),
                      "--platform", "kubernetes")
         try:
+            xid = engine_process.wait_for(store.execution, "the engine created its execution", run=run)
+            engine_process.wait_for(lambda: waiting_row(cluster, plait_home, xid),
+                                    "executions show said the attempt waits for the ResourceQuota", run=run)
             out = run.wait(120)
         finally:
             run.kill()
     finally:
         cluster.kube.delete("resourcequotas", "one-pod-at-a-time", NAMESPACE)
     assert run.returncode == 0, out
-    xid = store.execution()
     waited = [e.data for e in store.events(xid) if e.kind == "attempt" and e.phase == "waiting_for_resources"]
     assert waited and "one-pod-at-a-time" in waited[0]["waiting"]["reason"], waited
     phases = [e.phase for e in store.events(xid) if e.kind == "attempt" and e.entity == waited[0]["node"] + "/1"]
