@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 kubernetes = pytest.importorskip("kubernetes")
+from engine_process import wait_for  # noqa: E402
 from kubernetes.client import CustomObjectsApi  # noqa: E402
 from plait.testing.kubeapi import KubeAPI  # noqa: E402
 from plait.testing.kubelet import Kubelet  # noqa: E402
@@ -116,13 +117,6 @@ def app_state(obj):
     return ((obj.get("status") or {}).get("applicationState") or {}).get("state", "")
 
 
-def wait_until(condition, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"{what} did not hold within {timeout}s"
-        time.sleep(0.05)
-
-
 # ---- Spark ----------------------------------------------------------------------------------
 
 
@@ -215,7 +209,7 @@ def start_sleeping_driver(kube, custom, tmp_path, name):
     sub = subscribe(kube, APPS)
     custom.create_namespaced_custom_object(*SPARK[:2], NS, SPARK[2], spark_app(name, script, [str(started)]))
     assert kube.wait(lambda: app_state(kube.get(APPS, name, NS) or {}) == "RUNNING", 30)
-    wait_until(started.exists, 60, "the driver's script started")
+    wait_for(started.exists, "the driver's script started", 60)
     return sub
 
 
@@ -225,7 +219,7 @@ def test_deleting_a_running_application_kills_its_driver(kube, custom, node, spa
     assert pids
     custom.delete_namespaced_custom_object(*SPARK[:2], NS, SPARK[2], "long")
     assert kube.wait(lambda: kube.get("pods", "long-driver", NS) is None, 10)
-    wait_until(lambda: not any(alive(p) for p in pids), 10, "the driver's processes ended")
+    wait_for(lambda: not any(alive(p) for p in pids), "the driver's processes ended", 10)
 
 
 def test_a_driver_pod_deleted_while_running_fails_the_application(kube, custom, node, spark, tmp_path):
@@ -357,4 +351,4 @@ def test_a_replica_that_fails_fails_the_job_naming_it_and_running_pods_are_clean
     assert kube.wait(lambda: kube.get("pods", "bad-master-0", NS) is None, 15)  # cleanPodPolicy Running
     assert kube.get("services", "bad-master-0", NS) is None
     assert kube.get("pods", "bad-worker-0", NS) is not None  # Failed: kept
-    wait_until(lambda: not any(alive(p) for p in pids), 10, "the master's processes ended")
+    wait_for(lambda: not any(alive(p) for p in pids), "the master's processes ended", 10)

@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("kubernetes", reason="the Kubernetes platform needs the kubernetes client: pip install kubernetes")
 import flows  # noqa: E402
+from engine_process import wait_for  # noqa: E402
 from k8s_cluster import AWS, Cluster  # noqa: E402
 from plait.builtin.container_task import ContainerTask
 from plait.builtin.python_task import PythonTask  # noqa: E402
@@ -42,16 +42,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory):
 def plait_cli(cluster: Cluster, home: Path, *args: str, timeout: float = 180, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "plait.cli", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=timeout, env=cluster.engine_env(home, **env))
-
-
-def wait_until(predicate, what: str, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what}: not within {timeout}s"
-        time.sleep(0.05)
 
 
 # ---- the lifecycle suite, on pods -------------------------------------------------------------
@@ -114,18 +104,18 @@ def pod_names(cluster: Cluster) -> list[str]:
 
 
 def test_a_workflow_with_a_map_runs_on_pods_and_leaves_none(cluster: Cluster, tmp_path: Path):
-    wait_until(lambda: not cluster.pods(), f"no pod left by earlier tests: {pod_names(cluster)}")
+    wait_for(lambda: not cluster.pods(), f"no pod left by earlier tests: {pod_names(cluster)}")
     before = cluster.kube.created["Pod"]
     run = plait_cli(cluster, tmp_path / "home", "run", "tests/flows.py:fan_out", "--n", "4",
                     "--platform", "kubernetes")
     assert run.returncode == 0, run.stdout + run.stderr
     assert "12" in run.stdout  # 2 * (0 + 1 + 2 + 3)
     assert cluster.kube.created["Pod"] - before == 6  # numbers, 4 items, total: one pod each
-    wait_until(lambda: not cluster.pods(), "every attempt's pod deleted once its result was read")
+    wait_for(lambda: not cluster.pods(), "every attempt's pod deleted once its result was read")
 
 
 def test_a_map_is_packed_into_pods_with_results_logs_and_retries_per_item(cluster: Cluster, tmp_path: Path):
-    wait_until(lambda: not cluster.pods(), f"no pod left by earlier tests: {pod_names(cluster)}")
+    wait_for(lambda: not cluster.pods(), f"no pod left by earlier tests: {pod_names(cluster)}")
     before = cluster.kube.created["Pod"]
     markers = tmp_path / "markers"
     markers.mkdir()
@@ -144,7 +134,7 @@ def test_a_map_is_packed_into_pods_with_results_logs_and_retries_per_item(cluste
 
 def test_a_container_task_runs_its_command_unchanged_between_plaits_steps_with_files_in_and_out(
         cluster: Cluster, tmp_path: Path):
-    wait_until(lambda: not cluster.pods(), f"no pod left by earlier tests: {pod_names(cluster)}")
+    wait_for(lambda: not cluster.pods(), f"no pod left by earlier tests: {pod_names(cluster)}")
     seen: dict[str, dict] = {}
     sub = cluster.kube.subscribe("pods")
     try:
@@ -249,7 +239,7 @@ def test_an_image_that_cannot_be_pulled_fails_after_the_grace_naming_the_image(c
     assert run.returncode != 0
     out = " ".join((run.stdout + run.stderr).split())  # the console wraps long lines
     assert "registry.example/does-not-exist:1 cannot be pulled" in out, out
-    wait_until(lambda: not cluster.pods(), f"the stuck pod deleted: {pod_names(cluster)}")
+    wait_for(lambda: not cluster.pods(), f"the stuck pod deleted: {pod_names(cluster)}")
 
 
 def test_a_pod_no_node_fits_fails_after_the_grace_naming_its_requests(cluster: Cluster, tmp_path: Path):
@@ -258,7 +248,7 @@ def test_a_pod_no_node_fits_fails_after_the_grace_naming_its_requests(cluster: C
     assert run.returncode != 0
     out = " ".join((run.stdout + run.stderr).split())  # the console wraps long lines
     assert "no node can run the pod, which requests cpu=64" in out and "Insufficient cpu" in out, out
-    wait_until(lambda: not cluster.pods(), "the unschedulable pod deleted")
+    wait_for(lambda: not cluster.pods(), "the unschedulable pod deleted")
 
 
 # ---- the manifest -----------------------------------------------------------------------------------

@@ -23,7 +23,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ import pytest
 pytest.importorskip("kubernetes", reason="the Kubernetes platform needs the kubernetes client: pip install kubernetes")
 import engine_process  # noqa: E402
 import flows  # noqa: E402
+from engine_process import wait_for  # noqa: E402
 from k8s_cluster import AWS, NAMESPACE, Cluster  # noqa: E402
 from plait.builtin.python_task import PythonTask  # noqa: E402
 from plait.model.status import ErrorKind, Phase, Status  # noqa: E402
@@ -69,16 +69,6 @@ def platform(cluster: Cluster, monkeypatch: pytest.MonkeyPatch):
 # ---- helpers --------------------------------------------------------------------------------------
 
 
-def wait_until(predicate, what: str, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what}: not within {timeout:g}s"
-        time.sleep(0.05)
-
-
 def starts(marker: Path) -> list[int]:
     """The pids of the processes that began the marked work, one line per start (flows._bump)."""
     return [int(line) for line in marker.read_text().splitlines()] if marker.exists() else []
@@ -98,7 +88,7 @@ def live_pods(cluster: Cluster, **labels: str) -> list[dict[str, Any]]:
 
 def pod_of(cluster: Cluster, attempt_id: str) -> str:
     """The name of the pod the cluster holds for ``attempt_id`` (waiting for it to appear)."""
-    found = wait_until(lambda: live_pods(cluster, attempt=attempt_id), f"a pod for attempt {attempt_id}")
+    found = wait_for(lambda: live_pods(cluster, attempt=attempt_id), f"a pod for attempt {attempt_id}")
     assert len(found) == 1, f"attempt {attempt_id} has {len(found)} pods"
     return str(found[0]["metadata"]["name"])
 
@@ -146,7 +136,7 @@ def status_becomes(task: PythonTask, ctx: AttemptContext, handle: Any, phase: Ph
             f"the attempt ended {status.phase.value} ({status.message}) before it was {phase.value}"
         return status if status.phase == phase else None
 
-    return wait_until(check, f"the attempt {ctx.attempt_id} did not report {phase.value}", timeout)
+    return wait_for(check, f"the attempt {ctx.attempt_id} did not report {phase.value}", timeout)
 
 
 def engine(cluster: Cluster, home: Path, *args: str) -> engine_process.Run:
@@ -179,10 +169,10 @@ def test_an_engine_killed_while_pods_run_is_resumed_and_attaches_to_them_without
         first = engine(cluster, plait_home, "run", f"{FLOWS}:two_slow", "--seconds", "6", "--marker", str(marker),
                        "--platform", "kubernetes")
         try:
-            xid = engine_process.wait_for(store.execution, "the engine did not create its execution", run=first)
-            engine_process.wait_for(lambda: len(recorded_handles(store, xid)) == 2,
-                                    "both slow attempts' handles recorded", run=first)
-            engine_process.wait_for(lambda: len(starts(marker)) == 2, "both slow pods began their work", run=first)
+            xid = wait_for(store.execution, "the engine did not create its execution", run=first)
+            wait_for(lambda: len(recorded_handles(store, xid)) == 2,
+                     "both slow attempts' handles recorded", run=first)
+            wait_for(lambda: len(starts(marker)) == 2, "both slow pods began their work", run=first)
         finally:
             first.kill()
         running = {p["metadata"]["labels"][ATTEMPT_LABEL] for p in live_pods(cluster, execution=xid)
@@ -197,7 +187,7 @@ def test_an_engine_killed_while_pods_run_is_resumed_and_attaches_to_them_without
         assert len(starts(marker)) == 2, f"the slow work began again after the resume: {starts(marker)}"
         retried = [e.data for e in store.events(xid) if e.kind == "attempt" and e.data.get("attempt", 1) > 1]
         assert not retried, f"an attempt was retried instead of attached to: {retried}"
-        wait_until(lambda: not live_pods(cluster, execution=xid), f"the execution's pods deleted: {describe(cluster)}")
+        wait_for(lambda: not live_pods(cluster, execution=xid), f"the execution's pods deleted: {describe(cluster)}")
     created = {attempt: n for (execution, attempt), n in creations.by_attempt.items() if execution == xid}
     for attempt in running:
         assert created.get(attempt) == 1, f"attempt {attempt} got {created.get(attempt)} pods"
@@ -215,8 +205,8 @@ def test_ctrl_c_aborts_the_execution_and_deletes_every_pod_it_has_running(
     run = engine(cluster, plait_home, "run", f"{FLOWS}:two_slow", "--seconds", "120", "--marker", str(marker),
                  "--platform", "kubernetes")
     try:
-        xid = engine_process.wait_for(store.execution, "the engine did not create its execution", run=run)
-        engine_process.wait_for(lambda: len(starts(marker)) == 2, "both slow pods began their work", run=run)
+        xid = wait_for(store.execution, "the engine did not create its execution", run=run)
+        wait_for(lambda: len(starts(marker)) == 2, "both slow pods began their work", run=run)
         names = [p["metadata"]["name"] for p in live_pods(cluster, execution=xid)]
         assert len(names) == 2, describe(cluster)
         run.signal(signal.SIGINT)  # Ctrl-C in a terminal: the foreground job's process group gets it
@@ -225,11 +215,11 @@ def test_ctrl_c_aborts_the_execution_and_deletes_every_pod_it_has_running(
         run.kill()
     assert run.returncode == 130, out
     assert f"execution {xid} aborted" in out
-    wait_until(lambda: not live_pods(cluster, execution=xid), f"every pod of the execution deleted: {describe(cluster)}",
-               timeout=20)
+    wait_for(lambda: not live_pods(cluster, execution=xid), f"every pod of the execution deleted: {describe(cluster)}",
+             timeout=20)
     assert cluster.node is not None
     assert all(not cluster.node.pids(NAMESPACE, name) for name in names)
-    wait_until(lambda: not [pid for pid in starts(marker) if alive(pid)], "the tasks' processes gone", timeout=10)
+    wait_for(lambda: not [pid for pid in starts(marker) if alive(pid)], "the tasks' processes gone", timeout=10)
     assert store.phase(xid) == "aborted"
     store.close()
 
@@ -247,11 +237,11 @@ def test_a_watch_cut_mid_run_is_reestablished_and_the_completion_it_missed_is_se
     handle = task.submit(ctx, flows.slow.template)
     name = pod_of(cluster, ctx.attempt_id)
     watch = platform._watches.watch(POD, NAMESPACE)
-    wait_until(lambda: starts(marker), "the slow task began")
+    wait_for(lambda: starts(marker), "the slow task began")
     relists = watch.relists
     try:
         assert cluster.kube.drop_watches(refuse=True) >= 1, "the platform had no watch open"
-        wait_until(lambda: cluster.node.phase(NAMESPACE, name) == "Succeeded", "the pod finished", timeout=30)
+        wait_for(lambda: cluster.node.phase(NAMESPACE, name) == "Succeeded", "the pod finished", timeout=30)
         assert task.poll(ctx, handle).phase == Phase.RUNNING, "the end reached the platform with its watch cut"
         if compacted:
             cluster.kube.compact()  # the history since the watch's version is gone: 410 on resume
@@ -262,7 +252,7 @@ def test_a_watch_cut_mid_run_is_reestablished_and_the_completion_it_missed_is_se
     assert status.outputs == {"o0": 1}
     assert watch.relists == relists + (1 if compacted else 0)
     assert len(starts(marker)) == 1
-    wait_until(lambda: cluster.kube.get("pods", name, NAMESPACE) is None, "the finished pod deleted")
+    wait_for(lambda: cluster.kube.get("pods", name, NAMESPACE) is None, "the finished pod deleted")
     task.cleanup(ctx, handle)
 
 
@@ -272,7 +262,7 @@ def test_a_watch_cut_mid_run_is_reestablished_and_the_completion_it_missed_is_se
 def test_a_pod_the_namespace_quota_refuses_waits_for_resources_naming_the_quota_then_runs(
         cluster: Cluster, platform: KubernetesPlatform, tmp_path: Path):
     assert cluster.kube is not None
-    wait_until(lambda: not cluster.pods(), f"no pod left by earlier tests: {describe(cluster)}")
+    wait_for(lambda: not cluster.pods(), f"no pod left by earlier tests: {describe(cluster)}")
     cluster.kube.create("resourcequotas", {"metadata": {"name": "one-pod-at-a-time"},
                                            "spec": {"hard": {"pods": "1"}}}, NAMESPACE)
     try:
@@ -281,7 +271,7 @@ def test_a_pod_the_namespace_quota_refuses_waits_for_resources_naming_the_quota_
         first = context(platform, cluster, tmp_path, "first", {"seconds": 3.0, "marker": str(first_marker)})
         second = context(platform, cluster, tmp_path, "second", {"seconds": 0.1, "marker": str(second_marker)})
         first_handle = task.submit(first, flows.slow.template)
-        wait_until(lambda: starts(first_marker), "the first task began")
+        wait_for(lambda: starts(first_marker), "the first task began")
         second_handle = task.submit(second, flows.slow.template)
         waiting = status_becomes(task, second, second_handle, Phase.WAITING_FOR_RESOURCES)
         assert "one-pod-at-a-time" in waiting.message and "ResourceQuota" in waiting.message, waiting.message
@@ -298,7 +288,7 @@ def test_a_pod_the_namespace_quota_refuses_waits_for_resources_naming_the_quota_
 def test_through_the_cli_the_wait_for_the_quota_is_recorded_and_shown_then_the_run_succeeds(
         cluster: Cluster, plait_home: Path, tmp_path: Path):
     assert cluster.kube is not None
-    wait_until(lambda: not cluster.pods(), f"no pod left by earlier tests: {describe(cluster)}")
+    wait_for(lambda: not cluster.pods(), f"no pod left by earlier tests: {describe(cluster)}")
     cluster.kube.create("resourcequotas", {"metadata": {"name": "one-pod-at-a-time"},
                                            "spec": {"hard": {"pods": "1"}}}, NAMESPACE)
     marker = tmp_path / "starts"
@@ -307,9 +297,9 @@ def test_through_the_cli_the_wait_for_the_quota_is_recorded_and_shown_then_the_r
         run = engine(cluster, plait_home, "run", f"{FLOWS}:two_slow", "--seconds", "6", "--marker", str(marker),
                      "--platform", "kubernetes")
         try:
-            xid = engine_process.wait_for(store.execution, "the engine created its execution", run=run)
-            engine_process.wait_for(lambda: waiting_row(cluster, plait_home, xid),
-                                    "executions show said the attempt waits for the ResourceQuota", run=run)
+            xid = wait_for(store.execution, "the engine created its execution", run=run)
+            wait_for(lambda: waiting_row(cluster, plait_home, xid),
+                     "executions show said the attempt waits for the ResourceQuota", run=run)
             out = run.wait(120)
         finally:
             run.kill()
@@ -333,13 +323,13 @@ def test_an_evicted_pod_is_a_retryable_system_failure_that_says_so(
     task = PythonTask()
     ctx = context(platform, cluster, tmp_path, "slow", {"seconds": 60.0, "marker": str(marker)})
     handle = task.submit(ctx, flows.slow.template)
-    wait_until(lambda: starts(marker), "the slow task began")
+    wait_for(lambda: starts(marker), "the slow task began")
     cluster.node.evict(pod_of(cluster, ctx.attempt_id), NAMESPACE)
     status = poll_until_done(task, ctx, handle, 30)
     assert status.phase == Phase.FAILED
     assert status.retryable and status.error_kind == ErrorKind.SYSTEM, status
     assert "evicted" in status.message and "low on resource: memory" in status.message, status.message
-    wait_until(lambda: not live_pods(cluster, attempt=ctx.attempt_id), "the evicted pod deleted")
+    wait_for(lambda: not live_pods(cluster, attempt=ctx.attempt_id), "the evicted pod deleted")
     task.cleanup(ctx, handle)
 
 
@@ -351,9 +341,9 @@ def test_through_the_cli_an_evicted_attempt_is_retried_and_the_execution_succeed
     run = engine(cluster, plait_home, "run", f"{FLOWS}:two_slow", "--seconds", "5", "--marker", str(marker),
                  "--platform", "kubernetes")
     try:
-        xid = engine_process.wait_for(store.execution, "the engine did not create its execution", run=run)
+        xid = wait_for(store.execution, "the engine did not create its execution", run=run)
         # both began, so the one evicted is work that must start again, not a pod still starting
-        engine_process.wait_for(lambda: len(starts(marker)) == 2, "both slow pods began their work", run=run)
+        wait_for(lambda: len(starts(marker)) == 2, "both slow pods began their work", run=run)
         victim = live_pods(cluster, execution=xid)[0]["metadata"]["name"]
         cluster.node.evict(victim, NAMESPACE)
         out = run.wait(120)
@@ -377,7 +367,7 @@ def test_a_lost_node_is_a_retryable_system_failure_and_the_retry_runs_on_a_fresh
     task = PythonTask()
     ctx = context(platform, cluster, tmp_path, "slow", {"seconds": 60.0, "marker": str(marker)})
     handle = task.submit(ctx, flows.slow.template)
-    wait_until(lambda: starts(marker), "the slow task began")
+    wait_for(lambda: starts(marker), "the slow task began")
     lost = cluster.node
     lost.lose_node()
     status = poll_until_done(task, ctx, handle, 30)
