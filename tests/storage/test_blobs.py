@@ -134,6 +134,15 @@ def test_reading_a_missing_blob_names_it(local: BlobStore):
         local.read_bytes(missing)
 
 
+def test_list_gives_the_uris_under_a_prefix_sorted_and_none_for_a_missing_one(local: BlobStore):
+    for name in ("run/error-1.json", "run/error-0.json", "run/result.json", "run/sub/x", "runs/y"):
+        local.write_bytes(local.uri(name), b"{}")
+    assert local.list(local.uri("run/error-")) == [local.uri("run/error-0.json"), local.uri("run/error-1.json")]
+    assert local.list(local.uri("run") + "/") == [local.uri(n) for n in ("run/error-0.json", "run/error-1.json",
+                                                                        "run/result.json", "run/sub/x")]
+    assert local.list(local.uri("missing/error-")) == []
+
+
 # ---------------------------------------------------------------------------------------
 # S3, through a real moto server
 # ---------------------------------------------------------------------------------------
@@ -397,6 +406,17 @@ def test_put_dir_on_an_object_store_round_trips_the_tree(remote: Bucket, tmp_pat
     assert remote.listing() == [f"{prefix}/.complete", f"{prefix}/a.txt", f"{prefix}/sub/b.bin"]
     back = store.get_dir(uri, tmp_path / "back")
     assert tree_contents(back) == tree_contents(src)
+
+
+def test_list_on_an_object_store_gives_the_uris_under_a_prefix(remote: Bucket):
+    store = BlobStore(f"{remote.url}/prefix")
+    for name in ("run/error-1.json", "run/error-0.json", "run/result.json", "runs/y"):
+        store.write_bytes(store.uri(name), b"{}")
+    assert store.list(store.uri("run/error-")) == [store.uri("run/error-0.json"), store.uri("run/error-1.json")]
+    assert store.list(store.uri("run") + "/") == [store.uri(n) for n in ("run/error-0.json", "run/error-1.json",
+                                                                        "run/result.json")]
+    assert store.read_bytes(store.list(store.uri("run/error-"))[0]) == b"{}"
+    assert store.list(store.uri("missing/error-")) == []
 
 
 def test_gcs_holds_data_frames_and_large_values_by_reference(gcs, gcs_bucket: str):

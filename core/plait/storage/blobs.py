@@ -8,6 +8,7 @@ references are stable across runs.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import os
 import posixpath
@@ -147,6 +148,22 @@ class BlobStore:
             target.parent.mkdir(parents=True, exist_ok=True)
             self.fs.get_file(remote, str(target))
         return local
+
+    def list(self, prefix: str) -> builtins.list[str]:
+        """The URIs of the blobs whose URI starts with ``prefix``, at any depth, sorted: a
+        folder's (``.../k8s/name/``) or those whose names begin alike (``.../error-``), as an
+        object store lists by prefix; none when nothing matches."""
+        path = self._path(prefix)
+        start = self.fs._strip_protocol(path)
+        if path.endswith("/") and not start.endswith("/"):
+            start += "/"  # a folder's blobs, not a sibling's whose name begins alike
+        try:
+            found = self.fs.find(start.rpartition("/")[0])
+        except FileNotFoundError:
+            return []
+        scheme = self.url.split("://", 1)[0]
+        names = (self.fs._strip_protocol(p) for p in found)
+        return sorted(f"{scheme}://{name}" for name in names if name.startswith(start))
 
     def delete(self, uri: str) -> None:
         path = self._path(uri)

@@ -655,9 +655,9 @@ class KubernetesPlatform(Platform):
         data = pod.blobs.read_if_exists(pod.result_uri)
         result: dict[str, Any] | None = json.loads(data) if data is not None else None
         if result is None:  # a rank that failed first says why (plait_pytorch.rank writes error-<rank>.json)
-            errors = sorted(pod.blobs.fs.glob(pod.blobs._path(folder) + "/error-*.json"))
+            errors = [uri for uri in pod.blobs.list(f"{folder}/error-") if uri.endswith(".json")]
             if errors:
-                first = json.loads(pod.blobs.fs.cat_file(errors[0]))
+                first = json.loads(pod.blobs.read_bytes(errors[0]))
                 rank = first.pop("rank", None)
                 result = {**first, "message": f"rank {rank} failed: {first.get('message', '')}"}
         text = ""
