@@ -512,5 +512,11 @@ def execution_events(execution_id: str, as_json: bool) -> None:
                        f"{data if len(data) < 160 else data[:157] + '...'}")
 
 
+from plait.cli.admin import COMMANDS as _ADMIN_COMMANDS  # noqa: E402  (they need `cli` defined first)
+
+for _command in _ADMIN_COMMANDS:
+    cli.add_command(_command)
+
+
 if __name__ == "__main__":
     main()
