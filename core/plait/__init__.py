@@ -18,6 +18,7 @@ from plait.authoring.decorators import (
     task,
     workflow,
 )
+from plait.authoring.launchplan import Cron, FixedRate, LaunchPlan
 from plait.hookspecs import hookimpl
 from plait.model.errors import (
     CompileError,
@@ -44,8 +45,8 @@ _decorators.set_inline_runner(run_inline)
 __version__ = "0.1.0"
 
 __all__ = [
-    "AttemptContext", "Checkpoint", "CompileError", "Directory", "Execution", "ExecutionFailed", "File",
-    "Outputs", "PermanentError", "Phase", "PlaitError", "PluginError", "PodOptions", "Promise", "Resources",
+    "AttemptContext", "Checkpoint", "CompileError", "Cron", "Directory", "Execution", "ExecutionFailed", "File",
+    "FixedRate", "LaunchPlan", "Outputs", "PermanentError", "Phase", "PlaitError", "PluginError", "PodOptions", "Promise", "Resources",
     "RetryableError", "Status", "Task", "TaskConfig", "TaskContext", "TaskType", "TypeMismatchError",
     "UnknownTaskTypeError", "Workflow", "WorkflowSpec", "container_task", "current_context", "dynamic",
     "external_task", "hookimpl", "map", "run", "task", "workflow",

@@ -1,0 +1,228 @@
+"""Registering a module or a package: its workflows, tasks and launch plans under one version.
+
+``plait register PATH --version V`` (and the server's register route) run three steps:
+
+1. :func:`collect` imports the file or the package folder ``PATH`` and finds every workflow,
+   task and launch plan defined in it;
+2. :func:`build_registration` compiles them, packs the code their Python tasks import from
+   into the content-addressed archive of :mod:`plait.runtime.code` (the one the Kubernetes
+   platform ships to pods), hands it to a ``ship`` function (which stores it and says where)
+   and makes the entity bodies: each task's template, each workflow as a
+   :class:`~plait.model.registered.RegisteredWorkflow` with its :class:`CodeRef`, each launch
+   plan as a :class:`~plait.model.registered.LaunchPlanSpec`, and a default launch plan named
+   as each workflow;
+3. :func:`register_local` writes them to a local entity store, all or none
+   (:meth:`EntityStore.register_all`), or the command line sends them to a server.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from plait.authoring.decorators import Task, Workflow
+from plait.authoring.launchplan import LaunchPlan
+from plait.model.errors import CompileError, InputError
+from plait.model.registered import CodeRef, LaunchPlanSpec, RegisteredWorkflow
+from plait.model.spec import TaskTemplate, WorkflowSpec
+from plait.runtime.code import Archive, archive, source_root
+from plait.storage.blobs import BlobStore
+from plait.storage.entities import EntityStore, NewEntity, RegisterResult
+
+# -- finding what a module defines -------------------------------------------------------------
+
+
+@dataclass
+class Collected:
+    """What :func:`collect` found under ``root`` (the folder it imported from)."""
+
+    root: Path
+    modules: list[str]
+    workflows: list[Workflow] = field(default_factory=list)
+    tasks: list[Task[Any]] = field(default_factory=list)
+    launch_plans: list[LaunchPlan] = field(default_factory=list)
+
+
+def collect(path: str | Path) -> Collected:
+    """Import the module file or package folder ``path`` (a plain folder: every module in it)
+    and find the workflows, tasks and launch plans defined there.
+
+    Modules are imported afresh, as the files are now, under their package's dotted names; the
+    folder above the outermost package is put on ``sys.path``. An unnamed launch plan is named
+    ``<module>.<variable>``.
+    """
+    root, names = _module_names(Path(path))
+    modules = _import_fresh(root, names)
+    found = Collected(root, [m.__name__ for m in modules])
+    seen: set[int] = set()
+    for module in modules:
+        for attr, value in sorted(vars(module).items()):
+            if id(value) in seen:
+                continue
+            if isinstance(value, LaunchPlan):
+                if value.name is None and value.module in (None, module.__name__):
+                    value.name = f"{module.__name__}.{attr}"
+                found.launch_plans.append(value)
+            elif isinstance(value, Workflow) and value.fn.__module__ in found.modules:
+                found.workflows.append(value)
+            elif isinstance(value, Task) and value.fn.__module__ in found.modules:
+                found.tasks.append(value)
+            else:
+                continue
+            seen.add(id(value))
+    for plan in found.launch_plans:
+        if plan.name is None:  # defined elsewhere, found only under another module's name
+            raise CompileError(f"{plan.where} has no name; pass LaunchPlan(name=...)")
+        if plan.workflow not in found.workflows:
+            found.workflows.append(plan.workflow)
+    return found
+
+
+def _module_names(path: Path) -> tuple[Path, list[str]]:
+    """The folder to import from and the dotted names of the modules ``path`` holds."""
+    path = path.resolve()
+    if not path.exists():
+        raise InputError(f"no such file or folder: {path}; plait register takes a module file or a package folder")
+    if path.is_file():
+        if path.suffix != ".py":
+            raise InputError(f"{path} is not a Python module (.py file) or a package folder")
+        root, parts = path.parent, [] if path.name == "__init__.py" else [path.stem]
+    else:
+        root, parts = path, []
+        if not (path / "__init__.py").exists():  # a plain folder: its modules are top-level
+            return root, [m.name for m in pkgutil.iter_modules([str(root)])]
+    while (root / "__init__.py").exists() and root.parent != root:
+        parts.insert(0, root.name)
+        root = root.parent
+    return root, [".".join(parts)]
+
+
+def _import_fresh(root: Path, names: list[str]) -> list[ModuleType]:
+    tops = {name.split(".")[0] for name in names}
+    for loaded in [m for m in sys.modules if m.split(".")[0] in tops]:
+        del sys.modules[loaded]  # another copy, or this one before an edit: read the files as they are now
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    importlib.invalidate_caches()
+    modules: list[ModuleType] = []
+    for name in names:
+        module = _import(name, root)
+        modules.append(module)
+        if hasattr(module, "__path__"):  # a package: every module under it
+            for sub in pkgutil.walk_packages(module.__path__, prefix=name + ".", onerror=lambda n: None):
+                modules.append(_import(sub.name, root))
+    return modules
+
+
+def _import(name: str, root: Path) -> ModuleType:
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        raise InputError(f"cannot import {name} (from {root}): {exc}") from exc
+
+
+# -- building the entities ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A set to register under ``version``: the entities, and the code archive they point at."""
+
+    version: str
+    entities: list[NewEntity]
+    archive: Archive | None
+
+
+Ship = Callable[[Archive], str]
+"""Stores a code archive (once per digest) and returns its URI in the blob store."""
+
+
+def build_registration(found: Collected, version: str, ship: Ship | None = None,
+                       blobs: BlobStore | None = None) -> Registration:
+    """Compile what ``found`` holds and make its entities under ``version``. The code archive is
+    passed to ``ship`` once every workflow compiled; launch plans' file inputs go to ``blobs``."""
+    if not version or any(c.isspace() or c == "/" for c in version):
+        raise InputError(f"version {version!r}: give a non-empty version without spaces or slashes "
+                         "(a release number, a commit hash)")
+    specs: dict[str, WorkflowSpec] = {}
+    for wf in found.workflows:  # compiling checks each graph before anything is shipped
+        if specs.setdefault(wf.name, wf.spec) != wf.spec:
+            raise CompileError(f"two different workflows are both named {wf.name!r}; give one another name")
+    templates: dict[str, TaskTemplate] = {}
+    for template in [t.template for t in found.tasks] + [t for s in specs.values() for t in _templates(s)]:
+        if templates.setdefault(template.name, template) != template:
+            raise CompileError(f"two different tasks are both named {template.name!r} in {found.root}; "
+                               "give one another name (task(name=...))")
+    packed = _code(found.root, templates.values())
+    code = None
+    if packed is not None:
+        if ship is None:
+            raise InputError("this registration has code to ship and nowhere to store it")
+        code = CodeRef(digest=packed.digest, uri=ship(packed), root=str(packed.root))
+    plans: dict[str, LaunchPlanSpec] = {name: LaunchPlanSpec(name=name, workflow=name, workflow_version=version)
+                                        for name in specs}
+    named: dict[str, LaunchPlan] = {}
+    for plan in found.launch_plans:
+        assert plan.name is not None  # collect() named it
+        if named.setdefault(plan.name, plan) is not plan:
+            raise CompileError(f"two launch plans are both named {plan.name!r}; give one another name")
+        plans[plan.name] = plan.spec(version, blobs)
+    entities = [NewEntity("task", name, version, t.model_dump(mode="json")) for name, t in sorted(templates.items())]
+    entities += [NewEntity("workflow", name, version, RegisteredWorkflow(spec=s.model_dump(mode="json"), code=code)
+                           .model_dump(mode="json")) for name, s in sorted(specs.items())]
+    entities += [NewEntity("launch_plan", name, version, p.model_dump(mode="json")) for name, p in sorted(plans.items())]
+    return Registration(version, entities, packed)
+
+
+def _templates(spec: WorkflowSpec) -> list[TaskTemplate]:
+    return [*spec.tasks.values(), *(t for sub in spec.subworkflows.values() for t in _templates(sub))]
+
+
+def _code(root: Path, templates: Any) -> Archive | None:
+    """The archive of ``root`` when a Python task imports from it; an error for a task whose
+    code lies in another tree, which its pods could not import."""
+    ship = False
+    for template in templates:
+        if template.ref is None:
+            continue
+        own = source_root(template.ref.module, template.ref.file)
+        if own is None:
+            continue  # installed in the environment: the image has it
+        if own != root:
+            raise CompileError(f"task {template.name!r} is imported from {own}, outside {root} which is being "
+                               "registered; register the folder holding both, or install that code in the image")
+        ship = True
+    return archive(root) if ship else None
+
+
+# -- storing -----------------------------------------------------------------------------------
+
+
+def code_uri(blobs: BlobStore, digest: str) -> str:
+    """Where the code archive with SHA-256 ``digest`` is kept: ``code/<digest>.tar.gz``."""
+    return blobs.uri("code", f"{digest}.tar.gz")
+
+
+def store_code(blobs: BlobStore, data: bytes, digest: str) -> tuple[str, bool]:
+    """Store a code archive under its digest unless it is there; (its URI, whether it was written)."""
+    uri = code_uri(blobs, digest)
+    if blobs.exists(uri):
+        return uri, False
+    blobs.write_bytes(uri, data)
+    return uri, True
+
+
+def register_local(store: EntityStore, blobs: BlobStore, path: str | Path, project: str, domain: str,
+                   version: str) -> list[RegisterResult]:
+    """Register everything ``path`` defines into ``store`` under ``version``: all of it, or
+    nothing when any entity is already registered with other content (EntityConflictError)."""
+    registration = build_registration(collect(path), version,
+                                      ship=lambda packed: store_code(blobs, packed.data, packed.digest)[0],
+                                      blobs=blobs)
+    return store.register_all(project, domain, registration.entities)
