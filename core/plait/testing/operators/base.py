@@ -6,7 +6,7 @@ import copy
 import threading
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Self
 
 from plait.testing.kubeapi import ApiStatusError, KubeAPI, WatchEvent
 
@@ -53,7 +53,7 @@ class _Operator:
 
     # ---- lifecycle ----------------------------------------------------------------------
 
-    def start(self) -> _Operator:
+    def start(self) -> Self:
         self._stopping.clear()
         self._sub = self.api.subscribe()  # every kind: the owner's and the pods' events
         self._thread = threading.Thread(target=self._loop, name=f"operator-{self.kind}", daemon=True)
@@ -70,6 +70,9 @@ class _Operator:
             self._thread = None
         if self.errors:
             raise RuntimeError(f"the simulated {self.kind} operator failed") from self.errors[0]
+
+    def __enter__(self) -> Self:
+        return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()

@@ -102,13 +102,6 @@ class SparkOperator(_Operator):
         self.spark_submit = spark_submit or (str(beside) if beside.exists() else "spark-submit")
         self.driver_grace = driver_grace
 
-    def start(self) -> SparkOperator:
-        super().start()
-        return self
-
-    def __enter__(self) -> SparkOperator:
-        return self.start()
-
     def reconcile(self, namespace: str, name: str) -> None:
         app = self.api.get(self.resource, name, namespace)
         if app is None:

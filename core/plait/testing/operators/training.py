@@ -82,13 +82,6 @@ class TrainingOperator(_Operator):
     resource = PYTORCH_JOBS
     controller_name = "pytorchjob-controller"
 
-    def start(self) -> TrainingOperator:
-        super().start()
-        return self
-
-    def __enter__(self) -> TrainingOperator:
-        return self.start()
-
     def reconcile(self, namespace: str, name: str) -> None:
         job = self.api.get(self.resource, name, namespace)
         if job is None or job["metadata"].get("deletionTimestamp"):
