@@ -147,9 +147,7 @@ def build_registration(found: Collected, version: str, ship: Ship | None = None,
                        blobs: BlobStore | None = None) -> Registration:
     """Compile what ``found`` holds and make its entities under ``version``. The code archive is
     passed to ``ship`` once every workflow compiled; launch plans' file inputs go to ``blobs``."""
-    if not version or any(c.isspace() or c == "/" for c in version):
-        raise InputError(f"version {version!r}: give a non-empty version without spaces or slashes "
-                         "(a release number, a commit hash)")
+    check_version(version)
     specs: dict[str, WorkflowSpec] = {}
     for wf in found.workflows:  # compiling checks each graph before anything is shipped
         if specs.setdefault(wf.name, wf.spec) != wf.spec:
@@ -178,6 +176,13 @@ def build_registration(found: Collected, version: str, ship: Ship | None = None,
                            .model_dump(mode="json")) for name, s in sorted(specs.items())]
     entities += [NewEntity("launch_plan", name, version, p.model_dump(mode="json")) for name, p in sorted(plans.items())]
     return Registration(version, entities, packed)
+
+
+def check_version(version: str) -> None:
+    """Refuse a version no command line or URL could carry."""
+    if not version or len(version) > 128 or any(c.isspace() or c == "/" for c in version):
+        raise InputError(f"version {version!r}: give a non-empty version of at most 128 characters without "
+                         "spaces or slashes (a release number, a commit hash)")
 
 
 def _templates(spec: WorkflowSpec) -> list[TaskTemplate]:
@@ -218,11 +223,68 @@ def store_code(blobs: BlobStore, data: bytes, digest: str) -> tuple[str, bool]:
     return uri, True
 
 
+def checked_entities(store: EntityStore, blobs: BlobStore, project: str, domain: str, version: str,
+                     items: list[tuple[str, str, dict[str, Any]]]) -> list[NewEntity]:
+    """A registration sent to the server, checked and in canonical form: each body valid for its
+    kind and named as its entity, each workflow's code archive already uploaded to ``blobs``, each
+    launch plan's workflow version in the set or registered."""
+    check_version(version)
+    out: list[NewEntity] = []
+    keys: set[tuple[str, str]] = set()
+    workflows = {name for kind, name, _ in items if kind == "workflow"}
+    for kind, name, body in items:
+        if (kind, name) in keys:
+            raise InputError(f"{kind} {name!r} is in this registration twice")
+        keys.add((kind, name))
+        try:
+            model, own = _parse(kind, body)
+        except ValueError as exc:  # pydantic's ValidationError is one
+            raise InputError(f"{kind} {name!r}: not a valid {kind} body: {exc}") from None
+        if own != name:
+            raise InputError(f"{kind} {name!r}: its body names it {own!r}")
+        if isinstance(model, RegisteredWorkflow) and model.code is not None:
+            expected = code_uri(blobs, model.code.digest)
+            if model.code.uri != expected or not blobs.exists(expected):
+                raise InputError(f"workflow {name!r}: its code archive {model.code.digest} is not on this server; "
+                                 f"upload it first (PUT .../code/{model.code.digest})")
+        if isinstance(model, LaunchPlanSpec) and not (
+                (model.workflow_version == version and model.workflow in workflows)
+                or store.get(project, domain, "workflow", model.workflow, model.workflow_version) is not None):
+            raise InputError(f"launch plan {name!r}: workflow {model.workflow!r} version "
+                             f"{model.workflow_version!r} is neither in this registration nor registered in "
+                             f"{project}/{domain}")
+        out.append(NewEntity(kind, name, version, model.model_dump(mode="json")))
+    return out
+
+
+def _parse(kind: str, body: dict[str, Any]) -> tuple[Any, str]:
+    if kind == "task":
+        template = TaskTemplate.model_validate(body)
+        return template, template.name
+    if kind == "workflow":
+        registered = RegisteredWorkflow.model_validate(body)
+        spec = WorkflowSpec.model_validate(registered.spec)
+        return registered.model_copy(update={"spec": spec.model_dump(mode="json")}), spec.name
+    plan = LaunchPlanSpec.model_validate(body)
+    return plan, plan.name
+
+
+def activate_plans(store: EntityStore, project: str, domain: str, entities: list[NewEntity]) -> list[str]:
+    """Make the launch plans among ``entities`` the active versions of their names; their names."""
+    plans = [e for e in entities if e.kind == "launch_plan"]
+    for plan in plans:
+        store.activate(project, domain, plan.name, plan.version)
+    return [plan.name for plan in plans]
+
+
 def register_local(store: EntityStore, blobs: BlobStore, path: str | Path, project: str, domain: str,
-                   version: str) -> list[RegisterResult]:
+                   version: str, activate: bool = False) -> tuple[list[RegisterResult], list[str]]:
     """Register everything ``path`` defines into ``store`` under ``version``: all of it, or
-    nothing when any entity is already registered with other content (EntityConflictError)."""
+    nothing when any entity is already registered with other content (EntityConflictError).
+    With ``activate``, its launch plans become the active versions. What registering each
+    entity did, and the launch plans activated."""
     registration = build_registration(collect(path), version,
                                       ship=lambda packed: store_code(blobs, packed.data, packed.digest)[0],
                                       blobs=blobs)
-    return store.register_all(project, domain, registration.entities)
+    results = store.register_all(project, domain, registration.entities)
+    return results, activate_plans(store, project, domain, registration.entities) if activate else []
