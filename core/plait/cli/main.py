@@ -518,5 +518,10 @@ for _command in _ADMIN_COMMANDS:
     cli.add_command(_command)
 
 
+from plait.cli.register import register as _register  # noqa: E402  (it needs nothing of this module)
+
+cli.add_command(_register)
+
+
 if __name__ == "__main__":
     main()
