@@ -1,16 +1,273 @@
-"""What the scheduler keeps: a leader lease, and each schedule's last fire time.
+"""Schedules: when they fire (pure rules), and what the scheduler keeps (a lease, last fire times).
 
-One scheduler at a time fires schedules: the one holding the ``leases`` row named
+**When schedules fire.** Pure functions of a :class:`~plait.model.registered.Schedule` and
+epoch seconds (no clock, no I/O), so the rules can be tested exhaustively;
+:mod:`plait_server.scheduler` is the thin shell that reads the clock and the store. They sit in
+this low layer so that authoring (``plait.Cron``) and registration check expressions with the
+same parser the scheduler fires by.
+
+- A **cron** expression has the five classic fields (minute, hour, day of month, month, day of
+  week; ``*``, ``a-b``, ``/step``, lists, month and day names, ``7`` = Sunday; ``@hourly``,
+  ``@daily``/``@midnight``, ``@weekly``, ``@monthly``, ``@yearly``/``@annually``), read as wall
+  time in the schedule's IANA ``timezone``. As in Vixie cron, when both day fields are
+  restricted a day matching either one fires. Across daylight-saving changes a wall time that
+  does not exist that day (the hour clocks skip) does not fire, and one that happens twice (the
+  hour clocks repeat) fires once, at its first occurrence.
+- A **fixed rate** fires every ``every_s`` seconds from its anchor (the launch plan version's
+  activation time), the anchor itself excluded.
+- **Catch-up**: fire times due since the last one handled; ``latest`` keeps only the most
+  recent, ``all`` keeps them all up to ``max_catch_up`` (the most recent ones; older ones are
+  skipped).
+
+:func:`check_schedule` is what registration calls, so a bad expression or an unknown zone is
+refused when it is registered rather than noticed by the scheduler later.
+
+**What the scheduler keeps.** One scheduler at a time fires schedules: the one holding the ``leases`` row named
 ``scheduler`` until it expires. ``schedule_state`` records, per launch plan name, the last fire
 time handled, so that a scheduler taking over (or starting after downtime) knows which fire
 times were missed.
+
+The lease is one conditional upsert, ``INSERT ... ON CONFLICT (name) DO UPDATE ... WHERE the
+holder is me or the lease expired``, which SQLite and PostgreSQL both run atomically: on
+PostgreSQL the conflicting row is locked and the condition evaluated against its latest version,
+so of two servers taking an expired lease at once exactly one gets a row back; SQLite writes one
+transaction at a time. A PostgreSQL advisory lock would end with its session on its own, but
+lives in one connection the scheduler would have to hold open for ever, and does not exist on
+SQLite; the row serves both and can be read (who leads, until when). Expiry times are wall-clock
+seconds of the servers, which are assumed to agree to well within a lease's length.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
 import sqlalchemy as sa
 
-from plait.storage.events import metadata
+from plait.model.errors import InputError
+from plait.model.registered import Schedule
+from plait.storage.entities import active_launch_plans, entities
+from plait.storage.events import EventStore, metadata
+
+# -- when schedules fire --------------------------------------------------------------------------
+
+_FIELDS = (  # name, lowest, highest, names (index + lowest = value)
+    ("minute", 0, 59, ()),
+    ("hour", 0, 23, ()),
+    ("day of month", 1, 31, ()),
+    ("month", 1, 12, ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")),
+    ("day of week", 0, 7, ("sun", "mon", "tue", "wed", "thu", "fri", "sat")),
+)
+
+_MACROS = {
+    "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *", "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *",
+}
+
+_HORIZON_DAYS = 366 * 28
+"""How far ahead :func:`next_fire_time` looks: the Gregorian calendar's weekdays and leap days
+repeat every 28 years within a century, so a cron expression that matches no day in 28 years
+never fires."""
+
+
+@dataclass(frozen=True)
+class Cron:
+    """A parsed cron expression: the values each field allows."""
+
+    expression: str
+    minutes: tuple[int, ...]
+    hours: tuple[int, ...]
+    days: frozenset[int]
+    months: frozenset[int]
+    weekdays: frozenset[int]
+    """0 = Monday ... 6 = Sunday (Python's ``date.weekday()``)."""
+    any_day: bool
+    """The day of month field is unrestricted (starts with ``*``)."""
+    any_weekday: bool
+
+    def matches_day(self, day: date) -> bool:
+        if day.month not in self.months:
+            return False
+        in_month, in_week = day.day in self.days, day.weekday() in self.weekdays
+        if self.any_day or self.any_weekday:
+            return in_month and in_week
+        return in_month or in_week
+
+
+def parse_cron(expression: str) -> Cron:
+    """Parse a five-field cron expression; :class:`InputError` naming the bad field otherwise."""
+    text = _MACROS.get(expression.strip().lower(), expression)
+    parts = text.split()
+    if len(parts) != 5:
+        raise InputError(f"cron expression {expression!r} has {len(parts)} fields; it needs five: minute hour "
+                         f"day-of-month month day-of-week (for example '*/15 * * * *'), or one of "
+                         f"{', '.join(_MACROS)}")
+    values = [_field(expression, part, *spec) for part, spec in zip(parts, _FIELDS)]
+    weekdays = frozenset((v - 1) % 7 for v in values[4])  # cron: 0 and 7 are Sunday; Python: 6
+    return Cron(expression, tuple(sorted(values[0])), tuple(sorted(values[1])), frozenset(values[2]),
+                frozenset(values[3]), weekdays, parts[2].startswith("*"), parts[4].startswith("*"))
+
+
+def _field(expression: str, text: str, name: str, low: int, high: int, names: tuple[str, ...]) -> set[int]:
+    def bad(why: str) -> InputError:
+        return InputError(f"cron expression {expression!r}: {name} field {text!r} {why}")
+
+    def number(token: str) -> int:
+        token = token.lower()
+        if token in names:
+            return names.index(token) + low
+        if not token.isdigit():
+            raise bad(f"has {token!r}, not a number" + (f" or a name ({', '.join(names)})" if names else ""))
+        value = int(token)
+        if not low <= value <= high:
+            raise bad(f"has {value}, outside {low}-{high}")
+        return value
+
+    found: set[int] = set()
+    for item in text.split(","):
+        span, _, step_text = item.partition("/")
+        step = 1
+        if step_text:
+            if not step_text.isdigit() or int(step_text) == 0:
+                raise bad(f"has step {step_text!r}; a step is a whole number of at least 1")
+            step = int(step_text)
+        if span == "*":
+            first, last = low, high
+        elif "-" in span:
+            start, _, end = span.partition("-")
+            first, last = number(start), number(end)
+            if first > last:
+                raise bad(f"has the range {span!r}, which runs backwards")
+        elif span:
+            first = number(span)
+            last = high if step_text else first
+        else:
+            raise bad("has an empty item")
+        found.update(range(first, last + 1, step))
+    return found
+
+
+def check_schedule(schedule: Schedule) -> None:
+    """Refuse a schedule that cannot fire: a bad cron expression, an unknown time zone, or a cron
+    expression that matches no day (``0 0 30 2 *``). :class:`InputError` says which and why."""
+    if schedule.cron is None:
+        return
+    cron = parse_cron(schedule.cron)
+    zone = _zone(schedule.timezone)
+    if next(_cron_times(cron, zone, time.time(), None, reverse=False), None) is None:
+        raise InputError(f"cron expression {schedule.cron!r} matches no day (check the day of month against "
+                         f"the months); it would never fire")
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InputError(f"unknown time zone {name!r}: give an IANA name such as 'UTC', 'Europe/Berlin' or "
+                         f"'America/New_York'") from None
+
+
+def fire_times(schedule: Schedule, after: float, until: float, anchor: float, *,
+               reverse: bool = False) -> Iterator[float]:
+    """The schedule's fire times in (``after``, ``until``], as epoch seconds, in order (newest
+    first with ``reverse``). ``anchor`` is where a fixed rate counts from."""
+    if schedule.every_s is not None:
+        return _rate_times(schedule.every_s, anchor, after, until, reverse)
+    assert schedule.cron is not None  # a Schedule has one or the other
+    return _cron_times(parse_cron(schedule.cron), _zone(schedule.timezone), after, until, reverse=reverse)
+
+
+def next_fire_time(schedule: Schedule, after: float, anchor: float) -> float | None:
+    """The first fire time after ``after`` (None: the schedule never fires again)."""
+    if schedule.every_s is not None:
+        return next(_rate_times(schedule.every_s, anchor, after, math.inf, False))
+    assert schedule.cron is not None
+    return next(_cron_times(parse_cron(schedule.cron), _zone(schedule.timezone), after, None, reverse=False), None)
+
+
+def due_fire_times(schedule: Schedule, last: float, now: float, anchor: float) -> list[float]:
+    """What the scheduler starts at ``now`` when fire times up to ``last`` were handled, oldest
+    first, after the catch-up policy: ``latest`` only the most recent due, ``all`` every due one
+    up to ``max_catch_up`` (the most recent)."""
+    keep = 1 if schedule.catch_up == "latest" else schedule.max_catch_up
+    newest_first: list[float] = []
+    for t in fire_times(schedule, last, now, anchor, reverse=True):
+        newest_first.append(t)
+        if len(newest_first) == keep:
+            break
+    return newest_first[::-1]
+
+
+def scheduled_execution_id(project: str, domain: str, launch_plan: str, version: str, fire_time: float) -> str:
+    """The id of the execution a schedule starts at ``fire_time``: the same for every scheduler,
+    so one that fires again (a second server, a restart mid-tick) collides with the first
+    execution instead of starting another. Shaped like other ids (UTC time first), ``s`` marking
+    a scheduled one."""
+    key = "\0".join((project, domain, launch_plan, version, repr(round(fire_time, 6))))
+    return time.strftime("%Y%m%d-%H%M%S-s", time.gmtime(fire_time)) + hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+def _rate_times(every_s: float, anchor: float, after: float, until: float, reverse: bool) -> Iterator[float]:
+    # anchor + k * every_s for k >= 1; the bounds are widened by one and checked exactly, so
+    # floating-point rounding in the division never drops or repeats a fire time.
+    first = max(1, math.floor((after - anchor) / every_s))
+    if reverse:
+        k = math.floor((until - anchor) / every_s) + 1
+        while k >= first:
+            t = anchor + k * every_s
+            if t <= after:
+                return
+            if t <= until:
+                yield t
+            k -= 1
+    else:
+        k = first
+        while True:
+            t = anchor + k * every_s
+            if t > until:
+                return
+            if t > after:
+                yield t
+            k += 1
+
+
+def _cron_times(cron: Cron, zone: ZoneInfo, after: float, until: float | None, *, reverse: bool) -> Iterator[float]:
+    first_day = datetime.fromtimestamp(after, zone).date()
+    last_day = (datetime.fromtimestamp(until, zone).date() if until is not None
+                else first_day + timedelta(days=_HORIZON_DAYS))
+    hours = cron.hours[::-1] if reverse else cron.hours
+    minutes = cron.minutes[::-1] if reverse else cron.minutes
+    count = (last_day - first_day).days + 1
+    for offset in range(count):
+        day = last_day - timedelta(days=offset) if reverse else first_day + timedelta(days=offset)
+        if not cron.matches_day(day):
+            continue
+        for hour in hours:
+            for minute in minutes:
+                t = _epoch(datetime(day.year, day.month, day.day, hour, minute), zone)
+                if t is None or t <= after or (until is not None and t > until):
+                    continue
+                yield t
+
+
+def _epoch(wall: datetime, zone: ZoneInfo) -> float | None:
+    """The instant of wall time ``wall`` in ``zone``: None if clocks skip it that day, its first
+    occurrence if they pass it twice."""
+    first = wall.replace(tzinfo=zone, fold=0)
+    t = first.timestamp()
+    if datetime.fromtimestamp(t, zone).replace(tzinfo=None) != wall:
+        return None  # in the gap of a spring-forward change
+    return t
+
+
+# -- what the scheduler keeps ----------------------------------------------------------------------
 
 leases = sa.Table(
     "leases", metadata,
@@ -27,3 +284,86 @@ schedule_state = sa.Table(
     sa.Column("last_fire", sa.Float, nullable=False),
     sa.PrimaryKeyConstraint("project", "domain", "launch_plan", name="pk_schedule_state"),
 )
+
+
+@dataclass(frozen=True)
+class ActivePlan:
+    """An active launch plan version, its body (a LaunchPlanSpec as JSON), when it was activated,
+    and the last fire time its name's schedule handled (None: never fired)."""
+
+    project: str
+    domain: str
+    name: str
+    version: str
+    activated: float
+    body: dict[str, Any]
+    last_fire: float | None
+
+
+class ScheduleStore:
+    """The scheduler's lease and schedule state in ``store``'s database."""
+
+    def __init__(self, store: EventStore) -> None:
+        self.store = store
+        self.engine = store.engine
+
+    # -- the leader lease ----------------------------------------------------------------------
+
+    def hold(self, name: str, holder: str, now: float, lease_s: float) -> bool:
+        """Take lease ``name`` for ``holder`` until ``now + lease_s`` if it is free, expired or
+        already ``holder``'s (then it is renewed); whether ``holder`` holds it now."""
+        insert = self.store._insert(leases).values(name=name, holder=holder, expires=now + lease_s)
+        upsert = insert.on_conflict_do_update(
+            index_elements=["name"],
+            set_={"holder": insert.excluded.holder, "expires": insert.excluded.expires},
+            where=sa.or_(leases.c.holder == holder, leases.c.expires < now),
+        ).returning(leases.c.holder)
+        with self.engine.begin() as conn:
+            return conn.execute(upsert).first() is not None
+
+    def release(self, name: str, holder: str) -> None:
+        """Give lease ``name`` up, if ``holder`` holds it, so another can take it at once."""
+        with self.engine.begin() as conn:
+            conn.execute(leases.delete().where(leases.c.name == name, leases.c.holder == holder))
+
+    def holder(self, name: str, now: float) -> str | None:
+        """Who holds lease ``name`` at ``now`` (None: nobody, or it expired)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(leases).where(leases.c.name == name)).mappings().first()
+        return str(row["holder"]) if row is not None and row["expires"] >= now else None
+
+    # -- schedules ----------------------------------------------------------------------------
+
+    def active_plans(self, project: str | None = None, domain: str | None = None) -> list[ActivePlan]:
+        """Every active launch plan version (of one project and domain, if given), with its
+        schedule's last fire time; whether it has a schedule is in its body."""
+        lp = entities.alias("lp")
+        state = schedule_state
+        query = (
+            sa.select(active_launch_plans, lp.c.body, state.c.last_fire)
+            .join(lp, sa.and_(lp.c.project == active_launch_plans.c.project,
+                              lp.c.domain == active_launch_plans.c.domain, lp.c.kind == "launch_plan",
+                              lp.c.name == active_launch_plans.c.name,
+                              lp.c.version == active_launch_plans.c.version))
+            .outerjoin(state, sa.and_(state.c.project == active_launch_plans.c.project,
+                                      state.c.domain == active_launch_plans.c.domain,
+                                      state.c.launch_plan == active_launch_plans.c.name))
+            .order_by(active_launch_plans.c.project, active_launch_plans.c.domain, active_launch_plans.c.name))
+        if project is not None:
+            query = query.where(active_launch_plans.c.project == project)
+        if domain is not None:
+            query = query.where(active_launch_plans.c.domain == domain)
+        with self.engine.connect() as conn:
+            return [ActivePlan(r["project"], r["domain"], r["name"], r["version"], r["activated"],
+                               json.loads(r["body"]), r["last_fire"]) for r in conn.execute(query).mappings()]
+
+    def advance(self, project: str, domain: str, launch_plan: str, fire_time: float) -> None:
+        """Record ``fire_time`` as handled for the launch plan; never moves it back (a scheduler
+        that lost its lease mid-tick may still be writing older times)."""
+        insert = self.store._insert(schedule_state).values(
+            project=project, domain=domain, launch_plan=launch_plan, last_fire=fire_time)
+        with self.engine.begin() as conn:
+            conn.execute(insert.on_conflict_do_update(
+                index_elements=["project", "domain", "launch_plan"],
+                set_={"last_fire": insert.excluded.last_fire},
+                where=schedule_state.c.last_fire < insert.excluded.last_fire))
