@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import posixpath
 import random
 import sys
 import time
@@ -32,6 +33,8 @@ from plait.model.status import ErrorKind, Handle, Phase, Status
 from plait.model.wire import TaskHandle, WireVersionError
 from plait.plugins.registry import Registry
 from plait.plugins.tasktype import AttemptContext, TaskType
+from plait.runtime.code import unpack
+from plait.storage.blobs import BlobStore
 from plait.storage.events import ExecutionState
 from plait.types.engine import ValueIO, offload
 
@@ -74,6 +77,11 @@ class RunOptions:
     """Within its tenant, an execution with a higher priority gets pool tokens first."""
     platform: str = "local"
     """Where compute task types run (a registered platform's name); recorded in every handle."""
+    code: dict[str, Any] | None = None
+    """A registered workflow's code archive (a :class:`~plait.model.registered.CodeRef`): its
+    tasks run from it, unpacked, instead of from the files they were registered from."""
+    recover_from: str | None = None
+    """A failed execution whose succeeded nodes this one reuses instead of running (recover)."""
 
 
 POLL_ERRORS_TOLERATED = 3
@@ -102,6 +110,8 @@ class Engine:
         self.tokens = services.tokens
         self.live: dict[str, _Execution] = {}
         """The executions running on this engine now, by id (several may share one event loop)."""
+        self.aborting: dict[str, str] = {}
+        """Why each execution being aborted is (see :meth:`abort`), by id."""
 
     def close(self) -> None:
         self.registry.close()
@@ -116,6 +126,12 @@ class Engine:
         ``queued``, by :class:`plait.storage.queue.ExecutionQueue`, and an engine claimed it.
         """
         return await _Execution(self, spec, options or RunOptions(), listener).run(inputs, queued=queued)
+
+    def abort(self, execution_id: str, reason: str) -> bool:
+        """Record why a live execution is ending; cancelling its task next aborts it (its
+        running attempts are aborted and cleaned up, its tokens released). Whether it is live."""
+        self.aborting[execution_id] = reason
+        return execution_id in self.live
 
     def detach(self, execution_id: str) -> None:
         """Stop recording anything for a live execution, as if this engine had died: another
@@ -140,7 +156,16 @@ class Engine:
         options.execution_id, options.project, options.domain = row["id"], row["project"], row["domain"]
         started = next((e for e in events if e.kind == "execution" and e.phase == "running"), None)
         options.platform = (started.data.get("platform") if started else None) or "local"
-        execution = _Execution(self, spec, options, listener, prior=_Prior.of(events))
+        if started is not None:  # how it was started: from a registered archive, recovering another
+            options.code = options.code or started.data.get("code")
+            options.recover_from = options.recover_from or started.data.get("recover_from")
+        prior = _Prior.of(events)
+        if options.recover_from:  # what this run has not reached yet still comes from the failed one
+            recovered = _Prior.recovering(options.recover_from, list(self.store.events(options.recover_from)))
+            prior.node_outputs = {**recovered.node_outputs, **prior.node_outputs}
+            prior.item_outputs = {**recovered.item_outputs, **prior.item_outputs}
+            prior.recovered_from = options.recover_from
+        execution = _Execution(self, spec, options, listener, prior=prior)
         execution.run_number = max((e.run for e in events), default=0) + 1
         for event in events:
             execution.state.apply(event)
@@ -159,8 +184,12 @@ class _Execution:
     def __init__(self, engine: Engine, spec: WorkflowSpec, options: RunOptions, listener: Listener | None,
                  prior: _Prior | None = None) -> None:
         self.engine = engine
+        if prior is None and options.recover_from:
+            prior = _Prior.recovering(options.recover_from, list(engine.store.events(options.recover_from)))
         self.prior = prior or _Prior()
         self.run_number = 0
+        if options.code:
+            spec = run_from_archive(spec, options.code, Path(engine.settings.home) / "code")
         self.spec = spec
         self.options = options
         self.listener = listener
@@ -208,7 +237,7 @@ class _Execution:
             self.store.create_execution(self.id, spec, self.options.project, self.options.domain)
         self.emit("execution", "", Phase.RUNNING, {"workflow": spec.name, "version": spec.version, "inputs": inputs,
                                                "project": self.options.project, "domain": self.options.domain,
-                                               "platform": self.platform.name})
+                                               "platform": self.platform.name, **self._origin()})
         self.store.flush()
         flusher = asyncio.create_task(self._flush_periodically())
         phase, outputs, error, failed = Phase.SUCCEEDED, None, None, None
@@ -219,7 +248,7 @@ class _Execution:
         except NodeFailed as exc:
             phase, error, failed = Phase.FAILED, exc.message, exc.node
         except asyncio.CancelledError:
-            phase, error = Phase.ABORTED, "aborted by the user"
+            phase, error = Phase.ABORTED, self.engine.aborting.pop(self.id, None) or "aborted by the user"
         except Exception as exc:  # the store or blob store failed outside any node
             phase, error = Phase.FAILED, f"engine error: {type(exc).__name__}: {exc}"
         finally:
@@ -241,6 +270,15 @@ class _Execution:
         self.store.flush()
         self.store.set_execution_phase(self.id, phase.value)
         return ExecutionResult(self.id, phase, outputs, error, failed, self.state)
+
+    def _origin(self) -> dict[str, Any]:
+        """What a resume must know of how this execution was started (see :meth:`Engine.resume`)."""
+        found: dict[str, Any] = {}
+        if self.options.code:
+            found["code"] = self.options.code
+        if self.options.recover_from:
+            found["recover_from"] = self.options.recover_from
+        return found
 
     # -- attempts --------------------------------------------------------------------------
 
@@ -516,6 +554,27 @@ class _Execution:
         logs = {name: str(p) for name, p in (("stdout", ctx.stdout_path), ("stderr", ctx.stderr_path)) if p.exists()}
         if logs:
             data["logs"] = logs
+
+
+def run_from_archive(spec: WorkflowSpec, code: dict[str, Any], cache: Path) -> WorkflowSpec:
+    """``spec`` with its Python tasks' files moved into the registered code archive, fetched
+    and unpacked once per digest under ``cache`` (the files were registered from ``root``)."""
+    digest, uri, root = code["digest"], code["uri"], Path(code["root"])
+    folder = cache / digest
+    if not folder.is_dir():
+        folder = unpack(BlobStore(posixpath.dirname(uri)).read_bytes(uri), digest, cache)
+
+    def moved(wf: WorkflowSpec) -> WorkflowSpec:
+        tasks = {}
+        for key, task in wf.tasks.items():
+            if task.ref is not None and task.ref.file and Path(task.ref.file).is_relative_to(root):
+                task = task.model_copy(update={"ref": task.ref.model_copy(update={
+                    "file": str(folder / Path(task.ref.file).relative_to(root))})})
+            tasks[key] = task
+        subs = {key: moved(sub) for key, sub in wf.subworkflows.items()}
+        return wf.model_copy(update={"tasks": tasks, "subworkflows": subs})
+
+    return moved(spec)
 
 
 def _entity(ctx: AttemptContext) -> str:

@@ -101,8 +101,12 @@ class _Graph:
 
     async def run_node(self, node: Node) -> dict[str, Any]:
         path = self.prefix + node.id
-        if path in self.x.prior.node_outputs:
-            return self.x.prior.node_outputs[path]  # done before a resume
+        if path in self.x.prior.node_outputs:  # done before a resume, or in the execution recovered
+            outputs = self.x.prior.node_outputs[path]
+            if self.x.prior.recovered_from and path not in self.x.state.nodes:
+                self.x.emit("node", path, Phase.SUCCEEDED, {"outputs": outputs,
+                                                            "recovered_from": self.x.prior.recovered_from})
+            return outputs
         inputs = {name: self.resolve(b) for name, b in node.inputs.items()}
         try:
             if node.kind == "workflow":
@@ -227,6 +231,10 @@ class _MapNode:
     async def run_item(self, index: int) -> dict[str, Any]:
         done = self.x.prior.item_outputs.get((self.path, index))
         if done is not None:
+            if self.x.prior.recovered_from:
+                self.x.emit("item", f"{self.path}[{index}]/recovered", Phase.SUCCEEDED,
+                            {"node": self.path, "index": index, "attempt": 0, "outputs": done,
+                             "recovered_from": self.x.prior.recovered_from})
             return done
         inputs = {**self.shared, self.over: self.items[index]}
         template = self.template

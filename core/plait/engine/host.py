@@ -21,6 +21,10 @@ from plait.model.status import Phase
 from plait.storage.queue import Claim, ExecutionQueue, new_owner
 
 _ENDED = {p.value for p in Phase if p.terminal}
+
+ABORT_CHECK_S = 2.0
+"""How often at most a host renews its leases and looks for abort requests (a shorter lease
+renews more often: every third of it)."""
 _OPTION_FIELDS = {f.name for f in dataclasses.fields(RunOptions)}
 
 
@@ -40,12 +44,14 @@ class EngineHost:
     """Serves the queue of ``engine``'s store: claim, run concurrently, renew, finish."""
 
     def __init__(self, engine: Engine, owner: str | None = None, lease_s: float = 30.0,
-                 concurrency: int = 16, poll_s: float = 0.5, queue: ExecutionQueue | None = None) -> None:
+                 concurrency: int = 16, poll_s: float = 0.5, queue: ExecutionQueue | None = None,
+                 abort_check_s: float = ABORT_CHECK_S) -> None:
         self.engine = engine
         self.owner = owner or default_owner()
         self.lease_s = lease_s
         self.concurrency = concurrency
         self.poll_s = poll_s
+        self.abort_check_s = abort_check_s
         self.queue = queue or ExecutionQueue(engine.store)
         self.running: dict[str, asyncio.Task[ExecutionResult | None]] = {}
         """Claimed executions running now, by id."""
@@ -53,6 +59,7 @@ class EngineHost:
         """How each execution this host ran ended (None: it was detached or could not start)."""
         self._stopping = False
         self._detached: set[str] = set()
+        self._aborted: set[str] = set()
         self._wake: asyncio.Event | None = None
 
     def stop(self) -> None:
@@ -136,19 +143,32 @@ class EngineHost:
 
     async def _renew_periodically(self) -> None:
         while True:
-            await asyncio.sleep(self.lease_s / 3)
+            await asyncio.sleep(min(self.lease_s / 3, self.abort_check_s))
             if not self.running:
                 continue
             try:
                 held = self.queue.renew(self.owner, list(self.running), self.lease_s)
+                asked = self.queue.abort_requests(held)
             except Exception as exc:  # the database blipped: try again at the next tick
                 print(f"plait engine: renewing leases failed, will retry: {exc}", file=sys.stderr)
                 continue
+            for xid, by in asked.items():
+                self._abort(xid, f"aborted by {by}")
             lost = [xid for xid in self.running if xid not in held]
             if lost:
                 print(f"plait engine: lost the claim on {', '.join(lost)}; another engine runs them now",
                       file=sys.stderr)
                 await self._give_up(lost)
+
+    def _abort(self, execution_id: str, reason: str) -> None:
+        """Abort a running execution through the engine's abort path: its attempts are aborted
+        and cleaned up, its tokens released, and it ends ``aborted`` with ``reason``."""
+        task = self.running.get(execution_id)
+        if task is None or execution_id in self._aborted:
+            return  # asked again at the next renewal: once is enough, the abort is under way
+        self._aborted.add(execution_id)
+        self.engine.abort(execution_id, reason)
+        task.cancel()
 
     async def _give_up(self, ids: list[str]) -> None:
         """Detach and cancel these executions: nothing more is recorded for them here."""

@@ -10,6 +10,9 @@ from plait.model.status import Handle, Phase
 
 _ENDINGS = {p.value for p in Phase if p.terminal}
 
+RECOVERABLE = frozenset({"failed", "aborted", "timed_out"})
+"""The phases of an execution that recover may start again from (it ended, not successfully)."""
+
 
 @dataclass
 class _Prior:
@@ -19,6 +22,8 @@ class _Prior:
     item_outputs: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
     attempts: dict[tuple[str, int | None], int] = field(default_factory=dict)
     open: dict[tuple[str, int | None], tuple[int, Handle]] = field(default_factory=dict)
+    recovered_from: str | None = None
+    """Set when these outputs are another execution's (recover): reusing one is then recorded."""
 
     @classmethod
     def of(cls, events: list[Event]) -> _Prior:
@@ -37,4 +42,11 @@ class _Prior:
                 if e.kind == "item" and e.phase == "succeeded":
                     prior.item_outputs[(e.data["node"], e.data["index"])] = e.data.get("outputs") or {}
         return prior
+
+    @classmethod
+    def recovering(cls, execution_id: str, events: list[Event]) -> _Prior:
+        """What a new execution keeps of ``execution_id`` (which failed): the outputs of every
+        node and map item that succeeded there; its attempts are not carried on."""
+        done = cls.of(events)
+        return cls(node_outputs=done.node_outputs, item_outputs=done.item_outputs, recovered_from=execution_id)
 

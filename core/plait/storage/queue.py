@@ -25,7 +25,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from plait.model.errors import PlaitError
+from plait.model.events import Event
 from plait.model.spec import WorkflowSpec
+from plait.model.status import Phase
 from plait.storage.events import EventStore, Origin, events, metadata
 
 queue = sa.Table(
@@ -184,11 +186,51 @@ class ExecutionQueue:
                 queue.c.execution_id == execution_id, queue.c.owner == owner)).rowcount)
 
     def started(self, execution_id: str) -> bool:
-        """Whether the execution has events: an earlier owner ran some of it, so resume it."""
+        """Whether the execution has events beyond its launch (``queued``): an earlier owner
+        ran some of it, so resume it."""
         self.store.flush()
         with self.store.engine.connect() as conn:
-            return conn.execute(sa.select(events.c.seq).where(events.c.execution_id == execution_id)
+            return conn.execute(sa.select(events.c.seq).where(events.c.execution_id == execution_id,
+                                                              events.c.phase != "queued")
                                 .limit(1)).first() is not None
+
+    def request_abort(self, execution_id: str, by: str) -> str:
+        """Ask for a queued execution to be aborted; returns what happened.
+
+        ``aborted``: nobody had claimed it, so it is aborted now (its row removed, its phase
+        ``aborted``, an event says who aborted it). ``requested``: an engine holds it; that
+        engine aborts it at its next renewal (see :meth:`abort_requests`). ``ended``: it is not
+        in the queue (it ended, or never was queued), so there is nothing to abort.
+        """
+        now = self.clock()
+        with self.store.engine.begin() as conn:
+            if conn.execute(queue.delete().where(queue.c.execution_id == execution_id,
+                                                 queue.c.owner.is_(None))).rowcount:
+                aborted = True
+            else:
+                aborted = False
+                asked = conn.execute(queue.update().where(queue.c.execution_id == execution_id)
+                                     .values(abort_requested=sa.func.coalesce(queue.c.abort_requested, now),
+                                             abort_by=sa.func.coalesce(queue.c.abort_by, by))).rowcount
+                if not asked:
+                    return "ended"
+        if not aborted:
+            return "requested"
+        self.store.append(Event(execution_id, "execution", "", Phase.ABORTED,
+                                {"error": f"aborted by {by} before it started", "aborted_by": by}, time.time()))
+        self.store.flush()
+        self.store.set_execution_phase(execution_id, Phase.ABORTED.value)
+        return "aborted"
+
+    def abort_requests(self, ids: Iterable[str]) -> dict[str, str]:
+        """Of ``ids``, those someone asked to abort, and who asked."""
+        ids = list(ids)
+        if not ids:
+            return {}
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(sa.select(queue.c.execution_id, queue.c.abort_by).where(
+                queue.c.execution_id.in_(ids), queue.c.abort_requested.is_not(None)))
+            return {r.execution_id: r.abort_by or "someone" for r in rows}
 
     def rows(self) -> list[dict[str, Any]]:
         """Every queued row (held or not), oldest first: for status pages and tests."""
