@@ -225,7 +225,8 @@ def test_activating_a_launch_plan_version_switches_the_active_one(world, tmp_pat
         assert editor.put(plan, json={"version": "v7"}).status_code == 404
         refused = editor.post(f"{BASE}/entities/launch_plan/shop_e.flows.hourly/v2/archive")
         assert refused.status_code == 400 and "is the active one" in refused.json()["detail"]
-        assert editor.delete(plan).status_code == 204
+        deactivated = editor.delete(plan)
+        assert deactivated.status_code == 200 and deactivated.json()["version"] == "v2"
         assert editor.get(plan).status_code == 404
 
 

@@ -7,7 +7,7 @@ import hashlib
 import re
 from typing import Annotated
 
-from fastapi import APIRouter, Body, HTTPException, Request, Response
+from fastapi import APIRouter, Body, HTTPException, Request
 from plait.model.api.entities import (
     ActiveIn,
     CodeUploaded,
@@ -118,11 +118,16 @@ def activate(request: Request, launch_plan: str, body: ActiveIn, access: Editor,
     return _entity(_entities(request).activate(access.project, domain, launch_plan, body.version))
 
 
-@router.delete("/launch_plans/{launch_plan}/active", status_code=204)
-def deactivate(request: Request, launch_plan: str, access: Editor, domain: str) -> Response:
-    """Leave the launch plan with no active version: its schedule stops firing."""
-    _entities(request).deactivate(access.project, domain, launch_plan)
-    return Response(status_code=204)
+@router.delete("/launch_plans/{launch_plan}/active")
+def deactivate(request: Request, launch_plan: str, access: Editor, domain: str) -> EntityOut:
+    """Leave the launch plan with no active version (its schedule stops firing); the version
+    that was active, 404 when none was."""
+    store = _entities(request)
+    found = store.active(access.project, domain, launch_plan)
+    if found is None:
+        raise HTTPException(404, f"launch plan {launch_plan!r} has no active version in {access.project}/{domain}")
+    store.deactivate(access.project, domain, launch_plan)
+    return _entity(found)
 
 
 def _version(e: Entity) -> VersionOut:
