@@ -17,44 +17,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from harness import STORES, ServerProcess, bootstrap, store_url
-
-PACKAGE = {
-    "__init__.py": "",
-    "tasks.py": '''import plait
-
-
-@plait.task(retries=1)
-def price(amount: int, rate: float = 1.0) -> float:
-    return amount * rate
-''',
-    "flows.py": '''import plait
-
-from {package}.tasks import price
-
-
-@plait.workflow
-def quote(amount: int, when: str = "") -> float:
-    return price(amount=amount)
-
-
-hourly = plait.LaunchPlan(quote, default_inputs={{"amount": 10}},
-                          schedule=plait.Cron("0 * * * *", timezone="Europe/Paris", fire_time_input="when"))
-''',
-}
-
-
-def write_package(folder: Path, package: str) -> Path:
-    """A small package ``package`` (a task, a workflow using it, a scheduled launch plan) under ``folder``."""
-    root = folder / package
-    root.mkdir(parents=True)
-    for name, text in PACKAGE.items():
-        (root / name).write_text(text.format(package=package))
-    return root
-
-
-def entity_names(package: str) -> set[tuple[str, str]]:
-    return {("task", f"{package}.tasks.price"), ("workflow", f"{package}.flows.quote"),
-            ("launch_plan", f"{package}.flows.hourly"), ("launch_plan", f"{package}.flows.quote")}
+from shop_package import entity_names, write_package
 
 
 @pytest.fixture(scope="module", params=STORES)
