@@ -188,13 +188,14 @@ class _Execution:
             prior = _Prior.recovering(options.recover_from, list(engine.store.events(options.recover_from)))
         self.prior = prior or _Prior()
         self.run_number = 0
+        self.platform = engine.registry.platform(options.platform)
         if options.code:
-            spec = run_from_archive(spec, options.code, Path(engine.settings.home) / "code")
+            spec = run_from_archive(spec, options.code, Path(engine.settings.home) / "code",
+                                    own_module_names=not self.platform.places_work)
         self.spec = spec
         self.options = options
         self.listener = listener
         self.id = options.execution_id or new_execution_id()
-        self.platform = engine.registry.platform(options.platform)
         self.platform.prepare(engine.blobs.url)  # a platform that cannot run it says so before anything starts
         self.state = ExecutionState(self.id)
         self.store = engine.store
@@ -556,9 +557,15 @@ class _Execution:
             data["logs"] = logs
 
 
-def run_from_archive(spec: WorkflowSpec, code: dict[str, Any], cache: Path) -> WorkflowSpec:
+def run_from_archive(spec: WorkflowSpec, code: dict[str, Any], cache: Path, own_module_names: bool) -> WorkflowSpec:
     """``spec`` with its Python tasks' files moved into the registered code archive, fetched
-    and unpacked once per digest under ``cache`` (the files were registered from ``root``)."""
+    and unpacked once per digest under ``cache`` (the files were registered from ``root``).
+
+    ``own_module_names``: name each task's module after the archive too. A worker process
+    imports a task's module by name before it tries the file; a module of the same name on
+    this machine (or another version's, imported by a warm worker) would run instead. A
+    platform that places work (pods) unpacks the archive first on the path: names stay.
+    """
     digest, uri, root = code["digest"], code["uri"], Path(code["root"])
     folder = cache / digest
     if not folder.is_dir():
@@ -568,8 +575,10 @@ def run_from_archive(spec: WorkflowSpec, code: dict[str, Any], cache: Path) -> W
         tasks = {}
         for key, task in wf.tasks.items():
             if task.ref is not None and task.ref.file and Path(task.ref.file).is_relative_to(root):
-                task = task.model_copy(update={"ref": task.ref.model_copy(update={
-                    "file": str(folder / Path(task.ref.file).relative_to(root))})})
+                moved_ref = {"file": str(folder / Path(task.ref.file).relative_to(root))}
+                if own_module_names:
+                    moved_ref["module"] = f"{task.ref.module}__plait_{digest[:12]}"
+                task = task.model_copy(update={"ref": task.ref.model_copy(update=moved_ref)})
             tasks[key] = task
         subs = {key: moved(sub) for key, sub in wf.subworkflows.items()}
         return wf.model_copy(update={"tasks": tasks, "subworkflows": subs})

@@ -1,0 +1,90 @@
+"""Launching: start a registered launch plan or workflow; abort, relaunch and recover an execution.
+
+A launch needs the launcher role in its project. Routes addressed by an execution's id check
+the caller's role in that execution's project; a caller with no role there is told ``no
+execution 'ID'``, as if it did not exist.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, HTTPException, Request
+from plait.model.api.launch import AbortOut, LaunchedOut, LaunchIn, RelaunchIn
+from plait.service.remote_launch import launch_registered, recover, relaunch
+from plait.storage.access import User
+from plait.storage.events import EventStore, executions
+from plait.storage.queue import ExecutionQueue
+
+from plait_server import workers  # noqa: F401  (the engine workers run beside these routes)
+from plait_server.app import API
+from plait_server.auth import CurrentUser, Launcher, authorize
+
+router = APIRouter(prefix=API, tags=["launch"])
+ORDER = 35
+
+
+def _store(request: Request) -> EventStore:
+    store: EventStore = request.app.state.store
+    return store
+
+
+def _launched(xid: str) -> LaunchedOut:
+    return LaunchedOut(execution_id=xid, url=f"{API}/executions/{xid}")
+
+
+def _platform() -> str:
+    return os.environ.get("PLAIT_PLATFORM") or "local"
+
+
+@router.post("/projects/{project}/domains/{domain}/executions", status_code=201)
+def launch(request: Request, access: Launcher, domain: str, body: LaunchIn) -> LaunchedOut:
+    """Queue an execution of a registered launch plan or workflow; the server's engine workers
+    (or ``plait engine`` processes) run it."""
+    xid = launch_registered(_store(request), request.app.state.blobs, access.project, domain,
+                            launch_plan=body.launch_plan, workflow=body.workflow, version=body.version,
+                            inputs=body.inputs, launched_by=access.user.name, tags=body.tags, platform=_platform())
+    return _launched(xid)
+
+
+def _execution(request: Request, user: User, execution_id: str, needed: str) -> dict[str, Any]:
+    """The execution's row if the caller has ``needed`` in its project; 404 ``no execution``
+    when it has no role there (403 when its role is too low)."""
+    with _store(request).engine.connect() as conn:
+        row = conn.execute(sa.select(executions).where(executions.c.id == execution_id)).mappings().first()
+    if row is not None:
+        try:
+            authorize(request, user, row["project"], needed)
+            return dict(row)
+        except HTTPException as refused:
+            if refused.status_code != 404:
+                raise
+    raise HTTPException(404, f"no execution {execution_id!r}")
+
+
+@router.post("/executions/{execution_id}/abort")
+def abort(request: Request, user: CurrentUser, execution_id: str) -> AbortOut:
+    """Abort an execution: at once if it is still queued, else by the engine running it at its
+    next lease renewal (its running attempts are stopped and cleaned up)."""
+    row = _execution(request, user, execution_id, "launcher")
+    outcome = ExecutionQueue(_store(request)).request_abort(row["id"], user.name)
+    return AbortOut(execution_id=row["id"], outcome=outcome, url=f"{API}/executions/{row['id']}")
+
+
+@router.post("/executions/{execution_id}/relaunch", status_code=201)
+def relaunch_execution(request: Request, user: CurrentUser, execution_id: str,
+                       body: RelaunchIn | None = None) -> LaunchedOut:
+    """A new execution of the same registered version with the same inputs (``inputs`` changes some)."""
+    row = _execution(request, user, execution_id, "launcher")
+    body = body or RelaunchIn()
+    return _launched(relaunch(_store(request), row["id"], launched_by=user.name, inputs=body.inputs, tags=body.tags))
+
+
+@router.post("/executions/{execution_id}/recover", status_code=201)
+def recover_execution(request: Request, user: CurrentUser, execution_id: str) -> LaunchedOut:
+    """A new execution of a failed (or aborted) one that reuses every node that succeeded
+    there and runs only the rest."""
+    row = _execution(request, user, execution_id, "launcher")
+    return _launched(recover(_store(request), row["id"], launched_by=user.name))
