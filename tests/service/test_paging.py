@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from plait.model.errors import InputError
-from plait.service.query import encode_cursor, executions_query, list_executions
-from plait.storage.events import EventStore, executions
+from plait.service.query import ExecutionFilter, encode_cursor, executions_query, list_executions
+from plait.storage.events import EventStore, execution_tags, executions
 from postgres_db import fresh_database
 
 TENANTS = [("analytics", "production"), ("analytics", "development"), ("vision", "production")]
@@ -113,6 +113,8 @@ def plan(store: EventStore, query: sa.Select[Any]) -> str:
         conn.exec_driver_sql("ANALYZE executions")
         conn.exec_driver_sql("SET LOCAL enable_seqscan = off")  # a small table: make the index's cost visible
         conn.exec_driver_sql("SET LOCAL enable_bitmapscan = off")  # ... and read it in order, as a big one is
+        conn.exec_driver_sql("SET LOCAL enable_hashjoin = off")  # ... and join a page's rows by key, as there
+        conn.exec_driver_sql("SET LOCAL enable_mergejoin = off")
         return "\n".join(row[0] for row in conn.exec_driver_sql("EXPLAIN " + sql))
 
 
@@ -160,3 +162,46 @@ def test_the_cli_prints_the_next_cursor_and_shows_the_next_page_with_it(tmp_path
     second = plait_list("--project", "analytics", "--domain", "production", "--limit", "2", "--cursor", cursor[1])
     assert re.findall(r"x\d{4}", second) == mine[2:3]
     assert "next page" not in second
+
+
+FILTER_INDEXES = [  # (filter, the index its page is read from on SQLite, on PostgreSQL)
+    (dict(workflow="flows.hunt"), "ix_executions_workflow", "ix_executions_workflow"),
+    (dict(launch_plan="nightly"), "ix_executions_launch_plan", "ix_executions_launch_plan"),
+    (dict(launched_by="alice"), "ix_executions_launched_by", "ix_executions_launched_by"),
+    (dict(tags=("gpu",)), "sqlite_autoindex_execution_tags_1", "pk_execution_tags"),
+    (dict(created_after=1_700_000_010.0, created_before=1_700_000_040.0), "ix_executions_tenant", "ix_executions_tenant"),
+]
+
+
+@pytest.mark.parametrize("filters,sqlite_index,pg_index", FILTER_INDEXES, ids=lambda v: str(v)[:30])
+def test_each_filters_page_is_read_from_its_index_in_order(store: EventStore, filters: dict[str, Any],
+                                                           sqlite_index: str, pg_index: str):
+    rows = add_executions(store)
+    with store.engine.begin() as conn:
+        # each filter's value on one row in five, so that its own index is the selective one
+        for i, r in enumerate(rows):
+            other = f"other{i % 5}" if i % 5 else None
+            conn.execute(executions.update().where(executions.c.id == r["id"]).values(
+                workflow=other or "flows.hunt", launch_plan=other or "nightly", launched_by=other or "alice"))
+        conn.execute(execution_tags.insert(), [dict(project=r["project"], domain=r["domain"], tag="gpu",
+                                                    created=r["created"], execution_id=r["id"]) for r in rows[::5]])
+        if store.engine.dialect.name == "postgresql":
+            conn.exec_driver_sql("ANALYZE execution_tags")
+    where = ExecutionFilter(project="analytics", domain="production", **filters)
+    text = plan(store, executions_query(limit=37, cursor=encode_cursor(1_700_000_050.125, "x0150"), where=where))
+    if store.engine.dialect.name == "sqlite":
+        assert f"INDEX {sqlite_index} (project=? AND domain=?" in text, text
+        assert "TEMP B-TREE" not in text and "SCAN executions" not in text, text
+    else:
+        assert re.search(rf"Index (Only )?Scan Backward using {pg_index} on", text), text
+        assert "Sort" not in text and "Seq Scan" not in text, text
+
+
+def test_filters_that_can_match_nothing_are_refused_naming_the_filter():
+    for where, says in [(ExecutionFilter(phase="exploded"), "phase 'exploded' is not a phase"),
+                        (ExecutionFilter(created_after=5, created_before=5), "nothing is in that range"),
+                        (ExecutionFilter(project="a", tags=("x",)), "give the domain too"),
+                        (ExecutionFilter(project="a", domain="d", tags=tuple("abcdefghi")), "at most 8 tags"),
+                        (ExecutionFilter(workflow=""), "workflow filter must be 1 to 512")]:
+        with pytest.raises(InputError, match=re.escape(says)):
+            executions_query(where=where)

@@ -9,7 +9,6 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import click
@@ -299,27 +298,28 @@ def plugins() -> None:
 
 
 @cli.command()
-def pools() -> None:
+@click.option("--server", default=None, help="Ask this plait server (else PLAIT_SERVER; unset: the local store).")
+def pools(server: str | None) -> None:
     """Each rate-limited pool: capacity, and tokens held and requests waiting per tenant."""
-    from plait.service.pools import pool_usage
-    from plait.tokens.config import TokenConfig
+    from plait.cli.executions import pools as read_pools
 
-    config = TokenConfig.load()
-    live, source = pool_usage(_store(), config)
-    names = sorted(set(live) | set(config.pools))
+    _use_server(server)
+    found = read_pools()
     table = Table("pool", "capacity", "rate/s", "tenant", "holding", "waiting")
-    for name in names:
-        pool = config.pool(name)
-        state = live.get(name, {})
-        tenants = sorted(set(state.get("holders", {})) | set(state.get("waiters", {}))) or [""]
+    for pool in found.pools:
+        tenants = sorted(set(pool.holders) | set(pool.waiters)) or [""]
         for i, tenant in enumerate(tenants):
-            table.add_row(name if i == 0 else "", str(state.get("capacity") or pool.capacity) if i == 0 else "",
+            table.add_row(pool.name if i == 0 else "", str(pool.capacity) if i == 0 else "",
                           f"{pool.rate:g}" if pool.rate and i == 0 else "", tenant,
-                          str(state.get("holders", {}).get(tenant, "")), str(state.get("waiters", {}).get(tenant, "")))
+                          str(pool.holders.get(tenant, "")), str(pool.waiters.get(tenant, "")))
     console.print(table)
-    console.print(f"[dim]tokens: {source}[/]")
+    console.print(f"[dim]tokens: {found.source}[/]")
 
 
+def _use_server(server: str | None) -> None:
+    """``--server URL``: the commands reading executions ask that server (as PLAIT_SERVER does)."""
+    if server:
+        os.environ["PLAIT_SERVER"] = server
 
 
 # ---------------------------------------------------------------------------------------
@@ -328,8 +328,10 @@ def pools() -> None:
 
 
 @cli.group()
-def executions() -> None:
-    """Inspect executions in the local store."""
+@click.option("--server", default=None, help="Ask this plait server (else PLAIT_SERVER; unset: the local store).")
+def executions(server: str | None) -> None:
+    """Inspect executions: in the local store, or on a server (PLAIT_SERVER or --server)."""
+    _use_server(server)
 
 
 def _store() -> Any:
@@ -348,21 +350,51 @@ def _when(ts: float) -> str:
 @click.option("--project", default=None, help="Only this project's executions.")
 @click.option("--domain", default=None, help="Only this domain's executions.")
 @click.option("--phase", default=None, help="Only executions in this phase (running, succeeded, failed, ...).")
+@click.option("--workflow", default=None, help="Only this workflow's executions.")
+@click.option("--launch-plan", default=None, help="Only executions launched from this launch plan.")
+@click.option("--launched-by", default=None, help="Only executions this user (or `schedule`) launched.")
+@click.option("--prefix", default=None, help="Only executions whose id starts with this.")
+@click.option("--tag", "tags", multiple=True, help="Only executions with this tag (repeat: with all of them).")
+@click.option("--since", default=None, help="Created at or after: seconds since the epoch, or an ISO time.")
+@click.option("--until", default=None, help="Created before: seconds since the epoch, or an ISO time.")
 @click.option("--cursor", default=None, help="The page after the one that printed this cursor.")
 def list_executions(limit: int, project: str | None, domain: str | None, phase: str | None,
+                    workflow: str | None, launch_plan: str | None, launched_by: str | None,
+                    prefix: str | None, tags: tuple[str, ...], since: str | None, until: str | None,
                     cursor: str | None) -> None:
     """The most recent executions, newest first, a page at a time."""
-    from plait.service.query import list_executions as query
+    from plait.cli.executions import list_page
+    from plait.service.query import ExecutionFilter
 
-    page = query(_store(), project=project, domain=domain, phase=phase, limit=limit, cursor=cursor)
+    where = ExecutionFilter(project=project, domain=domain, phase=phase, workflow=workflow,
+                            launch_plan=launch_plan, launched_by=launched_by, id_prefix=prefix, tags=tags,
+                            created_after=_time_option("--since", since),
+                            created_before=_time_option("--until", until))
+    page = list_page(where, limit, cursor)
     table = Table("id", "workflow", "phase", "started", "took", "project/domain")
     for row in page.items:
-        took = f"{row['updated'] - row['created']:.1f}s" if row["phase"] not in ("running", "queued") else "…"
-        table.add_row(row["id"], row["workflow"], _phase(row["phase"]), _when(row["created"]), took,
-                      f"{row['project']}/{row['domain']}")
+        took = f"{row.updated - row.created:.1f}s" if row.phase not in ("running", "queued") else "…"
+        table.add_row(row.id, row.workflow, _phase(row.phase), _when(row.created), took,
+                      f"{row.project}/{row.domain}")
     console.print(table)
     if page.next_cursor:
         console.print(f"next page: --cursor {page.next_cursor}", highlight=False, soft_wrap=True)
+
+
+def _time_option(name: str, value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        raise InputError(f"{name} {value!r} is not a time: give seconds since the epoch or an ISO time "
+                         "such as 2026-12-01T10:00") from None
 
 
 def _phase(phase: str) -> str:
@@ -374,22 +406,26 @@ def _phase(phase: str) -> str:
 @executions.command("show")
 @click.argument("execution_id")
 @click.option("--logs/--no-logs", default=True, help="Show each attempt's stdout and stderr.")
-def show_execution(execution_id: str, logs: bool) -> None:
+@click.option("--follow", "-f", is_flag=True, help="Print its events as they happen until it ends, then show it.")
+def show_execution(execution_id: str, logs: bool, follow: bool) -> None:
     """An execution's phase, inputs, outputs, nodes, attempts and their logs."""
-    from plait.storage.events import replay
+    from plait.cli.executions import follow as follow_events
+    from plait.cli.executions import summary
 
-    store = _store()
-    row = store.execution(execution_id)
-    state = replay(row["id"], store.events(row["id"]))
-    console.print(f"[bold]{row['id']}[/]  {row['workflow']} (version {row['version']})  "
-                  f"{_phase(state.phase)}  {row['project']}/{row['domain']}", highlight=False)
-    console.print(f"inputs: {json.dumps(state.inputs)}", highlight=False, markup=False)
-    if state.outputs is not None:
-        console.print(f"outputs: {json.dumps(state.outputs)[:2000]}", highlight=False, markup=False)
-    if state.error:
-        console.print(f"[red]failed at {state.failed_node}:[/] {state.error}", highlight=False)
+    if follow:
+        for event in follow_events(execution_id):
+            _print_event(event, as_json=False)
+    found = summary(execution_id)
+    row = found.execution
+    console.print(f"[bold]{row.id}[/]  {row.workflow} (version {row.version})  "
+                  f"{_phase(found.phase)}  {row.project}/{row.domain}", highlight=False)
+    console.print(f"inputs: {json.dumps(found.inputs)}", highlight=False, markup=False)
+    if found.outputs is not None:
+        console.print(f"outputs: {json.dumps(found.outputs)[:2000]}", highlight=False, markup=False)
+    if found.error:
+        console.print(f"[red]failed at {found.failed_node}:[/] {found.error}", highlight=False)
     table = Table("node", "phase", "attempts", "items", "message")
-    for node in state.nodes.values():
+    for node in found.nodes:
         items = ""
         if node.items is not None:
             items = f"{node.items} (" + ", ".join(f"{k} {v}" for k, v in sorted(node.item_counts.items()) if v) + ")"
@@ -406,9 +442,9 @@ def show_execution(execution_id: str, logs: bool) -> None:
         table.add_row(node.node, _phase(node.phase) + extra, str(len(node.attempts)), items,
                       message[0][:100] if message else "")
     console.print(table)
-    _print_log_links(row, state)
-    for node in state.nodes.values():
-        for index, error in sorted(node.item_errors.items())[:10]:
+    _print_log_links(found)
+    for node in found.nodes:
+        for index, error in list(node.item_errors.items())[:10]:
             console.print(f"[red]{node.node}[{index}] failed:[/] {error.splitlines()[0] if error else ''}",
                           highlight=False)
         for attempt in node.attempts:
@@ -417,26 +453,36 @@ def show_execution(execution_id: str, logs: bool) -> None:
                               highlight=False)
                 console.print(attempt.message, markup=False, highlight=False)
             if logs:
-                for stream, path in attempt.logs.items():
-                    if Path(path).exists():
-                        console.print(f"[dim]── {node.node} attempt {attempt.number} {stream} ──[/]")
-                        console.print(Path(path).read_text()[-4000:].rstrip(), markup=False, highlight=False)
+                _print_kept_logs(row.id, node.node, attempt)
 
 
-def _print_log_links(row: dict[str, Any], state: Any) -> None:
+def _print_kept_logs(execution_id: str, node: str, attempt: Any) -> None:
+    """An ended attempt's kept stdout and stderr (last 4,000 characters each), if any."""
+    from plait.cli.executions import attempt_logs
+    from plait.service.logs import ENDED
+
+    if attempt.phase not in ENDED or not attempt.log_links:
+        return
+    try:
+        parts = attempt_logs(execution_id, node, attempt.number, None, None).parts
+    except PlaitError:
+        return  # kept files that are gone, or a map node's attempt: `plait executions logs` says why
+    for part in parts:
+        console.print(f"[dim]── {node} attempt {attempt.number} {part.stream} ──[/]")
+        console.print(part.text[-4000:].rstrip(), markup=False, highlight=False)
+
+
+def _print_log_links(found: Any) -> None:
     """Where each attempt's log is, and how to read a map item's."""
-    from plait.service.logs import log_links
-
-    for node in state.nodes.values():
+    for node in found.nodes:
         for attempt in node.attempts:
-            links = log_links(attempt, row["project"], row["domain"], row["id"])
-            if links:
-                where = "  ".join(f"{stream} {link}" for stream, link in links.items())
+            if attempt.log_links:
+                where = "  ".join(f"{stream} {link}" for stream, link in attempt.log_links.items())
                 console.print(f"logs of {node.node} attempt {attempt.number}: {where}", markup=False,
                               highlight=False, soft_wrap=True)
         if node.items is not None:
-            console.print(f"logs of {node.node}'s items: plait executions logs {row['id']} {node.node} --item I",
-                          markup=False, highlight=False, soft_wrap=True)
+            console.print(f"logs of {node.node}'s items: plait executions logs {found.execution.id} {node.node} "
+                          "--item I", markup=False, highlight=False, soft_wrap=True)
 
 
 @executions.command("logs")
@@ -453,17 +499,26 @@ def execution_logs(execution_id: str, node: str, attempt: int | None, item: int 
     The kept files once the attempt ended; while it runs, its pod's log on the kubernetes
     platform, or a command line's files on the local one.
     """
-    from plait.service.logs import find_attempt, follow_logs, read_logs, wait_for_attempt
+    from plait.service.logs import follow_logs, wait_for_attempt
 
     def note(text: str) -> None:
         err_console.print(f"[dim]{text}[/]", highlight=False)
 
-    store = _store()
-    if follow:
-        ref = wait_for_attempt(store, execution_id, node, attempt=attempt, item=item, note=note)
+    from plait.cli.executions import attempt_logs
+    from plait.client import server_from_env
+
+    if not follow:
+        found = attempt_logs(execution_id, node, attempt, item, tail)
+        for text in found.notes:
+            note(text)
+        parts: Any = found.parts
+    elif server_from_env():
+        raise InputError("`plait executions logs --follow` reads the local store; against a server, "
+                         "run it again without --follow to see the log as it is now")
     else:
-        ref = find_attempt(store, execution_id, node, attempt=attempt, item=item)
-    parts = follow_logs(store, ref, tail, note) if follow else read_logs(store, ref, tail, note)
+        store = _store()
+        ref = wait_for_attempt(store, execution_id, node, attempt=attempt, item=item, note=note)
+        parts = follow_logs(store, ref, tail, note)
     for part in parts:
         out = sys.stderr if part.stream == "stderr" else sys.stdout
         out.write(part.text)
@@ -500,22 +555,20 @@ def resume_execution(execution_id: str, inline: bool, keep_going: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def execution_events(execution_id: str, as_json: bool) -> None:
     """Every event of an execution, in order."""
-    store = _store()
-    row = store.execution(execution_id)
-    for event in store.events(row["id"]):
-        if as_json:
-            click.echo(json.dumps({"ts": event.ts, "kind": event.kind, "entity": event.entity,
-                                   "phase": event.phase, "data": event.data}))
-        else:
-            data = json.dumps(event.data)
-            click.echo(f"{_when(event.ts)}  {event.kind:9} {event.phase:22} {event.entity}  "
-                       f"{data if len(data) < 160 else data[:157] + '...'}")
+    from plait.cli.executions import events
+
+    for event in events(execution_id):
+        _print_event(event, as_json)
 
 
-from plait.cli.admin import COMMANDS as _ADMIN_COMMANDS  # noqa: E402  (they need `cli` defined first)
-
-for _command in _ADMIN_COMMANDS:
-    cli.add_command(_command)
+def _print_event(event: Any, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps({"ts": event.ts, "kind": event.kind, "entity": event.entity,
+                               "phase": event.phase, "data": event.data}))
+    else:
+        data = json.dumps(event.data)
+        click.echo(f"{_when(event.ts)}  {event.kind:9} {event.phase:22} {event.entity}  "
+                   f"{data if len(data) < 160 else data[:157] + '...'}")
 
 
 from plait.cli.register import register as _register  # noqa: E402  (it needs nothing of this module)

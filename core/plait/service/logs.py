@@ -34,6 +34,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from plait.model.errors import InputError, PlaitError
+from plait.service.query import escape_like
 from plait.storage.events import AttemptState, EventStore, events
 
 ENDED = frozenset({"succeeded", "failed", "timed_out", "aborted", "skipped"})
@@ -128,7 +129,7 @@ def find_attempt(store: EventStore, execution_id: str, node: str, attempt: int |
             events.c.execution_id == xid, events.c.kind == "node").order_by(events.c.seq)).all())
         nodes = set(node_phases)
         platform = _execution_platform(conn, xid)
-        like = _escape_like(node)
+        like = escape_like(node)
         rows = conn.execute(sa.select(events.c.kind, events.c.entity, events.c.phase, events.c.data).where(
             events.c.execution_id == xid, events.c.kind.in_(("attempt", "item")),
             sa.or_(events.c.entity.like(like + "/%", escape="\\"), events.c.entity.like(like + "[%", escape="\\")),
@@ -246,10 +247,6 @@ def _failed_items(rows: Any, node: str) -> list[int]:
 def _json(text: str) -> dict[str, Any]:
     value = json.loads(text)
     return value if isinstance(value, dict) else {}
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _numbers(values: list[int]) -> str:

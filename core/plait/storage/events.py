@@ -6,12 +6,23 @@ the tables below must match them (a test compares the two).
 Events are idempotent on (execution, entity, phase): appending the same change twice
 records it once. The engine buffers events and writes them in batches; a crash can lose
 the last batch, which is safe because submitting an attempt again attaches to its work.
+
+Finished is final: an event that would move an execution, a node or an attempt that already
+ended (succeeded, failed, timed out, aborted, skipped) in the same run to another phase is
+refused. The database checks it as it inserts (one probe of the ``uq_event_once`` key per
+such event), so a late engine in another process, one that lost its claim, cannot rewrite
+history either. A refused event is not recorded and the write goes on: the writer is an
+engine's batch, which can do nothing better with an error than lose its other events; it is
+logged as a warning (logger ``plait.events``) and kept in :attr:`EventStore.refused`. A later
+run (a resume) starts its entities afresh.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -116,9 +127,9 @@ class EventStore:
         ensure_schema(self.engine)  # the migrations; one query when the schema is at head
         self._buffer: list[tuple[Any, ...]] = []
         self._insert = _dialect_insert(self.engine)
-        self._insert_once = self._insert(events).on_conflict_do_nothing(
-            index_elements=["execution_id", "run", "entity", "phase"])
         self._sqlite = self.engine.dialect.name == "sqlite"
+        self.refused: deque[RefusedEvent] = deque(maxlen=100)
+        """The latest events refused because their entity had already ended (see the module doc)."""
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -140,15 +151,32 @@ class EventStore:
         try:
             with self.engine.begin() as conn:
                 if self._sqlite:  # the hot path: skip SQLAlchemy's per-row parameter handling
-                    conn.exec_driver_sql(
-                        "INSERT OR IGNORE INTO events (execution_id, run, kind, entity, phase, ts, data) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+                    # Rows are inserted one after another, so each sees the ones before it.
+                    written = conn.exec_driver_sql(_SQLITE_GUARDED_INSERT, rows).rowcount
                 else:
-                    columns = ("execution_id", "run", "kind", "entity", "phase", "ts", "data")
-                    conn.execute(self._insert_once, [dict(zip(columns, r)) for r in rows])
+                    written = conn.execute(_PG_GUARDED_INSERT, _pg_arrays(_drop_after_end(rows))).rowcount
+                if written < len(rows):  # duplicates, or refused events: tell them apart (rare)
+                    self._note_refused(conn, rows)
         except Exception:
             self._buffer[:0] = rows  # keep them for the next flush: no event is dropped
             raise
+
+    def _note_refused(self, conn: sa.Connection, rows: list[tuple[Any, ...]]) -> None:
+        """Log the guarded rows of ``rows`` that are not recorded: their entity had ended."""
+        for row in rows:
+            if row[2] not in GUARDED_KINDS:
+                continue
+            execution_id, run, kind, entity, phase = row[:5]
+            key = (events.c.execution_id == execution_id, events.c.run == run, events.c.entity == entity)
+            if conn.execute(sa.select(events.c.seq).where(*key, events.c.phase == phase)).first():
+                continue  # written now, or before (a duplicate: a no-op)
+            ended = conn.execute(sa.select(events.c.phase).where(*key, events.c.phase.in_(ENDED))
+                                 .order_by(events.c.seq).limit(1)).scalar()
+            if ended is None:
+                continue
+            refused = RefusedEvent(execution_id, run, kind, entity, phase, ended)
+            self.refused.append(refused)
+            log.warning("%s", refused)
 
     def create_execution(self, execution_id: str, spec: WorkflowSpec, project: str, domain: str,
                          phase: str = "running", conn: sa.Connection | None = None, *,
@@ -187,6 +215,15 @@ class EventStore:
             for r in rows:
                 yield Event(r["execution_id"], r["kind"], r["entity"], Phase(r["phase"]),
                             json.loads(r["data"]), r["ts"], r["run"])
+
+    def events_after(self, execution_id: str, after: int = 0, limit: int = 1000) -> list[tuple[int, Event]]:
+        """Up to ``limit`` of the execution's events with a ``seq`` above ``after``, as (seq, event)."""
+        self.flush()
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(events).where(events.c.execution_id == execution_id, events.c.seq > after)
+                                .order_by(events.c.seq).limit(limit)).mappings().all()
+        return [(r["seq"], Event(r["execution_id"], r["kind"], r["entity"], Phase(r["phase"]),
+                                 json.loads(r["data"]), r["ts"], r["run"])) for r in rows]
 
     def execution(self, execution_id: str) -> dict[str, Any]:
         with self.engine.connect() as conn:
@@ -228,6 +265,77 @@ class EventStore:
     def close(self) -> None:
         self.flush()
         self.engine.dispose()
+
+
+ENDED = ("succeeded", "failed", "timed_out", "aborted", "skipped")
+"""The phases an execution, a node or an attempt does not leave within a run."""
+
+GUARDED_KINDS = ("execution", "node", "attempt")
+"""The kinds of event the finished-is-final guard applies to (a map item's attempts are
+tracked by their own counts, and graph and cleanup records are written once)."""
+
+log = logging.getLogger("plait.events")
+
+
+@dataclass(frozen=True)
+class RefusedEvent:
+    """An event not recorded: its entity had already ended in that run."""
+
+    execution_id: str
+    run: int
+    kind: str
+    entity: str
+    phase: str
+    ended: str
+    """The phase the entity had ended in."""
+
+    def __str__(self) -> str:
+        what = "the execution" if self.kind == "execution" else f"{self.kind} {self.entity!r}"
+        return (f"refused an event moving {what} of execution {self.execution_id} (run {self.run}) to "
+                f"{self.phase}: it had already ended {self.ended} (a late engine writing after another "
+                "finished it?); not recorded")
+
+
+_ENDED_SQL = ", ".join(f"'{p}'" for p in ENDED)
+_GUARDED_SQL = ", ".join(f"'{k}'" for k in GUARDED_KINDS)
+
+_SQLITE_GUARDED_INSERT = (
+    "INSERT OR IGNORE INTO events (execution_id, run, kind, entity, phase, ts, data) "
+    "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 "
+    f"WHERE ?3 NOT IN ({_GUARDED_SQL}) OR NOT EXISTS (SELECT 1 FROM events "
+    f"WHERE execution_id = ?1 AND run = ?2 AND entity = ?4 AND phase IN ({_ENDED_SQL}))")
+
+_PG_GUARDED_INSERT = sa.text(
+    "INSERT INTO events (execution_id, run, kind, entity, phase, ts, data) "
+    "SELECT v.execution_id, v.run, v.kind, v.entity, v.phase, v.ts, v.data "
+    "FROM unnest(CAST(:execution_id AS varchar[]), CAST(:run AS integer[]), CAST(:kind AS varchar[]), "
+    "CAST(:entity AS varchar[]), CAST(:phase AS varchar[]), CAST(:ts AS double precision[]), "
+    "CAST(:data AS text[])) WITH ORDINALITY AS v(execution_id, run, kind, entity, phase, ts, data, n) "
+    f"WHERE v.kind NOT IN ({_GUARDED_SQL}) OR NOT EXISTS (SELECT 1 FROM events e "
+    "WHERE e.execution_id = v.execution_id AND e.run = v.run AND e.entity = v.entity "
+    f"AND e.phase IN ({_ENDED_SQL})) "
+    "ORDER BY v.n ON CONFLICT DO NOTHING")
+"""One statement for the whole batch, in order; the rows of one statement do not see each
+other, so :func:`_drop_after_end` applies the guard within the batch first."""
+
+
+def _drop_after_end(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    ended: dict[tuple[Any, ...], str] = {}
+    kept = []
+    for row in rows:
+        if row[2] in GUARDED_KINDS:
+            key = (row[0], row[1], row[3])
+            if key in ended:
+                continue  # refused, or a duplicate of the end (reported by _note_refused)
+            if row[4] in ENDED:
+                ended[key] = row[4]
+        kept.append(row)
+    return kept
+
+
+def _pg_arrays(rows: list[tuple[Any, ...]]) -> dict[str, list[Any]]:
+    columns = ("execution_id", "run", "kind", "entity", "phase", "ts", "data")
+    return {name: [r[i] for r in rows] for i, name in enumerate(columns)}
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
