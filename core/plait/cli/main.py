@@ -116,20 +116,30 @@ def execution_options(inline_help: str) -> Callable[[Callable[..., Any]], Callab
 
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-@click.argument("target")
+@click.argument("target", required=False)
 @execution_options("Run Python tasks in this process (for debugging).")
 @click.option("--workers", type=int, help="Worker processes for Python tasks (default: one per core).")
 @click.option("--lease-seconds", default=30.0, show_default=True,
               help="This run's claim on its execution; if the process dies, a `plait engine` resumes it after this.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outputs as JSON literals.")
+@click.option("--remote", default=None, metavar="NAME[@VERSION]",
+              help="Launch a registered launch plan instead (on PLAIT_SERVER, or the local store); prints its id.")
+@click.option("--wait", is_flag=True, help="With --remote: wait for the execution to end; print its outputs.")
 @click.pass_context
-def run(ctx: click.Context, target: str, inline: bool, keep_going: bool, overwrite_cache: bool,
+def run(ctx: click.Context, target: str | None, inline: bool, keep_going: bool, overwrite_cache: bool,
         workers: int | None, project: str, domain: str, priority: int, platform: str, lease_seconds: float,
-        as_json: bool) -> None:
+        as_json: bool, remote: str | None, wait: bool) -> None:
     """Run a workflow: plait run FILE.py:WORKFLOW --input value ...
 
     Inputs are the workflow's parameters, as --name value (JSON for lists, dicts and structs).
+    `plait run --remote NAME[@VERSION] --input value ...` launches a registered launch plan.
     """
+    if remote is not None:
+        from plait.cli.remote import run_remote
+
+        return run_remote(remote, project, domain, [*([target] if target else []), *ctx.args], wait, platform)
+    if target is None:
+        raise click.UsageError("plait run needs FILE.py:WORKFLOW (or --remote NAME to launch a registered one)")
     from plait.engine import build_engine
     from plait.engine.execution import RunOptions
     from plait.service.inputs import load_workflow, parse_inputs
@@ -572,6 +582,10 @@ def _print_event(event: Any, as_json: bool) -> None:
 
 
 from plait.cli.register import register as _register  # noqa: E402  (it needs nothing of this module)
+from plait.cli.remote import COMMANDS as _REMOTE_COMMANDS  # noqa: E402  (executions abort|relaunch|recover)
+
+for _command in _REMOTE_COMMANDS:
+    executions.add_command(_command)
 
 cli.add_command(_register)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 import math
 import time
 from collections.abc import Iterable
@@ -58,7 +59,8 @@ def launch_registered(store: EventStore, blobs: BlobStore | None, project: str, 
                       launch_plan: str | None = None, workflow: str | None = None, version: str | None = None,
                       inputs: dict[str, Any] | None = None, launched_by: str | None = None,
                       execution_id: str | None = None, fire_time: dt.datetime | float | None = None,
-                      tags: Iterable[str] = (), platform: str = "local") -> str:
+                      tags: Iterable[str] = (), platform: str = "local",
+                      text_inputs: dict[str, str] | None = None) -> str:
     """Queue an execution of a registered launch plan (or workflow) version; returns its id.
 
     ``version`` None: the launch plan's active version (the latest registered if none is
@@ -83,6 +85,12 @@ def launch_registered(store: EventStore, blobs: BlobStore | None, project: str, 
     registered = RegisteredWorkflow.model_validate(_body(entities, project, domain, "workflow", workflow, version))
     spec = WorkflowSpec.model_validate(registered.spec)
     given = dict(inputs or {})
+    where = f"workflow {workflow!r} version {version!r}"
+    for name, raw in (text_inputs or {}).items():  # typed on a command line: read as plait run reads it
+        if name not in spec.inputs:
+            flags = ", ".join("--" + n.replace("_", "-") for n in spec.inputs) or "none"
+            raise InputError(f"{where} has no input --{name.replace('_', '-')}; its inputs are {flags}")
+        given[name] = parse_text(raw, spec.inputs[name], f"--{name.replace('_', '-')}")
     if plan is not None:
         fixed = sorted(set(given) & set(plan.fixed_inputs))
         if fixed:
@@ -91,7 +99,7 @@ def launch_registered(store: EventStore, blobs: BlobStore | None, project: str, 
                              f"plan without it fixed to vary it)")
         if fire_time is not None and plan.schedule is not None and plan.schedule.fire_time_input:
             given[plan.schedule.fire_time_input] = _fire_time(fire_time)
-    literals = encode_for_spec(spec, given, f"workflow {workflow!r} version {version!r}")
+    literals = encode_for_spec(spec, given, where)
     if plan is not None:
         literals = {**plan.default_inputs, **literals, **plan.fixed_inputs}
     literals = {**spec.defaults, **literals}
@@ -290,6 +298,31 @@ def literal_of(value: Any, tp: TypeSpec, where: str) -> Any:
         return value
     raise InputError(f"{where}: a {tp.describe()} cannot be given at launch; pass its literal "
                      f"(a JSON object with its \"uri\")")
+
+
+def parse_text(raw: str, tp: TypeSpec, flag: str) -> Any:
+    """Command-line text as a value of type ``tp``, as ``plait run`` reads it (see
+    :func:`plait.service.inputs.parse_value`): text as is, true/false, numbers, ISO dates, a
+    duration in seconds, a file by URI, JSON for the rest."""
+    kind = tp.kind
+    if kind == "optional":
+        return None if raw.lower() in ("none", "null") else parse_text(raw, tp.args[0], flag)
+    if kind in ("str", "datetime", "date", "enum", "file", "directory", "bytes"):
+        return raw
+    if kind == "bool":
+        if raw.lower() in ("true", "1", "yes"):
+            return True
+        if raw.lower() in ("false", "0", "no"):
+            return False
+        raise InputError(f"{flag}: cannot read {raw!r} as bool: expected true or false")
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind in ("float", "timedelta"):
+            return float(raw)
+        return json.loads(raw)
+    except ValueError as exc:
+        raise InputError(f"{flag}: cannot read {raw!r} as {tp.describe()}: {exc}") from None
 
 
 def _fire_time(fire_time: dt.datetime | float) -> dt.datetime:

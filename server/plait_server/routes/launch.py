@@ -45,7 +45,8 @@ def launch(request: Request, access: Launcher, domain: str, body: LaunchIn) -> L
     (or ``plait engine`` processes) run it."""
     xid = launch_registered(_store(request), request.app.state.blobs, access.project, domain,
                             launch_plan=body.launch_plan, workflow=body.workflow, version=body.version,
-                            inputs=body.inputs, launched_by=access.user.name, tags=body.tags, platform=_platform())
+                            inputs=body.inputs, launched_by=access.user.name, tags=body.tags, platform=_platform(),
+                            text_inputs=body.text_inputs)
     return _launched(xid)
 
 

@@ -16,6 +16,8 @@ class LaunchIn(BaseModel):
     workflow: str | None = None
     version: str | None = None
     inputs: dict[str, Any] = Field(default_factory=dict)
+    text_inputs: dict[str, str] = Field(default_factory=dict, description=(
+        "Inputs as typed on a command line (`--name value`), read by their declared types"))
     tags: list[str] = Field(default_factory=list)
 
 
