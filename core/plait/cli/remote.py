@@ -21,21 +21,9 @@ _ENDED = ("succeeded", "failed", "timed_out", "aborted")
 
 def text_inputs(args: list[str]) -> dict[str, str]:
     """``--name value`` (or ``--name=value``) pairs, by input name (dashes read as underscores)."""
-    values: dict[str, str] = {}
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if not arg.startswith("--"):
-            raise InputError(f"unexpected argument {arg!r}; workflow inputs are given as --name value")
-        key, eq, raw = arg[2:].partition("=")
-        if not eq:
-            if i + 1 >= len(args):
-                raise InputError(f"--{key} needs a value")
-            raw = args[i + 1]
-            i += 1
-        values[key.replace("-", "_")] = raw
-        i += 1
-    return values
+    from plait.service.inputs import input_flags
+
+    return {key.replace("-", "_"): raw for key, raw in input_flags(args)}
 
 
 def _local() -> tuple[Any, Any]:

@@ -51,24 +51,32 @@ def parse_inputs(wf: Any, args: list[str]) -> dict[str, Any]:
     """Parse ``--name value`` pairs using the workflow's typed interface."""
     types, _, _ = _signature_types(wf.fn, "workflow")
     values: dict[str, Any] = {}
+    for key, raw in input_flags(args):
+        name = key.replace("-", "_")
+        if name not in types:
+            flags = ", ".join("--" + n.replace("_", "-") for n in types) or "none"
+            raise InputError(f"workflow {wf.name} has no input --{key}; its inputs are {flags}")
+        values[name] = parse_value(raw, types[name], f"--{key}")
+    return values
+
+
+def input_flags(args: list[str]) -> list[tuple[str, str]]:
+    """``--name value`` (or ``--name=value``) pairs as (name as typed, text), in order."""
+    pairs: list[tuple[str, str]] = []
     i = 0
     while i < len(args):
         arg = args[i]
         if not arg.startswith("--"):
             raise InputError(f"unexpected argument {arg!r}; workflow inputs are given as --name value")
         key, eq, raw = arg[2:].partition("=")
-        name = key.replace("-", "_")
         if not eq:
             if i + 1 >= len(args):
                 raise InputError(f"--{key} needs a value")
             raw = args[i + 1]
             i += 1
         i += 1
-        if name not in types:
-            flags = ", ".join("--" + n.replace("_", "-") for n in types) or "none"
-            raise InputError(f"workflow {wf.name} has no input --{key}; its inputs are {flags}")
-        values[name] = parse_value(raw, types[name], f"--{key}")
-    return values
+        pairs.append((key, raw))
+    return pairs
 
 
 def parse_value(raw: str, tp: Any, flag: str) -> Any:

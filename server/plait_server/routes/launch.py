@@ -8,19 +8,17 @@ execution 'ID'``, as if it did not exist.
 from __future__ import annotations
 
 import os
-from typing import Any
 
-import sqlalchemy as sa
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from plait.model.api.launch import AbortOut, LaunchedOut, LaunchIn, RelaunchIn
 from plait.service.remote_launch import launch_registered, recover, relaunch
-from plait.storage.access import User
-from plait.storage.events import EventStore, executions
+from plait.storage.events import EventStore
 from plait.storage.queue import ExecutionQueue
 
 from plait_server import workers  # noqa: F401  (the engine workers run beside these routes)
 from plait_server.app import API
-from plait_server.auth import CurrentUser, Launcher, authorize
+from plait_server.auth import CurrentUser, Launcher
+from plait_server.routes.executions import visible_execution
 
 router = APIRouter(prefix=API, tags=["launch"])
 ORDER = 35
@@ -50,26 +48,11 @@ def launch(request: Request, access: Launcher, domain: str, body: LaunchIn) -> L
     return _launched(xid)
 
 
-def _execution(request: Request, user: User, execution_id: str, needed: str) -> dict[str, Any]:
-    """The execution's row if the caller has ``needed`` in its project; 404 ``no execution``
-    when it has no role there (403 when its role is too low)."""
-    with _store(request).engine.connect() as conn:
-        row = conn.execute(sa.select(executions).where(executions.c.id == execution_id)).mappings().first()
-    if row is not None:
-        try:
-            authorize(request, user, row["project"], needed)
-            return dict(row)
-        except HTTPException as refused:
-            if refused.status_code != 404:
-                raise
-    raise HTTPException(404, f"no execution {execution_id!r}")
-
-
 @router.post("/executions/{execution_id}/abort")
 def abort(request: Request, user: CurrentUser, execution_id: str) -> AbortOut:
     """Abort an execution: at once if it is still queued, else by the engine running it at its
     next lease renewal (its running attempts are stopped and cleaned up)."""
-    row = _execution(request, user, execution_id, "launcher")
+    row = visible_execution(request, user, execution_id, "launcher")
     outcome = ExecutionQueue(_store(request)).request_abort(row["id"], user.name)
     return AbortOut(execution_id=row["id"], outcome=outcome, url=f"{API}/executions/{row['id']}")
 
@@ -78,7 +61,7 @@ def abort(request: Request, user: CurrentUser, execution_id: str) -> AbortOut:
 def relaunch_execution(request: Request, user: CurrentUser, execution_id: str,
                        body: RelaunchIn | None = None) -> LaunchedOut:
     """A new execution of the same registered version with the same inputs (``inputs`` changes some)."""
-    row = _execution(request, user, execution_id, "launcher")
+    row = visible_execution(request, user, execution_id, "launcher")
     body = body or RelaunchIn()
     return _launched(relaunch(_store(request), row["id"], launched_by=user.name, inputs=body.inputs, tags=body.tags))
 
@@ -87,5 +70,5 @@ def relaunch_execution(request: Request, user: CurrentUser, execution_id: str,
 def recover_execution(request: Request, user: CurrentUser, execution_id: str) -> LaunchedOut:
     """A new execution of a failed (or aborted) one that reuses every node that succeeded
     there and runs only the rest."""
-    row = _execution(request, user, execution_id, "launcher")
+    row = visible_execution(request, user, execution_id, "launcher")
     return _launched(recover(_store(request), row["id"], launched_by=user.name))
