@@ -39,12 +39,10 @@ from pathlib import Path
 import sqlalchemy as sa
 from fastapi import FastAPI
 from plait.model.errors import PlaitError
-from plait.model.registered import LaunchPlanSpec, RegisteredWorkflow
-from plait.model.spec import WorkflowSpec
-from plait.service.launch import LaunchOptions
-from plait.storage.entities import EntityStore
-from plait.storage.events import EventStore, Origin, executions
-from plait.storage.queue import ExecutionQueue
+from plait.model.registered import LaunchPlanSpec
+from plait.service.remote_launch import launch_registered
+from plait.storage.blobs import BlobStore
+from plait.storage.events import EventStore, executions
 from plait.storage.schedules import (
     ActivePlan,
     ScheduleStore,
@@ -112,11 +110,10 @@ class Scheduler:
     ``clock`` is when schedules fire (injectable for tests); ``lease_clock`` times the lease.
     """
 
-    def __init__(self, store: EventStore, *, clock: Clock = time.time, lease_clock: Clock = time.time,
-                 lease_s: float = 15.0, holder: str | None = None) -> None:
-        self.store = store
+    def __init__(self, store: EventStore, blobs: BlobStore | None = None, *, clock: Clock = time.time,
+                 lease_clock: Clock = time.time, lease_s: float = 15.0, holder: str | None = None) -> None:
+        self.store, self.blobs = store, blobs
         self.schedules = ScheduleStore(store)
-        self.entities = EntityStore(store)
         self.clock, self.lease_clock, self.lease_s = clock, lease_clock, lease_s
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.leading = False
@@ -163,7 +160,7 @@ class Scheduler:
                 return False
             xid = scheduled_execution_id(plan.project, plan.domain, plan.name, plan.version, fire_time)
             try:
-                if self._launch(plan, spec, fire_time, xid):
+                if self._launch(plan, fire_time, xid):
                     started.append(xid)
             except PlaitError as exc:
                 # It can never start (its workflow version is missing, an input is bad): say
@@ -188,22 +185,16 @@ class Scheduler:
             except Exception:
                 log.exception("scheduler could not give its lease up; it expires in %gs", self.lease_s)
 
-    def _launch(self, plan: ActivePlan, spec: LaunchPlanSpec, fire_time: float, xid: str) -> bool:
+    def _launch(self, plan: ActivePlan, fire_time: float, xid: str) -> bool:
         """Queue the execution for ``fire_time``; False when it exists already (another
-        scheduler, or this one before a restart, started it)."""
-        workflow = self.entities.get(plan.project, plan.domain, "workflow", spec.workflow, spec.workflow_version)
-        if workflow is None:
-            raise PlaitError(f"its workflow {spec.workflow!r} version {spec.workflow_version!r} is not registered")
-        wf_spec = WorkflowSpec.model_validate(RegisteredWorkflow.model_validate(workflow.body).spec)
-        literals = {**wf_spec.defaults, **spec.default_inputs, **spec.fixed_inputs}
-        options = LaunchOptions(project=plan.project, domain=plan.domain)
-        try:
-            ExecutionQueue(self.store).enqueue(xid, wf_spec, literals, options.stored(), plan.project, plan.domain,
-                                               origin=Origin(launch_plan=plan.name, launched_by=LAUNCHED_BY))
-        except sa.exc.IntegrityError:
-            if self._exists(xid):
-                return False
-            raise
+        scheduler, or this one before a restart, started it). Should two start it at once, the
+        executions table's primary key lets one in and :func:`launch_registered` returns the id
+        to the other."""
+        if self._exists(xid):
+            return False
+        launch_registered(self.store, self.blobs, plan.project, plan.domain, launch_plan=plan.name,
+                          version=plan.version, launched_by=LAUNCHED_BY, fire_time=fire_time, execution_id=xid,
+                          platform=os.environ.get("PLAIT_PLATFORM") or "local")
         return True
 
     def _exists(self, execution_id: str) -> bool:
@@ -221,7 +212,7 @@ def start(app: FastAPI) -> Callable[[], None]:
     if not settings.enabled:
         return lambda: None
     clock = file_clock(settings.clock_file) if settings.clock_file else time.time
-    scheduler = Scheduler(app.state.store, clock=clock, lease_s=settings.lease_s)
+    scheduler = Scheduler(app.state.store, app.state.blobs, clock=clock, lease_s=settings.lease_s)
     app.state.scheduler = scheduler
     stopping = threading.Event()
     thread = threading.Thread(target=scheduler.run, args=(stopping, settings.tick_s), name="plait-scheduler",

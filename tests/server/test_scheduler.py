@@ -9,6 +9,8 @@ observable (the schedule's recorded last fire time, the lease's holder), with a 
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -26,6 +28,7 @@ from plait.model.errors import InputError
 from plait.model.registered import LaunchPlanSpec, RegisteredWorkflow, Schedule
 from plait.storage.entities import EntityStore, active_launch_plans
 from plait.storage.events import EventStore, executions
+from plait.storage.queue import queue
 from plait.storage.schedules import (
     ScheduleStore,
     check_schedule,
@@ -161,7 +164,7 @@ def stamp(day: str) -> str:
 
 
 @plait.workflow
-def nightly(day: str = "today") -> str:
+def nightly(day: str = "today", when: dt.datetime | None = None) -> str:
     return stamp(day=day)
 
 
@@ -184,14 +187,19 @@ def register_scheduled(db_url: str, name: str, schedule: Schedule, version: str 
         store.close()
 
 
-def query(db_url: str, select: Any) -> list[Any]:
+def query_rows(db_url: str, select: Any) -> list[Any]:
     """What ``select`` reads from the servers' store, from this test's own connection."""
     engine = sa.create_engine(db_url)
     try:
         with engine.connect() as conn:
-            return list(conn.execute(select).scalars())
+            return list(conn.execute(select).all())
     finally:
         engine.dispose()
+
+
+def query(db_url: str, select: Any) -> list[Any]:
+    """The first column of what ``select`` reads."""
+    return [row[0] for row in query_rows(db_url, select)]
 
 
 def scheduled(db_url: str, launch_plan: str | None = None) -> list[str]:
@@ -269,6 +277,15 @@ def test_only_the_active_version_fires_and_from_its_own_activation(sqlite_url):
     clock.now = T0 + 250  # +120 passed while v1 was active but unhandled: it belongs to no active version
     assert set(scheduler.tick()) == ids_for("every-minute", [T0 + 180, T0 + 240], "v2")
     assert len(scheduled(sqlite_url)) == 3
+
+
+def test_the_fire_time_is_passed_into_the_named_input(sqlite_url):
+    register_scheduled(sqlite_url, "stamped", Schedule(every_s=60, fire_time_input="when", catch_up="all"))
+    started = scheduler_over(sqlite_url, Clock(T0 + 120)).tick()
+    inputs = {row.execution_id: json.loads(row.inputs)
+              for row in query_rows(sqlite_url, sa.select(queue.c.execution_id, queue.c.inputs))}
+    assert inputs == {started[0]: {"day": "today", "when": "2027-01-15T08:01:00+00:00"},
+                      started[1]: {"day": "today", "when": "2027-01-15T08:02:00+00:00"}}
 
 
 def test_a_scheduler_firing_a_time_again_starts_nothing(sqlite_url):
