@@ -84,6 +84,7 @@ def test_plait_register_without_a_server_registers_into_the_local_store(tmp_path
     assert "created    task         shop_l4.tasks.price@v1" in first.stdout
     assert "4 created, 0 unchanged in default/development" in first.stdout
     again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert "unchanged  launch_plan  shop_l4.flows.hourly@v1" in again.stdout
     assert "0 created, 4 unchanged in default/development" in again.stdout
     store = EventStore(f"sqlite:///{tmp_path / 'home' / 'plait.db'}")
     try:
