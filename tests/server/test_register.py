@@ -101,7 +101,7 @@ def test_a_changed_task_under_the_same_version_is_refused_with_a_diff_and_nothin
     flows.write_text(flows.read_text() + "\n\n@plait.workflow\ndef extra(amount: int) -> float:\n"
                                          "    return price(amount=amount)\n")
     refused = register(world, path, "v1")
-    assert refused.returncode != 0
+    assert refused.returncode == 2
     assert "task 'shop_b.tasks.price' version 'v1' in shop/development is already registered" in refused.stderr
     assert '-  "retries": 1,\n+  "retries": 4,' in refused.stderr  # the diff names the changed field
     assert "Nothing was registered" in refused.stderr

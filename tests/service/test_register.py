@@ -11,9 +11,9 @@ from pathlib import Path
 
 import plait
 import pytest
-from plait.model.errors import CompileError, EntityConflictError, TypeMismatchError
+from plait.model.errors import CompileError, EntityConflictError, InputError, TypeMismatchError
 from plait.model.registered import LaunchPlanSpec, RegisteredWorkflow
-from plait.service.register import build_registration, collect, register_local
+from plait.service.register import build_registration, checked_entities, collect, register_local
 from plait.storage.blobs import BlobStore
 from plait.storage.entities import EntityStore
 from plait.storage.events import EventStore
@@ -200,11 +200,12 @@ def test_a_scheduled_plan_must_give_every_required_input():
 
 @pytest.mark.parametrize("expression, message", [
     ("0 * * *", "has 4 fields; it needs five"),
-    ("60 * * * *", "'60' is not a minute (0-59)"),
-    ("*/0 * * * *", "cannot read '*/0' as a minute"),
-    ("0 0 * foo *", "'foo' is not a month"),
+    ("60 * * * *", "minute field '60' has 60, outside 0-59"),
+    ("*/0 * * * *", "a step is a whole number of at least 1"),
+    ("0 0 * foo *", "month field 'foo' has 'foo', not a number or a name"),
+    ("0 0 30 2 *", "matches no day"),
 ])
-def test_a_cron_expression_is_checked_field_by_field(expression, message):
+def test_a_cron_expression_is_checked_by_the_schedulers_own_rules(expression, message):
     with pytest.raises(CompileError) as bad:
         plait.Cron(expression)
     assert message in str(bad.value)
@@ -217,3 +218,18 @@ def test_schedules_need_a_known_time_zone_and_a_positive_rate():
     with pytest.raises(CompileError, match="the rate must be a positive interval"):
         plait.FixedRate(seconds=0)
     assert plait.FixedRate(hours=1, minutes=30).every_s == 5400
+
+
+def test_what_a_server_receives_is_checked_before_anything_is_stored(local, tmp_path):
+    entities, blobs = local
+    plan = {"name": "p1", "workflow": "wf", "workflow_version": "v1"}
+    with pytest.raises(InputError, match="launch plan 'p1': workflow 'wf' version 'v1' is neither in this "
+                                         "registration nor registered in p/development"):
+        checked_entities(entities, blobs, "p", "development", "v1", [("launch_plan", "p1", plan)])
+    with pytest.raises(InputError, match="launch_plan 'p2': its body names it 'p1'"):
+        checked_entities(entities, blobs, "p", "development", "v1", [("launch_plan", "p2", plan)])
+    bad_cron = {**plan, "schedule": {"cron": "0 25 * * *"}}
+    with pytest.raises(InputError, match="hour field '25' has 25, outside 0-23"):
+        checked_entities(entities, blobs, "p", "development", "v1", [("launch_plan", "p1", bad_cron)])
+    with pytest.raises(InputError, match="version 'v 1': give a non-empty version"):
+        checked_entities(entities, blobs, "p", "development", "v 1", [])

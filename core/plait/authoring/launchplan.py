@@ -18,17 +18,16 @@ queue and the engine use.
 from __future__ import annotations
 
 import datetime as dt
-import re
 import sys
-import zoneinfo
 from typing import Any, Literal
 
 from pydantic import ValidationError
 
 from plait.authoring.decorators import Workflow, _signature_types
-from plait.model.errors import CompileError, PlaitError, TypeMismatchError
+from plait.model.errors import CompileError, InputError, PlaitError, TypeMismatchError
 from plait.model.registered import LaunchPlanSpec, Schedule
 from plait.storage.blobs import BlobStore
+from plait.storage.schedules import check_schedule
 from plait.types.engine import ValueIO, encode_values, engine, optional_arg
 
 CatchUp = Literal["all", "latest"]
@@ -39,27 +38,19 @@ FIRE_TIME_TYPES = (dt.datetime, str)
 
 # -- schedules ---------------------------------------------------------------------------------
 
-_CRON_FIELDS = (("minute", 0, 59, ()), ("hour", 0, 23, ()), ("day of month", 1, 31, ()),
-                ("month", 1, 12, ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov",
-                                  "dec")),
-                ("day of week", 0, 7, ("sun", "mon", "tue", "wed", "thu", "fri", "sat")))
-_CRON_ITEM = re.compile(r"^(\*|\w+(?:-\w+)?)(?:/(\d+))?$")
-
-
 def Cron(expression: str, *, timezone: str = "UTC", fire_time_input: str | None = None,  # noqa: N802
          catch_up: CatchUp = "latest", max_catch_up: int = 100) -> Schedule:
     """A schedule firing at the times of a five-field cron ``expression`` read in ``timezone``
     (an IANA name such as ``Europe/Paris``). ``fire_time_input`` names the workflow input that
     receives the fire time; after downtime ``catch_up`` ``all`` starts every missed fire time
     (at most ``max_catch_up``), ``latest`` only the most recent."""
-    _check_cron(expression)
+    schedule = _schedule(expression, cron=expression, timezone=timezone, fire_time_input=fire_time_input,
+                         catch_up=catch_up, max_catch_up=max_catch_up)
     try:
-        zoneinfo.ZoneInfo(timezone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise CompileError(f"schedule {expression!r}: unknown time zone {timezone!r}; use an IANA name "
-                           "such as 'UTC' or 'Europe/Paris'") from None
-    return _schedule(expression, cron=expression, timezone=timezone, fire_time_input=fire_time_input,
-                     catch_up=catch_up, max_catch_up=max_catch_up)
+        check_schedule(schedule)  # the scheduler's own parser: what it cannot fire by is refused here
+    except InputError as exc:
+        raise CompileError(str(exc)) from None
+    return schedule
 
 
 def FixedRate(*, seconds: float = 0, minutes: float = 0, hours: float = 0,  # noqa: N802
@@ -80,26 +71,6 @@ def _schedule(what: str, **fields: Any) -> Schedule:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         raise CompileError(f"schedule {what}: {problems}") from None
-
-
-def _check_cron(expression: str) -> None:
-    fields = expression.split()
-    if len(fields) != 5:
-        raise CompileError(f"cron expression {expression!r} has {len(fields)} fields; it needs five: minute hour "
-                           "day-of-month month day-of-week (for example '0 * * * *', at the start of each hour)")
-    for text, (field, low, high, names) in zip(fields, _CRON_FIELDS):
-        for item in text.split(","):
-            match = _CRON_ITEM.match(item)
-            if match is None or (match[2] is not None and int(match[2]) == 0):
-                raise CompileError(f"cron expression {expression!r}: cannot read {item!r} as a {field}")
-            if match[1] == "*":
-                continue
-            for value in match[1].split("-"):
-                number = (names.index(value.lower()) + low if value.lower() in names
-                          else int(value) if value.isdigit() else None)
-                if number is None or not low <= number <= high:
-                    raise CompileError(f"cron expression {expression!r}: {value!r} is not a {field} "
-                                       f"({low}-{high}{', or a name' if names else ''})")
 
 
 # -- launch plans ------------------------------------------------------------------------------

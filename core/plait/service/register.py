@@ -34,6 +34,7 @@ from plait.model.spec import TaskTemplate, WorkflowSpec
 from plait.runtime.code import Archive, archive, source_root
 from plait.storage.blobs import BlobStore
 from plait.storage.entities import EntityStore, NewEntity, RegisterResult
+from plait.storage.schedules import check_schedule
 
 # -- finding what a module defines -------------------------------------------------------------
 
@@ -247,6 +248,8 @@ def checked_entities(store: EntityStore, blobs: BlobStore, project: str, domain:
             if model.code.uri != expected or not blobs.exists(expected):
                 raise InputError(f"workflow {name!r}: its code archive {model.code.digest} is not on this server; "
                                  f"upload it first (PUT .../code/{model.code.digest})")
+        if isinstance(model, LaunchPlanSpec) and model.schedule is not None:
+            check_schedule(model.schedule)
         if isinstance(model, LaunchPlanSpec) and not (
                 (model.workflow_version == version and model.workflow in workflows)
                 or store.get(project, domain, "workflow", model.workflow, model.workflow_version) is not None):
