@@ -187,14 +187,21 @@ def register_scheduled(db_url: str, name: str, schedule: Schedule, version: str 
         store.close()
 
 
+_engines: dict[str, sa.Engine] = {}
+
+
+@pytest.fixture(autouse=True)
+def _dispose_engines() -> Iterator[None]:
+    yield
+    while _engines:
+        _engines.popitem()[1].dispose()
+
+
 def query_rows(db_url: str, select: Any) -> list[Any]:
-    """What ``select`` reads from the servers' store, from this test's own connection."""
-    engine = sa.create_engine(db_url)
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(select).all())
-    finally:
-        engine.dispose()
+    """What ``select`` reads from the servers' store, through this test's own engine."""
+    engine = _engines.get(db_url) or _engines.setdefault(db_url, sa.create_engine(db_url))
+    with engine.connect() as conn:
+        return list(conn.execute(select).all())
 
 
 def query(db_url: str, select: Any) -> list[Any]:
