@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 
@@ -53,6 +53,10 @@ class Claim:
     inputs: dict[str, Any]
     options: dict[str, Any]
     enqueued: float
+
+
+AbortOutcome = Literal["aborted", "requested", "ended"]
+"""What :meth:`ExecutionQueue.request_abort` did."""
 
 
 def new_owner() -> str:
@@ -194,7 +198,7 @@ class ExecutionQueue:
                                                               events.c.phase != "queued")
                                 .limit(1)).first() is not None
 
-    def request_abort(self, execution_id: str, by: str) -> str:
+    def request_abort(self, execution_id: str, by: str) -> AbortOutcome:
         """Ask for a queued execution to be aborted; returns what happened.
 
         ``aborted``: nobody had claimed it, so it is aborted now (its row removed, its phase
