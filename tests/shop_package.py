@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 PACKAGE = {
-    "__init__.py": "",
+    "__init__.py": "from {package}.flows import hourly  # noqa: F401  (found and named where it is defined)\n",
     "tasks.py": '''import plait
 
 

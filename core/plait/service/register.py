@@ -67,7 +67,9 @@ def collect(path: str | Path) -> Collected:
             if id(value) in seen:
                 continue
             if isinstance(value, LaunchPlan):
-                if value.name is None and value.module in (None, module.__name__):
+                if value.module not in (None, module.__name__):
+                    continue  # imported here: it is found (and named) in the module that defines it, if collected
+                if value.name is None:
                     value.name = f"{module.__name__}.{attr}"
                 found.launch_plans.append(value)
             elif isinstance(value, Workflow) and value.fn.__module__ in found.modules:
@@ -78,8 +80,6 @@ def collect(path: str | Path) -> Collected:
                 continue
             seen.add(id(value))
     for plan in found.launch_plans:
-        if plan.name is None:  # defined elsewhere, found only under another module's name
-            raise CompileError(f"{plan.where} has no name; pass LaunchPlan(name=...)")
         if plan.workflow not in found.workflows:
             found.workflows.append(plan.workflow)
     return found
