@@ -115,7 +115,8 @@ class Scheduler:
         self.store, self.blobs = store, blobs
         self.schedules = ScheduleStore(store)
         self.clock, self.lease_clock, self.lease_s = clock, lease_clock, lease_s
-        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        # host:pid:nonce, kept within the leases column (a long host name loses its end)
+        self.holder = holder or f"{socket.gethostname()[:100]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.leading = False
 
     def hold_lease(self) -> bool:

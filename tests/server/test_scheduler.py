@@ -329,6 +329,35 @@ def test_an_expired_lease_is_taken_over_and_a_live_one_is_not(sqlite_url):
     assert schedules.holder("scheduler", now=119.5) == "b"
 
 
+def test_the_service_holds_the_lease_while_the_server_runs_and_can_be_switched_off(sqlite_url, monkeypatch):
+    from fastapi import FastAPI
+    from plait_server.scheduler import start
+
+    app = FastAPI()
+    app.state.store, app.state.blobs = EventStore(sqlite_url), None
+    monkeypatch.setenv("PLAIT_SERVER_SCHEDULER_TICK_S", "0.05")
+    monkeypatch.setenv("PLAIT_SERVER_SCHEDULER", "0")
+    start(app)()
+    assert not hasattr(app.state, "scheduler") and query(sqlite_url, sa.select(leases.c.holder)) == []
+    monkeypatch.setenv("PLAIT_SERVER_SCHEDULER", "1")
+    stop = start(app)
+    try:
+        wait_for(lambda: query(sqlite_url, sa.select(leases.c.holder)) == [app.state.scheduler.holder],
+                 "the scheduler to take the lease")
+    finally:
+        stop()
+    assert query(sqlite_url, sa.select(leases.c.holder)) == []
+
+
+def test_a_tick_as_long_as_the_lease_is_refused(monkeypatch):
+    from plait.model.errors import PlaitError
+    from plait_server.scheduler import SchedulerSettings
+
+    monkeypatch.setenv("PLAIT_SERVER_SCHEDULER_TICK_S", "20")
+    with pytest.raises(PlaitError, match=r"tick \(20s\) must be above 0 and shorter than its lease \(15s\)"):
+        SchedulerSettings.from_env()
+
+
 # -- schedulers in real servers ---------------------------------------------------------------------
 
 
