@@ -74,3 +74,29 @@ def gated(a: int, b: int, marks: str, gate: str) -> int:
 def fragile(a: int, b: int, marks: str, gate: str) -> int:
     """add, then checked (fails while the gate is closed), then scale: recovered once it opens."""
     return scale(value=checked(total=add(a=a, b=b, marks=marks), gate=gate, marks=marks), factor=3, marks=marks)
+
+
+@plait.task
+def alone(name: str, marks: str) -> str:
+    """Fails if another ``alone`` runs at the same time (a lock file held for half a second)."""
+    lock = Path(marks) / "alone.lock"
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        raise RuntimeError(f"{name} started while another task of the execution ran") from None
+    try:
+        time.sleep(0.5)
+    finally:
+        os.close(fd)
+        lock.unlink()
+    mark(marks, "done")
+    return name
+
+
+@plait.workflow
+def pair(marks: str) -> list[str]:
+    """Two independent tasks: they run side by side unless the launch limits parallelism."""
+    return [alone(name="left", marks=marks), alone(name="right", marks=marks)]
+
+
+one_at_a_time = plait.LaunchPlan(pair, name="one_at_a_time", max_parallelism=1)

@@ -163,6 +163,16 @@ def test_a_fixed_input_a_wrong_type_and_an_unknown_input_are_refused_naming_them
     assert missing.status_code == 404 and "weekly" in missing.json()["detail"]
 
 
+def test_a_launch_plans_max_parallelism_limits_the_tasks_running_at_once(api: httpx.Client, world: dict[str, Any],
+                                                                          marks: Path):
+    """Each task of ``pair`` fails if the other runs beside it: they start together unless limited."""
+    xid = launch(api, launch_plan="one_at_a_time", inputs={"marks": str(marks)})
+    done = wait_for(lambda: ended(api, xid), f"execution {xid} to end", server=world["server"])
+    assert (done["phase"], done["error"]) == ("succeeded", None)
+    assert sorted(done["outputs"]["o0"]) == ["left", "right"]
+    assert sorted(runs(marks, xid).values()) == [["done"], ["done"]]  # each of the two ran once
+
+
 def test_aborting_a_running_execution_stops_its_task(api: httpx.Client, world: dict[str, Any], marks: Path,
                                                      tmp_path: Path):
     gate = tmp_path / "gate"  # never opened: the task waits until it is stopped

@@ -82,6 +82,9 @@ class RunOptions:
     tasks run from it, unpacked, instead of from the files they were registered from."""
     recover_from: str | None = None
     """A failed execution whose succeeded nodes this one reuses instead of running (recover)."""
+    max_parallelism: int | None = None
+    """At most this many task attempts (map items included) of the execution run at once
+    (a launch plan's); None: as many as the graph and the platform allow."""
 
 
 POLL_ERRORS_TOLERATED = 3
@@ -159,6 +162,7 @@ class Engine:
         if started is not None:  # how it was started: from a registered archive, recovering another
             options.code = options.code or started.data.get("code")
             options.recover_from = options.recover_from or started.data.get("recover_from")
+            options.max_parallelism = options.max_parallelism or started.data.get("max_parallelism")
         prior = _Prior.of(events)
         if options.recover_from:  # what this run has not reached yet still comes from the failed one
             recovered = _Prior.recovering(options.recover_from, list(self.store.events(options.recover_from)))
@@ -211,6 +215,7 @@ class _Execution:
         self.checkpoints = self.blobs.uri("checkpoints", self.id)
         self.detached = False
         """Set by :meth:`Engine.detach`: this engine no longer owns the execution."""
+        self.parallelism = asyncio.Semaphore(options.max_parallelism) if options.max_parallelism else None
 
     def emit(self, kind: EventKind, entity: str, phase: Phase, data: dict[str, Any] | None = None) -> None:
         if self.detached:
@@ -279,6 +284,8 @@ class _Execution:
             found["code"] = self.options.code
         if self.options.recover_from:
             found["recover_from"] = self.options.recover_from
+        if self.options.max_parallelism:
+            found["max_parallelism"] = self.options.max_parallelism
         return found
 
     # -- attempts --------------------------------------------------------------------------
@@ -291,7 +298,15 @@ class _Execution:
 
     async def run_task(self, path: str, template: TaskTemplate, inputs: dict[str, Any],
                        index: int | None = None) -> dict[str, Any]:
-        """Run attempts of ``template`` until one succeeds or the retry budgets are spent."""
+        """Run attempts of ``template`` until one succeeds or the retry budgets are spent
+        (holding one of the execution's ``max_parallelism`` slots meanwhile, if it has any)."""
+        if self.parallelism is None:
+            return await self._run_task(path, template, inputs, index)
+        async with self.parallelism:
+            return await self._run_task(path, template, inputs, index)
+
+    async def _run_task(self, path: str, template: TaskTemplate, inputs: dict[str, Any],
+                        index: int | None) -> dict[str, Any]:
         task_type = self.engine.registry.task_type(template.type, needed_by=template.name)
         user_failures = system_failures = 0
         number = self.prior.attempts.get((path, index), 0)
