@@ -12,6 +12,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,7 +26,7 @@ from zoneinfo import ZoneInfo
 import plait
 import pytest
 import sqlalchemy as sa
-from harness import STORES, ServerProcess, bootstrap, store_url
+from harness import STORES, ServerProcess, bootstrap, server_env, store_url
 from plait.model.errors import InputError
 from plait.model.registered import LaunchPlanSpec, RegisteredWorkflow, Schedule
 from plait.storage.entities import EntityStore, active_launch_plans
@@ -481,6 +484,60 @@ def test_a_leader_stopping_gives_its_lease_up_at_once(tmp_path, postgres_url):
         run_minutes(postgres_url, clock, ["every-minute"], 1, [other])
         assert leader_pid(postgres_url) == other.proc.pid  # type: ignore[union-attr]
     assert set(scheduled(postgres_url)) == ids_for("every-minute", minutes(1, 2))
+
+
+SCHEDULED_FLOWS = """
+import datetime as dt
+from pathlib import Path
+
+import plait
+
+
+@plait.task
+def stamp(when: dt.datetime, out: str) -> str:
+    Path(out, plait.current_context().execution_id).write_text(when.isoformat())
+    return when.isoformat()
+
+
+@plait.workflow
+def stamped(when: dt.datetime, out: str) -> str:
+    return stamp(when=when, out=out)
+
+
+every_minute = plait.LaunchPlan(stamped, name="every_minute", default_inputs={"out": OUT},
+                                schedule=plait.Cron("* * * * *", fire_time_input="when", catch_up="all"))
+"""
+
+
+def test_a_registered_and_activated_schedule_runs_with_its_fire_time(tmp_path):
+    """The whole way: `plait register --activate` through the server, the scheduler fires, an
+    engine worker runs the task from the code archive with the fire time as its input."""
+    db_url = f"sqlite:///{tmp_path / 'server.db'}"
+    key = bootstrap(db_url, tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "scheduled.py").write_text(SCHEDULED_FLOWS.replace("OUT", repr(str(out))))
+    clock = SimulatedClock(tmp_path / "clock", time.time() - 3600)  # before the activation: nothing due
+    server = ServerProcess(db_url, tmp_path, engines=1, env=scheduler_env(clock))
+    with server, server.client(key) as api:
+        assert api.post("/projects", json={"name": "alpha"}).status_code == 201
+        env = {**server_env("", tmp_path), "PLAIT_SERVER": server.url, "PLAIT_API_KEY": key}
+        done = subprocess.run([sys.executable, "-m", "plait.cli", "register", str(source / "scheduled.py"),
+                               "--project", "alpha", "--domain", "development", "--version", "v1", "--activate"],
+                              env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        assert done.returncode == 0, done.stdout + done.stderr
+        shutil.rmtree(source)  # the engine runs it from the code archive
+        (plan,) = api.get("/projects/alpha/domains/development/schedules").json()
+        assert plan["launch_plan"] == "every_minute" and plan["last_fire"] is None
+        clock.set(plan["next_fire"])
+        xid = scheduled_execution_id("alpha", "development", "every_minute", "v1", plan["next_fire"])
+        wait_for(lambda: api.get(f"/executions/{xid}").json().get("phase") == "succeeded",
+                 f"scheduled execution {xid} to succeed", timeout_s=90, servers=[server])
+    fired = datetime.fromtimestamp(plan["next_fire"], UTC).isoformat()
+    assert (out / xid).read_text() == fired
+    assert scheduled(db_url) == [xid]
 
 
 @pytest.mark.parametrize("kind", STORES)
