@@ -306,3 +306,51 @@ def test_plait_run_remote_and_executions_commands_go_through_the_server(world: d
     with world["server"].client(world["key"]) as api:
         done = wait_for(lambda: ended(api, again), "the relaunch to end", server=world["server"])
     assert done["outputs"] == {"o0": 110}
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_plait_engine_processes_run_launched_executions_beside_a_server_without_workers(
+        kind: str, tmp_path: Path, marks: Path):
+    """Scaling out: a server with no engine worker queues; a ``plait engine`` on its store runs."""
+    home = tmp_path / "home"
+    home.mkdir()
+    with store_url(kind, home) as url:
+        key = bootstrap(url, home)
+        with ServerProcess(url, home, engines=0) as server, server.client(key) as api:
+            assert api.post("/projects", json={"name": PROJECT}).status_code == 201
+            register(server, key, home)
+            xid = launch(api, launch_plan="nightly", inputs={"a": 1, "marks": str(marks)})
+            assert execution(api, xid)["phase"] == "queued"
+            engine = subprocess.run([sys.executable, "-m", "plait.cli", "engine", "--exit-when-idle"],
+                                    env={**server_env(url, home), "PLAIT_WORKERS": "2"}, capture_output=True,
+                                    text=True, timeout=120, cwd=tmp_path)
+            assert engine.returncode == 0, engine.stderr
+            done = execution(api, xid)
+            assert (done["phase"], done["outputs"]) == ("succeeded", {"o0": 60}), (done, engine.stderr)
+
+
+def test_the_launch_commands_work_on_the_local_store_without_a_server(tmp_path: Path, marks: Path):
+    env = {**server_env(f"sqlite:///{tmp_path / 'plait.db'}", tmp_path), "PLAIT_WORKERS": "2"}
+
+    def plait(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([sys.executable, "-m", "plait.cli", *args], env=env, capture_output=True, text=True,
+                              timeout=120, cwd=tmp_path)
+        assert (done.returncode == 0) == ok, done.stdout + done.stderr
+        return done
+
+    source = tmp_path / "source"
+    source.mkdir()
+    shutil.copy(FLOWS, source / "flows.py")
+    plait("register", str(source / "flows.py"), "--version", "v1", "--activate")
+    shutil.rmtree(source)
+    first = plait("run", "--remote", "nightly", "--a", "2", "--marks", str(marks)).stdout.split()[0]
+    queued = plait("run", "--remote", "nightly@v1", "--a", "3", "--marks", str(marks)).stdout.split()[0]
+    assert "aborted (it had not started)" in plait("executions", "abort", queued).stdout
+    plait("engine", "--exit-when-idle")
+    again = plait("executions", "relaunch", first, "--input", "a=4").stdout.split()[0]
+    plait("engine", "--exit-when-idle")
+    refused = plait("executions", "recover", again, ok=False)
+    assert "succeeded" in refused.stderr
+    assert runs(marks, first) == {"add": ["done"], "scale": ["done"]} and runs(marks, queued) == {}
+    shown = plait("executions", "show", again, "--no-logs").stdout
+    assert "succeeded" in shown and '"a": 4' in shown
