@@ -31,12 +31,12 @@ PHASES = ["queued", "running", "succeeded", "failed"]
 
 def make_executions(store: EventStore, project: str, count: int, start: int = 0, prefix: str = "x") -> list[dict[str, Any]]:
     """``count`` queued executions of ``project``/development, each with a workflow, launch
-    plan, launcher, one or two tags and a phase, cycling through them; their rows."""
+    plan, launcher, tags (nightly, gpu, both or none) and a phase, cycling through them; their rows."""
     queue = ExecutionQueue(store)
     ids = []
     for i in range(start, start + count):
         xid = f"{prefix}{'ab'[i % 2]}-{project}-{i:04d}"
-        tags = ("nightly",) + (("gpu",) if i % 3 == 0 else ())
+        tags = (("nightly",) if i % 2 == 0 else ()) + (("gpu",) if i % 3 == 0 else ())
         queue.enqueue(xid, SPECS["flows.prices" if i % 2 else "flows.maps"], {}, {}, project, "development",
                       origin=Origin(launch_plan=f"lp{i % 3}", launched_by=f"user{i % 4}", tags=tags))
         if PHASES[i % 4] != "queued":
@@ -44,7 +44,7 @@ def make_executions(store: EventStore, project: str, count: int, start: int = 0,
         ids.append(xid)
     rows = [store.execution(x) for x in ids]
     for row, i in zip(rows, range(start, start + count)):
-        row["tags"] = {"nightly"} | ({"gpu"} if i % 3 == 0 else set())
+        row["tags"] = ({"nightly"} if i % 2 == 0 else set()) | ({"gpu"} if i % 3 == 0 else set())
     return rows
 
 
