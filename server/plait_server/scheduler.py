@@ -36,13 +36,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import sqlalchemy as sa
 from fastapi import FastAPI
 from plait.model.errors import PlaitError
 from plait.model.registered import LaunchPlanSpec
 from plait.service.remote_launch import launch_registered
 from plait.storage.blobs import BlobStore
-from plait.storage.events import EventStore, executions
+from plait.storage.events import EventStore
 from plait.storage.schedules import (
     ActivePlan,
     ScheduleStore,
@@ -134,21 +133,22 @@ class Scheduler:
             self.leading = False
 
     def tick(self) -> list[str]:
-        """One round: if this scheduler leads, start every due fire time; the ids it started."""
+        """One round: if this scheduler leads, start every due fire time; the ids of the
+        executions fired (or found already started)."""
         if not self.hold_lease():
             return []
         now = self.clock()
-        started: list[str] = []
+        fired: list[str] = []
         for plan in self.schedules.active_plans():
             try:
-                if not self._fire(plan, now, started):
+                if not self._fire(plan, now, fired):
                     break
             except Exception:  # one broken plan (or a database hiccup) must not stop the others
                 log.exception("schedule of launch plan %s version %s in %s/%s failed this tick",
                               plan.name, plan.version, plan.project, plan.domain)
-        return started
+        return fired
 
-    def _fire(self, plan: ActivePlan, now: float, started: list[str]) -> bool:
+    def _fire(self, plan: ActivePlan, now: float, fired: list[str]) -> bool:
         """Start ``plan``'s due fire times; False when the lease was lost meanwhile."""
         spec = LaunchPlanSpec.model_validate(plan.body)
         if spec.schedule is None:
@@ -161,8 +161,8 @@ class Scheduler:
                 return False
             xid = scheduled_execution_id(plan.project, plan.domain, plan.name, plan.version, fire_time)
             try:
-                if self._launch(plan, fire_time, xid):
-                    started.append(xid)
+                self._launch(plan, fire_time, xid)
+                fired.append(xid)
             except PlaitError as exc:
                 # It can never start (its workflow version is missing, an input is bad): say
                 # so and go on, rather than trying this fire time for ever.
@@ -186,21 +186,14 @@ class Scheduler:
             except Exception:
                 log.exception("scheduler could not give its lease up; it expires in %gs", self.lease_s)
 
-    def _launch(self, plan: ActivePlan, fire_time: float, xid: str) -> bool:
-        """Queue the execution for ``fire_time``; False when it exists already (another
-        scheduler, or this one before a restart, started it). Should two start it at once, the
-        executions table's primary key lets one in and :func:`launch_registered` returns the id
-        to the other."""
-        if self._exists(xid):
-            return False
+    def _launch(self, plan: ActivePlan, fire_time: float, xid: str) -> None:
+        """Queue the execution for ``fire_time`` under ``xid``; nothing when it exists already
+        (another scheduler, or this one before a restart, started it): :func:`launch_registered`
+        returns an existing id as it is, and of two inserting it at once the executions table's
+        primary key lets one in."""
         launch_registered(self.store, self.blobs, plan.project, plan.domain, launch_plan=plan.name,
                           version=plan.version, launched_by=LAUNCHED_BY, fire_time=fire_time, execution_id=xid,
                           platform=os.environ.get("PLAIT_PLATFORM") or "local")
-        return True
-
-    def _exists(self, execution_id: str) -> bool:
-        with self.store.engine.connect() as conn:
-            return conn.execute(sa.select(executions.c.id).where(executions.c.id == execution_id)).first() is not None
 
 
 def _utc(t: float) -> str:
