@@ -326,14 +326,18 @@ def test_the_cli_against_a_server_tells_a_viewer_of_another_project_no_execution
     assert done.returncode != 0 and f"no execution {theirs!r}" in done.stderr
 
 
-def test_show_follow_against_a_server_prints_events_live_until_the_end(world: dict[str, Any]):
+@pytest.mark.parametrize("remote", [True, False], ids=["server", "local"])
+def test_show_follow_prints_events_live_until_the_end(world: dict[str, Any], remote: bool):
     store, xid = world["store"], f"follow-{time.time_ns()}"
     running_execution(store, "alpha", xid)
     env = server_env(world["url"], world["home"], COLUMNS="200")
-    env.pop("PLAIT_DB_URL")
-    proc = subprocess.Popen([sys.executable, "-m", "plait.cli", "executions", "--server", world["server"].url,
-                             "show", xid, "--follow"], env={**env, "PLAIT_API_KEY": world["keys"]["viewer-alpha"]},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    server: list[str] = []
+    if remote:  # then the command has no store to read: only the server's stream
+        env.pop("PLAIT_DB_URL")
+        env["PLAIT_API_KEY"] = world["keys"]["viewer-alpha"]
+        server = ["--server", world["server"].url]
+    proc = subprocess.Popen([sys.executable, "-m", "plait.cli", "executions", *server, "show", xid, "--follow"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")))  # type: ignore[union-attr]
     reader.start()
