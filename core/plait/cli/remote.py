@@ -36,8 +36,8 @@ def _local() -> tuple[Any, Any]:
 
 
 def run_remote(name: str, project: str, domain: str, args: list[str], wait: bool, platform: str) -> None:
-    """Launch the registered launch plan ``NAME[@VERSION]`` (or, when no launch plan has that
-    name, the workflow); print the execution's id, and with ``wait`` its end and outputs."""
+    """Launch the registered launch plan ``NAME[@VERSION]`` (a workflow registers a default
+    launch plan of its own name); print the execution's id, and with ``wait`` its end and outputs."""
     from plait.model.api.launch import LaunchedOut, LaunchIn
 
     plan, _, version = name.partition("@")
