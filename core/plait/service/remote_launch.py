@@ -67,7 +67,8 @@ def launch_registered(store: EventStore, blobs: BlobStore | None, project: str, 
     active), or the workflow's latest version. ``inputs`` are Python values or their JSON
     literals, checked against the workflow's interface. ``fire_time``: a schedule's fire time,
     passed into the launch plan's ``fire_time_input``. An ``execution_id`` that exists already
-    is not launched again: its id is returned.
+    is not launched again: its id is returned. ``blobs`` is not read yet: file inputs are given
+    by their URI in the blob store (a local path is refused), never uploaded here.
     """
     if (launch_plan is None) == (workflow is None):
         raise InputError("launch either a launch plan or a workflow (one of them, by name)")
