@@ -589,6 +589,11 @@ for _command in _REMOTE_COMMANDS:
 
 cli.add_command(_register)
 
+from plait.cli.admin import COMMANDS as _ADMIN_COMMANDS  # noqa: E402  (whoami, projects, users, keys)
+
+for _command in _ADMIN_COMMANDS:
+    cli.add_command(_command)
+
 
 if __name__ == "__main__":
     main()

@@ -28,8 +28,26 @@ from plait.platforms.local.process import LOG_LIMIT, _kill_group
 Callback = Callable[[dict[str, Any]], None]
 
 
+def _die_with_the_engine() -> None:
+    """Have the kernel kill this worker when its parent goes: the forkserver, which ends when
+    the engine does, however it ends (``kill -9`` included). A worker must not outlive its
+    engine: a resumed execution starts the attempt it was running again, and the two would run
+    side by side. (The parent is the forkserver's one thread, so the signal is not sent early.)"""
+    parent = os.getppid()
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the worker ends when it next reads its pipe
+        return
+    if os.getppid() != parent:  # the parent went before the request was made
+        os._exit(1)
+
+
 def _worker_main(conn: multiprocessing.connection.Connection) -> None:
     os.setsid()  # abort kills the worker's process group: the task's children go with it
+    _die_with_the_engine()
     for key in [k for k in os.environ if k.startswith(SECRET_ENV_PREFIX)]:
         del os.environ[key]  # a task gets the secrets it declared in its payload, no others
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the engine's to handle
