@@ -38,7 +38,7 @@ def test_registering_a_package_stores_every_entity_and_its_code_once_and_again_c
                                                               "v1").body)  # type: ignore[union-attr]
     assert workflow.code is not None and workflow.code.uri == blobs.uri("code", f"{workflow.code.digest}.tar.gz")
     assert hashlib.sha256(blobs.read_bytes(workflow.code.uri)).hexdigest() == workflow.code.digest
-    assert workflow.code.root == str(tmp_path / "src")
+    assert workflow.code.root == "."  # task files are relative to the archive
     plan = LaunchPlanSpec.model_validate(entities.get("p", "development", "launch_plan", "shop_l1.flows.quote",
                                                       "v1").body)  # type: ignore[union-attr]
     assert (plan.workflow, plan.workflow_version, plan.schedule) == ("shop_l1.flows.quote", "v1", None)
@@ -233,3 +233,18 @@ def test_what_a_server_receives_is_checked_before_anything_is_stored(local, tmp_
         checked_entities(entities, blobs, "p", "development", "v1", [("launch_plan", "p1", bad_cron)])
     with pytest.raises(InputError, match="version 'v 1': give a non-empty version"):
         checked_entities(entities, blobs, "p", "development", "v 1", [])
+
+
+def test_the_same_code_registered_from_two_checkouts_is_the_same_content(local, tmp_path):
+    """Task files are stored relative to the archive, not as the registering machine's paths:
+    CI and a laptop registering one release agree instead of conflicting."""
+    entities, blobs = local
+    first = register_local(entities, blobs, write_package(tmp_path / "laptop" / "src", "shop_l9"), "p",
+                           "development", "v1")[0]
+    again = register_local(entities, blobs, write_package(tmp_path / "ci" / "checkout", "shop_l9"), "p",
+                           "development", "v1")[0]
+    assert all(r.created for r in first) and not any(r.created for r in again)
+    body = RegisteredWorkflow.model_validate(entities.get("p", "development", "workflow", "shop_l9.flows.quote",
+                                                          "v1").body)  # type: ignore[union-attr]
+    assert body.code is not None and body.code.root == "."
+    assert "laptop" not in str(body.model_dump()) and "checkout" not in str(body.model_dump())

@@ -26,8 +26,8 @@ from plait.model.wire import WireModel
 
 class CodeRef(WireModel):
     """A workflow's code archive in the blob store: ``uri`` holds the archive with SHA-256
-    ``digest``; ``root`` is the folder it was packed from, as the registering machine saw it
-    (the task refs' file paths start there)."""
+    ``digest``; the task refs' file paths are relative to ``root`` (``.``, the archive's top, as
+    registration writes them: the same code registered from two checkouts is one content)."""
 
     digest: str
     uri: str

@@ -163,7 +163,11 @@ def build_registration(found: Collected, version: str, ship: Ship | None = None,
     if packed is not None:
         if ship is None:
             raise InputError("this registration has code to ship and nowhere to store it")
-        code = CodeRef(digest=packed.digest, uri=ship(packed), root=str(packed.root))
+        # Task files are stored relative to the archive's top, so that the same code registered
+        # from another checkout (a laptop, CI) is the same content, not a conflict.
+        templates = {name: _relative(t, packed.root) for name, t in templates.items()}
+        specs = {name: _relative_spec(s, packed.root) for name, s in specs.items()}
+        code = CodeRef(digest=packed.digest, uri=ship(packed), root=".")
     plans: dict[str, LaunchPlanSpec] = {name: LaunchPlanSpec(name=name, workflow=name, workflow_version=version)
                                         for name in specs}
     named: dict[str, LaunchPlan] = {}
@@ -177,6 +181,21 @@ def build_registration(found: Collected, version: str, ship: Ship | None = None,
                            .model_dump(mode="json")) for name, s in sorted(specs.items())]
     entities += [NewEntity("launch_plan", name, version, p.model_dump(mode="json")) for name, p in sorted(plans.items())]
     return Registration(version, entities, packed)
+
+
+def _relative(template: TaskTemplate, root: Path) -> TaskTemplate:
+    ref = template.ref
+    if ref is None or not ref.file or not Path(ref.file).is_relative_to(root):
+        return template
+    return template.model_copy(update={"ref": ref.model_copy(update={"file": str(Path(ref.file).relative_to(root))})})
+
+
+def _relative_spec(spec: WorkflowSpec, root: Path) -> WorkflowSpec:
+    """``spec`` with its tasks' files relative to ``root``, and its content hash made again."""
+    moved = spec.model_copy(update={
+        "tasks": {key: _relative(t, root) for key, t in spec.tasks.items()},
+        "subworkflows": {key: _relative_spec(sub, root) for key, sub in spec.subworkflows.items()}})
+    return moved.with_version() if spec.version else moved
 
 
 def check_version(version: str) -> None:
