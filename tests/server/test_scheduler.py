@@ -27,6 +27,8 @@ import plait
 import pytest
 import sqlalchemy as sa
 from harness import STORES, ServerProcess, bootstrap, server_env, store_url
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from plait.model.errors import InputError
 from plait.model.registered import LaunchPlanSpec, RegisteredWorkflow, Schedule
 from plait.storage.entities import EntityStore, active_launch_plans
@@ -89,6 +91,64 @@ def test_cron_day_fields_match_either_when_both_are_restricted():
     days = [datetime.fromtimestamp(t, UTC).day
             for t in fire_times(schedule, utc(2027, 2, 1), utc(2027, 3, 1) - 1, anchor=0)]
     assert days == [5, 12, 13, 19, 26]
+
+
+def brute_force(cron: str, zone: str, after: float, until: float) -> list[float]:
+    """Every whole minute in (after, until] whose wall time matches, read field by field: the
+    rules restated independently of the iteration over days the scheduler uses."""
+    fields = cron.split()
+
+    def allowed(text: str, low: int, high: int) -> set[int]:
+        found: set[int] = set()
+        for item in text.split(","):
+            span, _, step = item.partition("/")
+            first, last = (low, high) if span == "*" else (int(span.split("-")[0]), int(span.split("-")[-1]))
+            if step and span != "*" and "-" not in span:
+                last = high
+            found.update(range(first, last + 1, int(step or 1)))
+        return found
+
+    minutes, hours, days, months = (allowed(f, lo, hi) for f, lo, hi in
+                                    zip(fields, (0, 0, 1, 1), (59, 23, 31, 12)))
+    weekdays = {(d - 1) % 7 for d in allowed(fields[4], 0, 7)}
+    tz = ZoneInfo(zone)
+    times = []
+    for t in range(int(after // 60 + 1) * 60, int(until) + 1, 60):
+        local = datetime.fromtimestamp(t, tz)
+        if local.fold == 1 and local.replace(fold=0).utcoffset() != local.utcoffset():
+            continue  # the second pass through a repeated hour
+        in_month, in_week = local.day in days, local.weekday() in weekdays
+        day_ok = (in_month and in_week) if fields[2].startswith("*") or fields[4].startswith("*") \
+            else (in_month or in_week)
+        if local.minute in minutes and local.hour in hours and local.month in months and day_ok:
+            times.append(float(t))
+    return times
+
+
+def cron_field(low: int, high: int) -> st.SearchStrategy[str]:
+    value = st.integers(low, high)
+    item = st.one_of(st.just("*"), value.map(str), st.tuples(value, value).map(lambda r: f"{min(r)}-{max(r)}"),
+                     st.tuples(st.sampled_from(["*", str(low)]), st.integers(1, 7)).map(lambda p: f"{p[0]}/{p[1]}"))
+    return st.lists(item, min_size=1, max_size=3).map(",".join)
+
+
+@settings(max_examples=60, deadline=None)
+@given(minute=cron_field(0, 59), hour=cron_field(0, 23), day=cron_field(1, 31), month=st.just("*"),
+       weekday=cron_field(0, 7), zone=st.sampled_from(["Europe/Berlin", "America/New_York", "Australia/Lord_Howe"]),
+       start=st.sampled_from([utc(2026, 3, 27), utc(2026, 3, 6), utc(2026, 10, 23), utc(2026, 10, 30), utc(2026, 4, 2)]),
+       split=st.floats(0, 1))
+def test_cron_fire_times_match_a_minute_by_minute_reading_and_split_anywhere(
+        minute, hour, day, month, weekday, zone, start, split):
+    """Around daylight-saving changes (Lord Howe moves by half an hour), in both directions:
+    what fires in (a, c] is what fires in (a, b] then (b, c], as consecutive ticks see it."""
+    schedule = Schedule(cron=f"{minute} {hour} {day} {month} {weekday}", timezone=zone)
+    until = start + 4 * 86400
+    middle = start + split * (until - start)
+    expected = brute_force(schedule.cron, zone, start, until)  # type: ignore[arg-type]
+    assert list(fire_times(schedule, start, until, anchor=0)) == expected
+    assert list(fire_times(schedule, start, middle, anchor=0)) + list(fire_times(schedule, middle, until, anchor=0)) \
+        == expected
+    assert list(fire_times(schedule, start, until, anchor=0, reverse=True)) == expected[::-1]
 
 
 def test_a_fixed_rate_counts_from_its_anchor_and_excludes_it():
