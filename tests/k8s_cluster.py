@@ -34,6 +34,8 @@ from plait.testing.kubelet import Kubelet
 MOTO_MISSING = 'the Kubernetes platform tests need the moto server for S3: pip install "moto[server]"'
 NAMESPACE = "default-development"
 """The namespace of project ``default``, domain ``development`` (the template's default)."""
+WORK = ("pods", "sparkapplications.sparkoperator.k8s.io", "pytorchjobs.kubeflow.org")
+"""The kinds of object an attempt runs as on the emulated cluster."""
 AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
@@ -180,6 +182,20 @@ class Cluster:
         assert self.kube is not None
         return self.kube.objects("pods", namespace)
 
+    def left(self, namespace: str = NAMESPACE) -> list[str]:
+        """What work still stands in ``namespace``: its pods, SparkApplications and PyTorchJobs."""
+        assert self.kube is not None
+        return [f"{kind} {obj['metadata']['name']}" for kind in WORK
+                for obj in self.kube.objects(kind, namespace)]
+
+    def wait_until_empty(self, namespace: str = NAMESPACE, timeout: float = 30) -> None:
+        """Wait until the work of the tests before is gone from ``namespace``: what a test
+        finished, aborted or cleaned up must not keep running on the cluster."""
+        from engine_process import wait_for
+
+        wait_for(lambda: not self.left(namespace), f"nothing left running in {namespace}: {self.left(namespace)}",
+                 timeout)
+
 
 def _aws_kwargs() -> dict[str, str]:
     return {"aws_access_key_id": AWS["AWS_ACCESS_KEY_ID"], "aws_secret_access_key": AWS["AWS_SECRET_ACCESS_KEY"],
@@ -206,6 +222,7 @@ class OnKubernetes:
         self.platform = KubernetesPlatform(cluster.config())
         yield
         self.platform.close()
+        cluster.wait_until_empty()  # an abort stops the work, a success leaves nothing behind
 
     def placed(self, case: Any) -> Any:
         return dataclasses.replace(case, platform=self.platform, blob_url=self.cluster.blob_url)

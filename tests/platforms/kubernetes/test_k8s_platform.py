@@ -63,6 +63,7 @@ class TestPythonTaskOnKubernetes(TaskTypeLifecycleTests):
         self.platform = KubernetesPlatform(cluster.config())
         yield
         self.platform.close()
+        cluster.wait_until_empty()  # an abort stops the work, a success leaves nothing behind
 
     def case(self, tmp_path: Path) -> LifecycleCase:
         marker = tmp_path / "starts"
