@@ -206,7 +206,10 @@ def start(app: FastAPI) -> Callable[[], None]:
     if not settings.enabled:
         return lambda: None
     clock = file_clock(settings.clock_file) if settings.clock_file else time.time
-    scheduler = Scheduler(app.state.store, app.state.blobs, clock=clock, lease_s=settings.lease_s)
+    # A store of its own: launching buffers events, and an EventStore's buffer is not shared
+    # across threads (the API's handlers use the app's).
+    store = EventStore(app.state.store.url)
+    scheduler = Scheduler(store, app.state.blobs, clock=clock, lease_s=settings.lease_s)
     app.state.scheduler = scheduler
     stopping = threading.Event()
     thread = threading.Thread(target=scheduler.run, args=(stopping, settings.tick_s), name="plait-scheduler",
@@ -216,6 +219,7 @@ def start(app: FastAPI) -> Callable[[], None]:
     def stop() -> None:
         stopping.set()
         thread.join(30)
+        store.close()
 
     return stop
 
