@@ -22,10 +22,10 @@ same parser the scheduler fires by.
 :func:`check_schedule` is what registration calls, so a bad expression or an unknown zone is
 refused when it is registered rather than noticed by the scheduler later.
 
-**What the scheduler keeps.** One scheduler at a time fires schedules: the one holding the ``leases`` row named
-``scheduler`` until it expires. ``schedule_state`` records, per launch plan name, the last fire
-time handled, so that a scheduler taking over (or starting after downtime) knows which fire
-times were missed.
+**What the scheduler keeps.** One scheduler at a time fires schedules: the one holding the
+``leases`` row named ``scheduler`` until it expires. ``schedule_state`` records, per launch
+plan name, the last fire time handled, so that a scheduler taking over (or starting after
+downtime) knows which fire times were missed.
 
 The lease is one conditional upsert, ``INSERT ... ON CONFLICT (name) DO UPDATE ... WHERE the
 holder is me or the lease expired``, which SQLite and PostgreSQL both run atomically: on
