@@ -129,3 +129,24 @@ def test_conflicting_registrations_at_once_leave_one_winner_and_refuse_the_rest(
     finally:
         for s in stores:
             s.store.close()
+
+
+def test_activating_the_active_version_again_keeps_its_activation_time(entities: EntityStore):
+    """A fixed-rate schedule counts from its activation: registering (and activating) the same
+    version again must not move it, or fire times between the two would be skipped."""
+    import sqlalchemy as sa
+    from plait.storage.entities import active_launch_plans
+
+    def activated() -> tuple[str, float]:
+        with entities.engine.connect() as conn:
+            row = conn.execute(sa.select(active_launch_plans.c.version, active_launch_plans.c.activated)).one()
+        return row.version, row.activated
+
+    for version in ("v1", "v2"):
+        entities.register("p", "d", "launch_plan", "lp", version, {"v": version})
+    entities.activate("p", "d", "lp", "v1")
+    first = activated()
+    entities.activate("p", "d", "lp", "v1")
+    assert activated() == first
+    entities.activate("p", "d", "lp", "v2")
+    assert activated()[0] == "v2" and activated()[1] >= first[1]

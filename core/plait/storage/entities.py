@@ -194,9 +194,12 @@ class EntityStore:
                              "activate a version that is not")
         values = dict(version=version, activated=time.time())
         with self.engine.begin() as conn:
+            # Activating the active version again changes nothing: its activation time anchors
+            # a fixed-rate schedule and bounds catch-up, so re-registering must not move it.
             conn.execute(self.store._insert(active_launch_plans)
                          .values(project=project, domain=domain, name=name, **values)
-                         .on_conflict_do_update(index_elements=["project", "domain", "name"], set_=values))
+                         .on_conflict_do_update(index_elements=["project", "domain", "name"], set_=values,
+                                                where=active_launch_plans.c.version != version))
         return found
 
     def deactivate(self, project: str, domain: str, name: str) -> None:
