@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,20 @@ def store_url(kind: str, folder: Path) -> Iterator[str]:
     else:
         with fresh_database() as url:
             yield url
+
+
+def wait_for(condition: Callable[[], Any], what: str, timeout: float = 60.0,
+             servers: Iterable[ServerProcess] = (), interval: float = 0.05) -> Any:
+    """Poll ``condition`` until it returns something true (returned); fail naming ``what``,
+    with the tail of each of ``servers``' logs, after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    logs = "".join(f"\nserver log:\n{s.output()[-1500:]}" for s in servers)
+    pytest.fail(f"timed out after {timeout:g}s waiting for {what}{logs}", pytrace=False)
 
 
 def free_port() -> int:

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import STORES, ServerProcess, bootstrap, store_url
+from harness import STORES, ServerProcess, bootstrap, store_url, wait_for
 from plait.storage.events import EventStore
 from plait.storage.queue import ExecutionQueue
-from test_launch import PROJECT, WHERE, alive, ended, events, register, runs, wait_for
+from test_launch import PROJECT, WHERE, alive, ended, events, register, runs
 
 ENV = {"PLAIT_SERVER_LEASE_S": "3", "PLAIT_SERVER_ENGINE_CONCURRENCY": "3", "PLAIT_WORKERS": "4"}
 
@@ -53,7 +53,7 @@ def test_a_killed_servers_executions_are_resumed_by_the_next_and_no_finished_nod
                            and any(e["entity"] == "add" and e["phase"] == "succeeded" for e in events(api, x))]
                 return waiting if len(waiting) == 3 else []
 
-            running = wait_for(three_waiting, "three executions to finish add and wait at the gate", server=first)
+            running = wait_for(three_waiting, "three executions to finish add and wait at the gate", servers=[first])
         pids = [int((marks / x / "wait.pid").read_text()) for x in running]
         first.kill()
         for pid in pids:  # the machine went down: the server's workers with it
@@ -68,7 +68,7 @@ def test_a_killed_servers_executions_are_resumed_by_the_next_and_no_finished_nod
             with second.client(key) as api:
                 for xid in ids:
                     done = wait_for(lambda xid=xid: ended(api, xid), f"{xid} to end after the restart", timeout=90,
-                                    server=second)
+                                    servers=[second])
                     assert (done["phase"], done["outputs"]) == ("succeeded", {"o0": 6}), done
                     phases = [(e["run"], e["phase"]) for e in events(api, xid) if e["kind"] == "execution"]
                     if xid in running:  # resumed from its events by the second server: run 1

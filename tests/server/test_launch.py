@@ -13,31 +13,19 @@ import os
 import shutil
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from harness import STORES, ServerProcess, bootstrap, server_env, store_url
+from harness import STORES, ServerProcess, bootstrap, server_env, store_url, wait_for
 
 FLOWS = Path(__file__).with_name("launch_flows.py")
 PROJECT, DOMAIN = "alpha", "development"
 WHERE = f"/projects/{PROJECT}/domains/{DOMAIN}"
 LEASE_S = "3"
 CONCURRENCY = 2
-
-
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = 60.0, server: ServerProcess | None = None) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = condition()
-        if found:
-            return found
-        time.sleep(0.1)
-    log = f"\nserver log:\n{server.output()}" if server else ""
-    pytest.fail(f"timed out after {timeout:g}s waiting for {what}{log}", pytrace=False)
 
 
 def register(server: ServerProcess, key: str, home: Path, version: str = "v1") -> None:
@@ -135,14 +123,14 @@ def alive(pid: int) -> bool:
 def test_a_launch_plan_launch_merges_defaults_and_overrides_and_runs_to_success(
         api: httpx.Client, world: dict[str, Any], marks: Path):
     xid = launch(api, launch_plan="nightly", inputs={"a": 2, "marks": str(marks)}, tags=["t1"])
-    done = wait_for(lambda: ended(api, xid), f"execution {xid} to end", server=world["server"])
+    done = wait_for(lambda: ended(api, xid), f"execution {xid} to end", servers=[world["server"]])
     assert done["phase"] == "succeeded", (done["error"], world["server"].output())
     assert done["outputs"] == {"o0": (2 + 5) * 10}  # b from the plan's defaults, factor fixed
     assert done["inputs"] == {"a": 2, "marks": str(marks), "b": 5, "factor": 10}
     assert runs(marks, xid) == {"add": ["done"], "scale": ["done"]}
 
     overridden = launch(api, launch_plan="nightly", inputs={"a": 2, "b": 1, "marks": str(marks)})
-    done = wait_for(lambda: ended(api, overridden), f"execution {overridden} to end", server=world["server"])
+    done = wait_for(lambda: ended(api, overridden), f"execution {overridden} to end", servers=[world["server"]])
     assert (done["phase"], done["outputs"]) == ("succeeded", {"o0": (2 + 1) * 10})
     listed = api.get(f"{WHERE}/executions", params={"launch_plan": "nightly", "launched_by": "admin"}).json()
     assert {xid, overridden} <= {row["id"] for row in listed["items"]}
@@ -167,7 +155,7 @@ def test_a_launch_plans_max_parallelism_limits_the_tasks_running_at_once(api: ht
                                                                           marks: Path):
     """Each task of ``pair`` fails if the other runs beside it: they start together unless limited."""
     xid = launch(api, launch_plan="one_at_a_time", inputs={"marks": str(marks)})
-    done = wait_for(lambda: ended(api, xid), f"execution {xid} to end", server=world["server"])
+    done = wait_for(lambda: ended(api, xid), f"execution {xid} to end", servers=[world["server"]])
     assert (done["phase"], done["error"]) == ("succeeded", None)
     assert sorted(done["outputs"]["o0"]) == ["left", "right"]
     assert sorted(runs(marks, xid).values()) == [["done"], ["done"]]  # each of the two ran once
@@ -178,14 +166,14 @@ def test_aborting_a_running_execution_stops_its_task(api: httpx.Client, world: d
     gate = tmp_path / "gate"  # never opened: the task waits until it is stopped
     xid = launch(api, workflow="flows.gated", inputs={"a": 1, "b": 2, "marks": str(marks), "gate": str(gate)})
     pid_file = marks / xid / "wait.pid"
-    wait_for(pid_file.exists, "the waiting task to start", server=world["server"])
+    wait_for(pid_file.exists, "the waiting task to start", servers=[world["server"]])
     pid = int(pid_file.read_text())
     assert alive(pid)
 
     answer = api.post(f"/executions/{xid}/abort")
     assert answer.status_code == 200, answer.text
     assert answer.json()["outcome"] == "requested"
-    done = wait_for(lambda: ended(api, xid), "the aborted execution to end", timeout=30, server=world["server"])
+    done = wait_for(lambda: ended(api, xid), "the aborted execution to end", timeout=30, servers=[world["server"]])
     assert done["phase"] == "aborted"
     assert "aborted by admin" in (done["error"] or "")
     wait_for(lambda: not alive(pid), f"the task's process {pid} to end", timeout=10)
@@ -204,7 +192,7 @@ def test_a_queued_execution_is_aborted_at_once_without_running_anything(
     inputs = {"a": 1, "b": 2, "marks": str(marks), "gate": str(gate)}
     busy = [launch(api, workflow="flows.gated", inputs=inputs) for _ in range(CONCURRENCY)]
     for xid in busy:
-        wait_for((marks / xid / "wait.pid").exists, "the engine's slots to fill", server=world["server"])
+        wait_for((marks / xid / "wait.pid").exists, "the engine's slots to fill", servers=[world["server"]])
     xid = launch(api, workflow="flows.gated", inputs=inputs)
     answer = api.post(f"/executions/{xid}/abort")
     assert answer.status_code == 200 and answer.json()["outcome"] == "aborted", answer.text
@@ -220,14 +208,14 @@ def test_a_queued_execution_is_aborted_at_once_without_running_anything(
 def test_relaunch_runs_the_same_version_with_the_same_or_edited_inputs(api: httpx.Client, world: dict[str, Any],
                                                                        marks: Path):
     first = launch(api, launch_plan="nightly", inputs={"a": 3, "marks": str(marks)})
-    wait_for(lambda: ended(api, first), "the first execution to end", server=world["server"])
+    wait_for(lambda: ended(api, first), "the first execution to end", servers=[world["server"]])
     answer = api.post(f"/executions/{first}/relaunch", json={})
     assert answer.status_code == 201, answer.text
     same = answer.json()["execution_id"]
     edited = api.post(f"/executions/{first}/relaunch", json={"inputs": {"a": 4}}).json()["execution_id"]
     assert len({first, same, edited}) == 3
     for xid, output in ((same, 80), (edited, 90)):
-        done = wait_for(lambda xid=xid: ended(api, xid), f"relaunched {xid} to end", server=world["server"])
+        done = wait_for(lambda xid=xid: ended(api, xid), f"relaunched {xid} to end", servers=[world["server"]])
         assert (done["phase"], done["outputs"]) == ("succeeded", {"o0": output})
         assert done["execution"]["version"] == execution(api, first)["execution"]["version"]
     fixed = api.post(f"/executions/{first}/relaunch", json={"inputs": {"factor": 2}})
@@ -238,7 +226,7 @@ def test_recover_reruns_only_the_nodes_that_had_not_succeeded(api: httpx.Client,
                                                               marks: Path, tmp_path: Path):
     gate = tmp_path / "gate"  # closed: the middle node fails
     failed = launch(api, workflow="flows.fragile", inputs={"a": 1, "b": 1, "marks": str(marks), "gate": str(gate)})
-    done = wait_for(lambda: ended(api, failed), "the execution to fail", server=world["server"])
+    done = wait_for(lambda: ended(api, failed), "the execution to fail", servers=[world["server"]])
     assert done["phase"] == "failed"
     assert attempts(api, failed) == {"add": 1, "checked": 1}
 
@@ -246,7 +234,7 @@ def test_recover_reruns_only_the_nodes_that_had_not_succeeded(api: httpx.Client,
     answer = api.post(f"/executions/{failed}/recover")
     assert answer.status_code == 201, answer.text
     recovered = answer.json()["execution_id"]
-    done = wait_for(lambda: ended(api, recovered), "the recovery to end", server=world["server"])
+    done = wait_for(lambda: ended(api, recovered), "the recovery to end", servers=[world["server"]])
     assert (done["phase"], done["outputs"]) == ("succeeded", {"o0": (1 + 1) * 10 * 3})
     assert attempts(api, recovered) == {"checked": 1, "scale": 1}  # add's outputs were reused
     reused = [e for e in events(api, recovered) if e["kind"] == "node" and e["entity"] == "add"]
@@ -262,11 +250,11 @@ def test_recover_refuses_an_execution_that_has_not_ended(api: httpx.Client, worl
                                                          tmp_path: Path):
     gate = tmp_path / "gate"
     xid = launch(api, workflow="flows.gated", inputs={"a": 1, "b": 2, "marks": str(marks), "gate": str(gate)})
-    wait_for((marks / xid / "wait.pid").exists, "the task to start", server=world["server"])
+    wait_for((marks / xid / "wait.pid").exists, "the task to start", servers=[world["server"]])
     refused = api.post(f"/executions/{xid}/recover")
     assert refused.status_code == 400 and "has not ended" in refused.json()["detail"]
     gate.touch()
-    wait_for(lambda: ended(api, xid), "the execution to end", server=world["server"])
+    wait_for(lambda: ended(api, xid), "the execution to end", servers=[world["server"]])
 
 
 def test_abort_relaunch_and_recover_need_the_launcher_role_and_hide_other_projects(
@@ -285,7 +273,7 @@ def test_abort_relaunch_and_recover_need_the_launcher_role_and_hide_other_projec
         with server.client(keys["stranger-l"]) as stranger:
             answer = stranger.post(f"/executions/{xid}/{action}")
             assert (answer.status_code, answer.json()) == (404, {"detail": f"no execution {xid!r}"})
-    wait_for(lambda: ended(api, xid), "the execution to end", server=server)
+    wait_for(lambda: ended(api, xid), "the execution to end", servers=[server])
 
 
 def test_plait_run_remote_and_executions_commands_go_through_the_server(world: dict[str, Any], marks: Path):
@@ -304,7 +292,7 @@ def test_plait_run_remote_and_executions_commands_go_through_the_server(world: d
     assert "succeeded" in out and "110" in out, out
     again = plait("executions", "relaunch", xid).split()[0]
     with world["server"].client(world["key"]) as api:
-        done = wait_for(lambda: ended(api, again), "the relaunch to end", server=world["server"])
+        done = wait_for(lambda: ended(api, again), "the relaunch to end", servers=[world["server"]])
     assert done["outputs"] == {"o0": 110}
 
 

@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 import plait
 import pytest
 import sqlalchemy as sa
-from harness import STORES, ServerProcess, bootstrap, server_env, store_url
+from harness import STORES, ServerProcess, bootstrap, server_env, store_url, wait_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from plait.model.errors import InputError
@@ -295,18 +295,6 @@ def leader_pid(db_url: str) -> int:
 
 def ids_for(name: str, times: list[float], version: str = "v1") -> set[str]:
     return {scheduled_execution_id("pricing", "development", name, version, t) for t in times}
-
-
-def wait_for(condition: Callable[[], Any], what: str, timeout_s: float = 30.0,
-             servers: list[ServerProcess] = ()) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    logs = "\n".join(s.output()[-1500:] for s in servers)
-    pytest.fail(f"timed out after {timeout_s:g}s waiting for {what}\n{logs}", pytrace=False)
 
 
 # -- the scheduler in this process ------------------------------------------------------------------
@@ -594,7 +582,7 @@ def test_a_registered_and_activated_schedule_runs_with_its_fire_time(tmp_path):
         clock.set(plan["next_fire"])
         xid = scheduled_execution_id("alpha", "development", "every_minute", "v1", plan["next_fire"])
         wait_for(lambda: api.get(f"/executions/{xid}").json().get("phase") == "succeeded",
-                 f"scheduled execution {xid} to succeed", timeout_s=90, servers=[server])
+                 f"scheduled execution {xid} to succeed", timeout=90, servers=[server])
     fired = datetime.fromtimestamp(plan["next_fire"], UTC).isoformat()
     assert (out / xid).read_text() == fired
     assert scheduled(db_url) == [xid]
