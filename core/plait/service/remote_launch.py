@@ -123,19 +123,19 @@ def enqueue_launched(store: EventStore, project: str, domain: str, spec: Workflo
     """Queue ``launched`` as a new execution, recording how it was launched in a ``queued``
     event (what relaunch and recover read); an existing ``execution_id`` is returned as is."""
     xid = execution_id or new_execution_id()
+    record = {"launch_plan": launched.launch_plan, "launch_plan_version": launched.launch_plan_version,
+              "workflow": launched.workflow, "workflow_version": launched.workflow_version,
+              "options": launched.options, **(note or {})}
+    queued = Event(xid, "execution", "", Phase.QUEUED,
+                   {"workflow": spec.name, "version": spec.version, "inputs": launched.inputs, LAUNCH_KEY: record},
+                   time.time())
     try:
-        ExecutionQueue(store).enqueue(xid, spec, launched.inputs, launched.options, project, domain, origin=origin)
+        ExecutionQueue(store).enqueue(xid, spec, launched.inputs, launched.options, project, domain, origin=origin,
+                                      first_events=[queued])
     except sa.exc.IntegrityError:
         if execution_id is not None and _exists(store, execution_id):
             return execution_id  # launched by someone else just now (another scheduler)
         raise
-    record = {"launch_plan": launched.launch_plan, "launch_plan_version": launched.launch_plan_version,
-              "workflow": launched.workflow, "workflow_version": launched.workflow_version,
-              "options": launched.options, **(note or {})}
-    store.append(Event(xid, "execution", "", Phase.QUEUED,
-                       {"workflow": spec.name, "version": spec.version, "inputs": launched.inputs,
-                        LAUNCH_KEY: record}, time.time()))
-    store.flush()
     return xid
 
 

@@ -107,6 +107,13 @@ cache = sa.Table(
 
 
 
+def event_row(event: Event) -> dict[str, Any]:
+    """``event`` as a row of ``events``, for writing it inside a transaction of one's own."""
+    return dict(execution_id=event.execution_id, run=event.run, kind=event.kind, entity=event.entity,
+                phase=_PHASE_TEXT[event.phase], ts=event.ts or time.time(),
+                data=orjson.dumps(event.data, default=str, option=orjson.OPT_NON_STR_KEYS).decode())
+
+
 @dataclass(frozen=True)
 class Origin:
     """Where an execution came from, as its list filters see it: the launch plan it was launched

@@ -18,7 +18,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -28,7 +28,7 @@ from plait.model.errors import PlaitError
 from plait.model.events import Event
 from plait.model.spec import WorkflowSpec
 from plait.model.status import Phase
-from plait.storage.events import EventStore, Origin, events, metadata
+from plait.storage.events import EventStore, Origin, event_row, events, metadata
 
 queue = sa.Table(
     "queue", metadata,
@@ -104,11 +104,13 @@ class ExecutionQueue:
 
     def enqueue(self, execution_id: str, spec: WorkflowSpec, inputs: dict[str, Any], options: dict[str, Any],
                 project: str = "default", domain: str = "development", *, owner: str | None = None,
-                lease_s: float = 30.0, origin: Origin | None = None) -> Claim:
+                lease_s: float = 30.0, origin: Origin | None = None, first_events: Sequence[Event] = ()) -> Claim:
         """Create the execution (phase ``queued``) and its queue row, in one transaction.
 
         With ``owner`` the row is created already claimed by it (``plait run`` creates and
         claims in one step): should that process die, its lease expires and an engine resumes it.
+        ``first_events`` are written in the same transaction (how it was launched, say), so the
+        execution never exists without them.
         """
         now = self.clock()
         with self.store.engine.begin() as conn:
@@ -116,6 +118,8 @@ class ExecutionQueue:
             conn.execute(queue.insert().values(
                 execution_id=execution_id, inputs=json.dumps(inputs), options=json.dumps(options),
                 enqueued=now, owner=owner, lease_expires=None if owner is None else now + lease_s))
+            if first_events:
+                conn.execute(events.insert(), [event_row(e) for e in first_events])
         return Claim(execution_id, inputs, options, now)
 
     def claim(self, owner: str, lease_s: float, limit: int = 1) -> list[Claim]:
