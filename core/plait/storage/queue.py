@@ -28,7 +28,7 @@ from plait.model.errors import PlaitError
 from plait.model.events import Event
 from plait.model.spec import WorkflowSpec
 from plait.model.status import Phase
-from plait.storage.events import EventStore, Origin, event_row, events, metadata
+from plait.storage.events import EventStore, Origin, event_row, events, executions, metadata
 
 queue = sa.Table(
     "queue", metadata,
@@ -211,24 +211,20 @@ class ExecutionQueue:
         in the queue (it ended, or never was queued), so there is nothing to abort.
         """
         now = self.clock()
-        with self.store.engine.begin() as conn:
+        with self.store.engine.begin() as conn:  # the row, the event and the phase change at once
             if conn.execute(queue.delete().where(queue.c.execution_id == execution_id,
                                                  queue.c.owner.is_(None))).rowcount:
-                aborted = True
-            else:
-                aborted = False
-                asked = conn.execute(queue.update().where(queue.c.execution_id == execution_id)
-                                     .values(abort_requested=sa.func.coalesce(queue.c.abort_requested, now),
-                                             abort_by=sa.func.coalesce(queue.c.abort_by, by))).rowcount
-                if not asked:
-                    return "ended"
-        if not aborted:
-            return "requested"
-        self.store.append(Event(execution_id, "execution", "", Phase.ABORTED,
-                                {"error": f"aborted by {by} before it started", "aborted_by": by}, time.time()))
-        self.store.flush()
-        self.store.set_execution_phase(execution_id, Phase.ABORTED.value)
-        return "aborted"
+                ended = Event(execution_id, "execution", "", Phase.ABORTED,
+                              {"error": f"aborted by {by} before it started", "aborted_by": by}, time.time())
+                conn.execute(self.store._insert(events).values(**event_row(ended)).on_conflict_do_nothing(
+                    index_elements=["execution_id", "run", "entity", "phase"]))
+                conn.execute(executions.update().where(executions.c.id == execution_id)
+                             .values(phase=Phase.ABORTED.value, updated=ended.ts))
+                return "aborted"
+            asked = conn.execute(queue.update().where(queue.c.execution_id == execution_id)
+                                 .values(abort_requested=sa.func.coalesce(queue.c.abort_requested, now),
+                                         abort_by=sa.func.coalesce(queue.c.abort_by, by))).rowcount
+            return "requested" if asked else "ended"
 
     def abort_requests(self, ids: Iterable[str]) -> dict[str, str]:
         """Of ``ids``, those someone asked to abort, and who asked."""
