@@ -119,15 +119,13 @@ def test_spark_tasks_run_as_spark_applications_and_hand_frames_to_a_python_pod(c
 
 
 def test_a_spark_error_in_a_driver_is_the_tasks_failure_with_sparks_message(cluster, tmp_path: Path):
-    before = cluster.kube.created["SparkApplication"]
     done = run(cluster, tmp_path / "home", f"{SPARKFLOWS}:analysis_error", "--rows", "3")
     assert done.returncode != 0
     out = " ".join((done.stdout + done.stderr).split())  # the console wraps long lines
     assert "nope" in out and ("UNRESOLVED_COLUMN" in out or "cannot be resolved" in out), out
     # the driver's own report (the task's error), not the platform's account of an application
-    # that ended without one, which it would retry as a system failure
+    # that ended without one
     assert "without reporting a result" not in out, out
-    assert cluster.kube.created["SparkApplication"] - before == 1
 
 
 class TestSparkLifecycleOnKubernetes(OnKubernetes, test_spark.TestSparkLifecycle):
