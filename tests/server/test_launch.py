@@ -20,6 +20,14 @@ from typing import Any
 import httpx
 import pytest
 from harness import STORES, ServerProcess, bootstrap, server_env, store_url, wait_for
+from plait.model.errors import EntityNotFoundError
+from plait.model.registered import LaunchPlanSpec
+from plait.service.query import ExecutionFilter, list_executions
+from plait.service.register import register_local
+from plait.service.remote_launch import launch_registered, relaunch
+from plait.storage.blobs import BlobStore
+from plait.storage.entities import EntityStore
+from plait.storage.events import EventStore
 
 FLOWS = Path(__file__).with_name("launch_flows.py")
 PROJECT, DOMAIN = "alpha", "development"
@@ -342,3 +350,59 @@ def test_the_launch_commands_work_on_the_local_store_without_a_server(tmp_path: 
     assert runs(marks, first) == {"add": ["done"], "scale": ["done"]} and runs(marks, queued) == {}
     shown = plait("executions", "show", again, "--no-logs").stdout
     assert "succeeded" in shown and '"a": 4' in shown
+
+
+# -- launching on a local store (the service functions the server's routes call) ----------------
+
+PRICING_FLOWS = '''import plait
+
+
+@plait.workflow
+def flow(x: int) -> int:
+    return x
+
+
+nightly = plait.LaunchPlan(flow, default_inputs={"x": 1}, labels={"team": "pricing", "tier": "gold"})
+'''
+
+
+@pytest.fixture
+def pricing(tmp_path: Path) -> Iterator[EventStore]:
+    """A local store with pricing_flows (a workflow, its launch plan ``pricing_flows.nightly``
+    with labels) registered in pricing/production."""
+    (tmp_path / "pricing_flows.py").write_text(PRICING_FLOWS)
+    store = EventStore(f"sqlite:///{tmp_path / 'plait.db'}")
+    register_local(EntityStore(store), BlobStore(str(tmp_path / "blobs")), tmp_path / "pricing_flows.py",
+                   "pricing", "production", "v1")
+    yield store
+    store.close()
+
+
+def tagged(store: EventStore, tag: str) -> set[str]:
+    where = ExecutionFilter("pricing", "production", tags=(tag,))
+    return {row["id"] for row in list_executions(store, where=where).items}
+
+
+def test_a_launch_plans_labels_tag_the_executions_launched_from_it(pricing: EventStore):
+    planned = launch_registered(pricing, None, "pricing", "production", launch_plan="pricing_flows.nightly",
+                                tags=["run=1"])
+    launch_registered(pricing, None, "pricing", "production", workflow="pricing_flows.flow", inputs={"x": 2})
+    again = relaunch(pricing, planned)
+    assert tagged(pricing, "team=pricing") == tagged(pricing, "tier=gold") == {planned, again}
+    assert tagged(pricing, "run=1") == {planned}  # a launch's own tags stay its own
+
+
+def test_an_unknown_launch_plan_lists_the_registered_ones_and_suggests_the_one_meant(pricing: EventStore):
+    with pytest.raises(EntityNotFoundError) as unknown:
+        launch_registered(pricing, None, "pricing", "production", launch_plan="nightly")
+    assert str(unknown.value) == ("no launch plan 'nightly' in pricing/production; did you mean "
+                                  "'pricing_flows.nightly'? (registered: pricing_flows.flow, pricing_flows.nightly)")
+    entities = EntityStore(pricing)
+    for n in range(11):
+        plan = LaunchPlanSpec(name=f"extra{n:02}", workflow="pricing_flows.flow", workflow_version="v1")
+        entities.register("pricing", "production", "launch_plan", plan.name, "v1", plan.model_dump(mode="json"))
+    with pytest.raises(EntityNotFoundError) as unknown:
+        launch_registered(pricing, None, "pricing", "production", launch_plan="weekly", version="v1")
+    listed = ", ".join(f"extra{n:02}" for n in range(10))
+    assert str(unknown.value) == (f"no launch plan 'weekly' in pricing/production (registered: {listed} and 3 "
+                                  "more); `plait register` registers it")

@@ -31,6 +31,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from plait.model.errors import InputError
 from plait.model.registered import LaunchPlanSpec, RegisteredWorkflow, Schedule
+from plait.service.remote_launch import launch_registered
 from plait.storage.entities import EntityStore, active_launch_plans
 from plait.storage.events import EventStore, executions
 from plait.storage.queue import queue
@@ -44,6 +45,7 @@ from plait.storage.schedules import (
     schedule_state,
     scheduled_execution_id,
 )
+from plait.types.engine import ValueIO, decode_values
 
 T0 = 1_800_000_000.0
 """A whole minute (2027-01-15 08:00 UTC): when the test launch plans are activated."""
@@ -344,6 +346,27 @@ def test_the_fire_time_is_passed_into_the_named_input(sqlite_url):
               for row in query_rows(sqlite_url, sa.select(queue.c.execution_id, queue.c.inputs))}
     assert inputs == {started[0]: {"day": "today", "when": "2027-01-15T08:01:00+00:00"},
                       started[1]: {"day": "today", "when": "2027-01-15T08:02:00+00:00"}}
+
+
+def test_the_fire_time_is_passed_in_the_schedules_own_time_zone(sqlite_url):
+    """00:30 in Paris is 23:30 UTC the day before: the workflow gets the Paris date, as a
+    datetime or (for a str input) as its ISO text, with Paris's offset."""
+    at_half_past_midnight = plait.Cron("30 0 * * *", timezone="Europe/Paris", fire_time_input="when")
+    register_scheduled(sqlite_url, "paris", at_half_past_midnight)
+    register_scheduled(sqlite_url, "paris-text", at_half_past_midnight.model_copy(update={"fire_time_input": "day"}))
+    fire = utc(2027, 1, 14, 23, 30)
+    store = EventStore(sqlite_url)
+    try:
+        as_datetime = launch_registered(store, None, "pricing", "development", launch_plan="paris", fire_time=fire)
+        as_text = launch_registered(store, None, "pricing", "development", launch_plan="paris-text",
+                                    fire_time=datetime.fromtimestamp(fire, UTC))
+    finally:
+        store.close()
+    inputs = {row.execution_id: json.loads(row.inputs)
+              for row in query_rows(sqlite_url, sa.select(queue.c.execution_id, queue.c.inputs))}
+    assert inputs[as_datetime]["when"] == inputs[as_text]["day"] == "2027-01-15T00:30:00+01:00"
+    day = decode_values(inputs[as_datetime], {"when": dt.datetime}, ValueIO(None), what="input")["when"]
+    assert day.date() == dt.date(2027, 1, 15) and day.timestamp() == fire
 
 
 def test_a_scheduler_firing_a_time_again_starts_nothing(sqlite_url):

@@ -248,3 +248,47 @@ def test_the_same_code_registered_from_two_checkouts_is_the_same_content(local, 
                                                           "v1").body)  # type: ignore[union-attr]
     assert body.code is not None and body.code.root == "."
     assert "laptop" not in str(body.model_dump()) and "checkout" not in str(body.model_dump())
+
+
+def test_a_refused_registration_leaves_no_code_archive_behind(local, tmp_path):
+    entities, blobs = local
+    path = write_package(tmp_path / "src", "shop_l10")
+    register_local(entities, blobs, path, "p", "development", "v1")
+    stored = blobs.list(blobs.uri("code") + "/")
+    assert len(stored) == 1
+    tasks = path / "tasks.py"
+    tasks.write_text(tasks.read_text().replace("amount * rate", "amount * rate * 2"))  # new code, same version
+    with pytest.raises(EntityConflictError):
+        register_local(entities, blobs, path, "p", "development", "v1")
+    assert blobs.list(blobs.uri("code") + "/") == stored
+    register_local(entities, blobs, path, "p", "development", "v2")  # the change under a new version ships it
+    assert len(blobs.list(blobs.uri("code") + "/")) == 2
+
+
+def test_an_unnamed_plan_s_errors_name_the_line_that_defines_it(tmp_path):
+    package = tmp_path / "badpkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "f.py").write_text('''import plait
+
+
+@plait.workflow
+def w(n: int) -> int:
+    return n
+
+
+nightly = plait.LaunchPlan(w, name="badpkg.nightly")
+weekly = plait.LaunchPlan(
+    w, default_inputs={"n": "seven"})
+''')
+    with pytest.raises(TypeMismatchError) as bad:
+        collect(package)
+    assert str(bad.value) == ("launch plan at badpkg/f.py:10 (of workflow 'badpkg.f.w'): default input 'n' "
+                              "expects int, got str 'seven'")
+
+
+def test_labels_must_make_tags():
+    with pytest.raises(CompileError, match="launch plan 'daily': label 'team=a': a label is the tag key=value"):
+        plait.LaunchPlan(report, name="daily", labels={"team=a": "b"})
+    with pytest.raises(CompileError, match="at most 256 characters in all"):
+        plait.LaunchPlan(report, name="daily", labels={"team": "x" * 300})

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import ValidationError
@@ -78,8 +79,9 @@ def _schedule(what: str, **fields: Any) -> Schedule:
 
 class LaunchPlan:
     """A way to launch ``workflow``: default inputs (overridable at launch), fixed inputs (not),
-    ``labels`` for the executions, ``max_parallelism`` (nodes at once) and a ``schedule``
-    (:func:`Cron` or :func:`FixedRate`).
+    ``labels`` (each tags every execution launched from the plan ``key=value``, as a launch's
+    tags do), ``max_parallelism`` (nodes at once) and a ``schedule`` (:func:`Cron` or
+    :func:`FixedRate`).
 
     ``name`` defaults to ``<module>.<variable>``, given when ``plait register`` finds the plan in
     its module; a plan named as its workflow replaces the default launch plan registration makes.
@@ -97,9 +99,12 @@ class LaunchPlan:
         self.labels = dict(labels or {})
         self.max_parallelism = max_parallelism
         self.schedule = schedule
-        caller = sys._getframe(1).f_globals.get("__name__")
+        frame = sys._getframe(1)
+        caller = frame.f_globals.get("__name__")
         self.module: str | None = caller if isinstance(caller, str) else None
         """The module it was defined in: ``plait register`` names an unnamed plan after it."""
+        self.defined_at = _source_line(frame.f_code.co_filename, frame.f_lineno, self.module)
+        """Where ``LaunchPlan(...)`` was called (``pkg/module.py:12``): errors name an unnamed plan by it."""
         self._check()
 
     def __repr__(self) -> str:
@@ -107,7 +112,10 @@ class LaunchPlan:
 
     @property
     def where(self) -> str:
-        return f"launch plan {self.name!r}" if self.name else f"the launch plan of workflow {self.workflow.name!r}"
+        """The plan as errors name it: by its name, else by where it was defined."""
+        if self.name:
+            return f"launch plan {self.name!r}"
+        return f"launch plan at {self.defined_at} (of workflow {self.workflow.name!r})"
 
     def _check(self) -> None:
         types, defaults, _ = _signature_types(self.workflow.fn, "workflow")
@@ -128,6 +136,9 @@ class LaunchPlan:
         bad_labels = {k: v for k, v in self.labels.items() if not isinstance(k, str) or not isinstance(v, str)}
         if bad_labels:
             raise CompileError(f"{self.where}: labels map text to text; {bad_labels!r} does not")
+        problem = label_problem(self.labels)
+        if problem:
+            raise CompileError(f"{self.where}: {problem}")
         if self.schedule is None:
             return
         if not isinstance(self.schedule, Schedule):
@@ -181,3 +192,23 @@ class LaunchPlan:
                               default_inputs=literals("default", self.default_inputs),
                               fixed_inputs=literals("fixed", self.fixed_inputs), labels=self.labels,
                               max_parallelism=self.max_parallelism, schedule=self.schedule)
+
+
+def label_problem(labels: dict[str, str]) -> str | None:
+    """What is wrong with ``labels`` as tags (each becomes ``key=value`` on the plan's
+    executions), or None."""
+    for key, value in labels.items():
+        if not key or "=" in key or len(key) + 1 + len(value) > 256:
+            return (f"label {key!r}: a label is the tag key=value on its executions, so give a non-empty key "
+                    "without '=' and at most 256 characters in all")
+    return None
+
+
+def _source_line(filename: str, line: int, module: str | None) -> str:
+    """``filename:line`` as the module's path from its top package (``pkg/module.py:12``), so an
+    error reads the same on every machine; the file's own name where the module is not known."""
+    path = Path(filename)
+    depth = 1
+    if module and module != "__main__":
+        depth = module.count(".") + 1 + (path.name == "__init__.py")
+    return f"{'/'.join(path.parts[-depth:])}:{line}"

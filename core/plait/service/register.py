@@ -27,13 +27,13 @@ from types import ModuleType
 from typing import Any
 
 from plait.authoring.decorators import Task, Workflow
-from plait.authoring.launchplan import LaunchPlan
+from plait.authoring.launchplan import LaunchPlan, label_problem
 from plait.model.errors import CompileError, InputError
 from plait.model.registered import CodeRef, LaunchPlanSpec, RegisteredWorkflow
 from plait.model.spec import TaskTemplate, WorkflowSpec
 from plait.runtime.code import Archive, archive, source_root
 from plait.storage.blobs import BlobStore
-from plait.storage.entities import EntityStore, NewEntity, RegisterResult
+from plait.storage.entities import EntityStore, NewEntity, RegisterResult, digest
 from plait.storage.schedules import check_schedule
 
 # -- finding what a module defines -------------------------------------------------------------
@@ -269,6 +269,9 @@ def checked_entities(store: EntityStore, blobs: BlobStore, project: str, domain:
                                  f"upload it first (PUT .../code/{model.code.digest})")
         if isinstance(model, LaunchPlanSpec) and model.schedule is not None:
             check_schedule(model.schedule)
+        problem = label_problem(model.labels) if isinstance(model, LaunchPlanSpec) else None
+        if problem:
+            raise InputError(f"launch plan {name!r}: {problem}")
         if isinstance(model, LaunchPlanSpec) and not (
                 (model.workflow_version == version and model.workflow in workflows)
                 or store.get(project, domain, "workflow", model.workflow, model.workflow_version) is not None):
@@ -299,14 +302,26 @@ def activate_plans(store: EntityStore, project: str, domain: str, entities: list
     return [plan.name for plan in plans]
 
 
+def _conflicting(store: EntityStore, project: str, domain: str, items: list[NewEntity]) -> bool:
+    """Whether any of ``items`` is registered already with other content."""
+    for item in items:
+        found = store.get(project, domain, item.kind, item.name, item.version)
+        if found is not None and found.digest != digest(item.body):
+            return True
+    return False
+
+
 def register_local(store: EntityStore, blobs: BlobStore, path: str | Path, project: str, domain: str,
                    version: str, activate: bool = False) -> tuple[list[RegisterResult], list[str]]:
     """Register everything ``path`` defines into ``store`` under ``version``: all of it, or
-    nothing when any entity is already registered with other content (EntityConflictError).
-    With ``activate``, its launch plans become the active versions. What registering each
-    entity did, and the launch plans activated."""
-    registration = build_registration(collect(path), version,
-                                      ship=lambda packed: store_code(blobs, packed.data, packed.digest)[0],
+    nothing when any entity is already registered with other content (EntityConflictError; its
+    code archive is then not stored either). With ``activate``, its launch plans become the
+    active versions. What registering each entity did, and the launch plans activated."""
+    registration = build_registration(collect(path), version, ship=lambda packed: code_uri(blobs, packed.digest),
                                       blobs=blobs)
+    # The archive is stored only once nothing conflicts, so a refused registration leaves no code
+    # behind; a conflicting set is refused by register_all, which names every conflict.
+    if registration.archive is not None and not _conflicting(store, project, domain, registration.entities):
+        store_code(blobs, registration.archive.data, registration.archive.digest)
     results = store.register_all(project, domain, registration.entities)
     return results, activate_plans(store, project, domain, registration.entities) if activate else []

@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
@@ -99,7 +100,8 @@ def launch_registered(store: EventStore, blobs: BlobStore | None, project: str, 
                              f"{plan.fixed_inputs[fixed[0]]!r}; a launch cannot change it (register a launch "
                              f"plan without it fixed to vary it)")
         if fire_time is not None and plan.schedule is not None and plan.schedule.fire_time_input:
-            given[plan.schedule.fire_time_input] = _fire_time(fire_time)
+            name = plan.schedule.fire_time_input
+            given[name] = fire_time_value(fire_time, plan.schedule.timezone, spec.inputs.get(name))
     literals = encode_for_spec(spec, given, where)
     if plan is not None:
         literals = {**plan.default_inputs, **literals, **plan.fixed_inputs}
@@ -114,8 +116,8 @@ def launch_registered(store: EventStore, blobs: BlobStore | None, project: str, 
     if plan is not None and plan.max_parallelism is not None:
         options["max_parallelism"] = plan.max_parallelism
     launched = Launched(launch_plan, plan_version, workflow, version, literals, options)
-    return enqueue_launched(store, project, domain, spec, launched,
-                            Origin(launch_plan, launched_by, tuple(tags)), execution_id)
+    return enqueue_launched(store, project, domain, spec, launched, Origin(launch_plan, launched_by, (*tags, *label_tags(plan))),
+                            execution_id)
 
 
 def enqueue_launched(store: EventStore, project: str, domain: str, spec: WorkflowSpec, launched: Launched,
@@ -160,19 +162,17 @@ def relaunch(store: EventStore, execution_id: str, *, launched_by: str | None = 
     replaces some of them, checked as at launch: a launch plan's fixed inputs stay fixed)."""
     row, launched = launched_from(store, execution_id)
     edits = dict(inputs or {})
-    if edits and launched.launch_plan is not None and launched.launch_plan_version is not None:
-        body = EntityStore(store).get(row["project"], row["domain"], "launch_plan", launched.launch_plan,
-                                      launched.launch_plan_version)
-        fixed = sorted(set(edits) & set(LaunchPlanSpec.model_validate(body.body).fixed_inputs)) if body else []
-        if fixed:
-            raise InputError(f"launch plan {launched.launch_plan!r} fixes input {fixed[0]!r}; a relaunch "
-                             f"cannot change it")
+    plan = _plan_of(store, row, launched)
+    fixed = sorted(set(edits) & set(plan.fixed_inputs)) if plan is not None else []
+    if fixed:
+        raise InputError(f"launch plan {launched.launch_plan!r} fixes input {fixed[0]!r}; a relaunch "
+                         f"cannot change it")
     spec = store.spec(row["version"])
     literals = {**launched.inputs, **encode_for_spec(spec, edits, f"workflow {launched.workflow!r}")}
     again = Launched(launched.launch_plan, launched.launch_plan_version, launched.workflow,
                      launched.workflow_version, literals, launched.options)
     return enqueue_launched(store, row["project"], row["domain"], spec, again,
-                            Origin(launched.launch_plan, launched_by, tuple(tags)), note={"relaunch_of": row["id"]})
+                            Origin(launched.launch_plan, launched_by, (*tags, *label_tags(plan))), note={"relaunch_of": row["id"]})
 
 
 def recover(store: EventStore, execution_id: str, *, launched_by: str | None = None) -> str:
@@ -187,8 +187,19 @@ def recover(store: EventStore, execution_id: str, *, launched_by: str | None = N
     options = {**launched.options, "recover_from": row["id"]}
     again = Launched(launched.launch_plan, launched.launch_plan_version, launched.workflow,
                      launched.workflow_version, launched.inputs, options)
+    plan = _plan_of(store, row, launched)
     return enqueue_launched(store, row["project"], row["domain"], spec, again,
-                            Origin(launched.launch_plan, launched_by), note={"recover_of": row["id"]})
+                            Origin(launched.launch_plan, launched_by, tuple(label_tags(plan))),
+                            note={"recover_of": row["id"]})
+
+
+def _plan_of(store: EventStore, row: dict[str, Any], launched: Launched) -> LaunchPlanSpec | None:
+    """The launch plan version an execution was launched from, if any (and still registered)."""
+    if launched.launch_plan is None or launched.launch_plan_version is None:
+        return None
+    found = EntityStore(store).get(row["project"], row["domain"], "launch_plan", launched.launch_plan,
+                                   launched.launch_plan_version)
+    return LaunchPlanSpec.model_validate(found.body) if found is not None else None
 
 
 # -- inputs, from the interface as compiled ------------------------------------------------
@@ -326,10 +337,24 @@ def parse_text(raw: str, tp: TypeSpec, flag: str) -> Any:
         raise InputError(f"{flag}: cannot read {raw!r} as {tp.describe()}: {exc}") from None
 
 
-def _fire_time(fire_time: dt.datetime | float) -> dt.datetime:
-    if isinstance(fire_time, dt.datetime):
-        return fire_time
-    return dt.datetime.fromtimestamp(fire_time, dt.UTC)
+def fire_time_value(fire_time: dt.datetime | float, timezone: str, tp: TypeSpec | None) -> dt.datetime | str:
+    """A schedule's fire time as its ``fire_time_input`` receives it: an aware datetime in the
+    schedule's own ``timezone`` (so a midnight run in Paris gets the Paris date, not the UTC one),
+    its ISO 8601 text for a str input. A naive ``fire_time`` is read as UTC."""
+    if not isinstance(fire_time, dt.datetime):
+        fire_time = dt.datetime.fromtimestamp(fire_time, dt.UTC)
+    elif fire_time.tzinfo is None:
+        fire_time = fire_time.replace(tzinfo=dt.UTC)
+    local = fire_time.astimezone(ZoneInfo(timezone))
+    if tp is not None and tp.kind == "optional":
+        tp = tp.args[0]
+    return local.isoformat() if tp is not None and tp.kind == "str" else local
+
+
+def label_tags(plan: LaunchPlanSpec | None) -> list[str]:
+    """The tags a launch plan's ``labels`` give each execution launched from it: ``key=value``
+    (none without a plan)."""
+    return [f"{key}={value}" for key, value in sorted(plan.labels.items())] if plan is not None else []
 
 
 # -- registered entities -----------------------------------------------------------------
@@ -343,6 +368,8 @@ def _exists(store: EventStore, execution_id: str) -> bool:
 def _body(entities: EntityStore, project: str, domain: str, kind: str, name: str, version: str) -> dict[str, Any]:
     found = entities.get(project, domain, kind, name, version)
     if found is None:
+        if not entities.list_versions(project, domain, kind, name, include_archived=True):
+            raise _unknown(entities, project, domain, kind, name)
         what = kind.replace("_", " ")
         raise EntityNotFoundError(f"no {what} {name!r} version {version!r} in {project}/{domain}; "
                                   f"`plait register` registers it")
@@ -352,9 +379,27 @@ def _body(entities: EntityStore, project: str, domain: str, kind: str, name: str
 def _latest_version(entities: EntityStore, project: str, domain: str, kind: str, name: str) -> str:
     versions = entities.list_versions(project, domain, kind, name)
     if not versions:
-        what = kind.replace("_", " ")
-        raise EntityNotFoundError(f"no {what} {name!r} in {project}/{domain}; `plait register` registers it")
+        raise _unknown(entities, project, domain, kind, name)
     return versions[-1].version
+
+
+SHOWN_NAMES = 10
+"""How many registered names an unknown name's error lists."""
+
+
+def _unknown(entities: EntityStore, project: str, domain: str, kind: str, name: str) -> EntityNotFoundError:
+    """The error for a name nothing is registered under: the names that are (the first
+    :data:`SHOWN_NAMES`), and the one meant if ``name`` is the last part of a dotted one."""
+    what = kind.replace("_", " ")
+    names = entities.names(project, domain, kind)
+    more = f" and {len(names) - SHOWN_NAMES} more" if len(names) > SHOWN_NAMES else ""
+    known = f"registered: {', '.join(names[:SHOWN_NAMES])}{more}" if names else "none is registered there"
+    meant = [n for n in names if n.endswith("." + name)]
+    if meant:
+        return EntityNotFoundError(f"no {what} {name!r} in {project}/{domain}; did you mean "
+                                   f"{' or '.join(repr(n) for n in meant[:3])}? ({known})")
+    return EntityNotFoundError(f"no {what} {name!r} in {project}/{domain} ({known}); "
+                               f"`plait register` registers it")
 
 
 def _active_version(entities: EntityStore, project: str, domain: str, name: str) -> str:
