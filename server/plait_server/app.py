@@ -67,6 +67,11 @@ def create_app(config: ServerConfig, *, background: bool = True) -> FastAPI:
     app.state.store = EventStore(config.db_url)
     app.state.access = AccessStore(app.state.store)
     app.state.blobs = BlobStore(config.blob_url)
+    if config.auth == "none" and app.state.access.project("default") is None:
+        try:  # one person's laptop: the project the command line uses by default is there
+            app.state.access.create_project("default", "The project of a server without keys.")
+        except AccessError:
+            pass  # another server on this store made it at the same moment
     for exc_type, status in _STATUS:
         app.add_exception_handler(exc_type, _answer(status))
     for module in _route_modules():

@@ -18,12 +18,25 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import plait
 import pytest
 import sqlalchemy as sa
 from harness import STORES, ServerProcess, bootstrap, server_env, store_url
 from plait.storage.access import ROLES, api_keys
+from plait.storage.events import EventStore
+from plait.storage.queue import ExecutionQueue
 
 ROLE_USERS = {role: f"{role}-a" for role in ROLES}  # each with that role in alpha, none in beta
+
+
+@plait.task
+def one() -> int:
+    return 1
+
+
+@plait.workflow
+def tiny() -> int:
+    return one()
 
 
 @pytest.fixture(scope="module", params=STORES)
@@ -45,6 +58,10 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
                         project = "beta" if user == "beta-only" else "alpha"
                         assert admin.put(f"/projects/{project}/members/{user}", json={"role": role}).status_code == 200
                 spec = httpx.get(server.url + "/openapi.json").json()
+            store = EventStore(url)  # an execution in each project (the server runs none: no engines)
+            for project in ("alpha", "beta"):
+                ExecutionQueue(store).enqueue(f"x-{project}-1", tiny.spec, {}, {}, project, "development")
+            store.close()
             yield {"server": server, "keys": keys, "spec": spec, "url": url}
 
 
@@ -59,7 +76,11 @@ SAMPLES = {"domain": "development", "user": "nobody", "key_id": "0123456789ab", 
 
 
 def fill(path: str, project: str) -> str:
-    return re.sub(r"\{(\w+)\}", lambda m: project if m[1] == "project" else SAMPLES.get(m[1], "x"), path)
+    """``path`` with its parameters filled in, in ``project`` (the execution is that project's)."""
+    def value(name: str) -> str:
+        return {"project": project, "execution_id": f"x-{project}-1"}.get(name) or SAMPLES.get(name, "x")
+
+    return re.sub(r"\{(\w+)\}", lambda m: value(m[1]), path)
 
 
 def call(server: ServerProcess, key: str | None, method: str, path: str) -> httpx.Response:
@@ -107,6 +128,30 @@ def test_each_role_is_served_refused_or_told_nothing_exists_across_two_projects(
         nobody = call(server, keys["nobody"], method, fill(path, "alpha"))
         assert (nobody.status_code, nobody.json()) == (404, {"detail": "no project 'alpha'"})
     assert checked >= 4 * len(project_routes)
+
+
+def test_each_role_on_an_execution_is_served_refused_or_told_it_does_not_exist(world: dict[str, Any]):
+    """Routes addressed by an execution's id: the caller's role in the execution's project
+    decides, and with none there the answer is the one an id that does not exist gets."""
+    server, keys = world["server"], world["keys"]
+    execution_routes = [(m, p, r) for m, p, r in routes(world["spec"]) if "{execution_id}" in p]
+    assert {r for _, _, r in execution_routes} == {"viewer", "launcher"}
+    assert len(execution_routes) >= 6
+    for method, path, needed in execution_routes:
+        ghost = call(server, keys["viewer-a"], method, fill(path, "ghost"))
+        assert (ghost.status_code, ghost.json()) == (404, {"detail": "no execution 'x-ghost-1'"}), (method, path)
+        for role, user in ROLE_USERS.items():
+            answer = call(server, keys[user], method, fill(path, "alpha"))
+            if ROLES.index(role) >= ROLES.index(needed):
+                assert answer.status_code not in (401, 403), (method, path, role, answer.text)
+                assert answer.json() != {"detail": "no execution 'x-alpha-1'"}, (method, path, role)
+            else:
+                assert answer.status_code == 403, (method, path, role, answer.status_code, answer.text)
+                assert f"this needs {needed}" in answer.json()["detail"]
+            other = call(server, keys[user], method, fill(path, "beta"))
+            assert (other.status_code, other.json()) == (404, {"detail": "no execution 'x-beta-1'"}), (method, path)
+        nobody = call(server, keys["nobody"], method, fill(path, "alpha"))
+        assert (nobody.status_code, nobody.json()) == (404, {"detail": "no execution 'x-alpha-1'"})
 
 
 def test_only_server_admins_make_projects_and_users_and_listings_show_only_ones_own(world: dict[str, Any]):

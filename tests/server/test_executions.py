@@ -7,6 +7,7 @@ finished; and the command line speaking to the server, printing what it prints l
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import threading
@@ -220,6 +221,39 @@ def test_server_sent_events_follow_a_running_execution_live_and_end_at_its_end(w
                                "Accept": "text/event-stream", "Last-Event-ID": str(first_seq)}) as answer:
         names = [line[6:].strip() for line in answer.iter_lines() if line.startswith("event:")]
     assert names == ["node", "node", "execution", "end"]
+
+
+def test_a_stream_resumed_after_a_finished_executions_last_event_ends_at_once(world: dict[str, Any]):
+    """A client that reconnects (Last-Event-ID) just after the final event is told ``end``, not
+    kept waiting for events that will never come."""
+    store, xid = world["store"], f"over-{time.time_ns()}"
+    running_execution(store, "alpha", xid)
+    store.append(Event(xid, "execution", "", Phase.SUCCEEDED, {"outputs": {}}))
+    store.flush()
+    store.set_execution_phase(xid, "succeeded")  # as the engine does once its last events are written
+    auth = {"Authorization": f"Bearer {world['keys']['viewer-alpha']}"}
+    last = httpx.get(world["server"].url + f"/api/v1/executions/{xid}/events", headers=auth).json()[-1]["seq"]
+    with httpx.stream("GET", world["server"].url + f"/api/v1/executions/{xid}/events", timeout=10,
+                      headers={**auth, "Accept": "text/event-stream", "Last-Event-ID": str(last)}) as answer:
+        names = [line[6:].strip() for line in answer.iter_lines() if line.startswith("event:")]
+    assert names == ["end"]
+
+
+def test_many_open_streams_leave_the_rest_of_the_api_answering(world: dict[str, Any]):
+    """Followers wait on the event loop, not in the server's threads (about 40): with 80 streams
+    open on a running execution, other requests are still answered (a read deadline of 5 s)."""
+    store, xid = world["store"], f"busy-{time.time_ns()}"
+    running_execution(store, "alpha", xid)
+    auth = {"Authorization": f"Bearer {world['keys']['viewer-alpha']}"}
+    with httpx.Client(base_url=world["server"].url, headers=auth, timeout=30,
+                      limits=httpx.Limits(max_connections=100)) as followers, contextlib.ExitStack() as open_streams:
+        for _ in range(80):
+            answer = open_streams.enter_context(followers.stream("GET", f"/api/v1/executions/{xid}/events?stream=1"))
+            assert answer.status_code == 200
+        for _ in range(3):
+            assert httpx.get(world["server"].url + "/api/v1/me", headers=auth, timeout=5).status_code == 200
+        store.append(Event(xid, "execution", "", Phase.ABORTED, {"error": "enough"}))
+        store.flush()
 
 
 def test_pools_show_each_tenants_holders_only_to_those_who_may_view_its_project(world: dict[str, Any]):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from plait.storage.events import EventStore
+from plait.storage.queue import ExecutionQueue
 from plait.tokens import token_manager
 from plait.tokens.config import TokenConfig
 
@@ -25,13 +26,14 @@ def pool_usage(store: EventStore, config: TokenConfig) -> tuple[dict[str, dict[s
 
 
 def pools_from_store(store: EventStore) -> dict[str, dict[str, Any]]:
-    """Holders and waiters of in-process pools, from the events of running executions."""
+    """Holders and waiters of in-process pools, from the events of running executions (every
+    execution an engine holds in the queue, however old)."""
     live: dict[str, dict[str, Any]] = {}
-    for row in store.list_executions(200):
-        if row["phase"] != "running":
+    for row in ExecutionQueue(store).rows():
+        if row["owner"] is None:  # queued, not started: it holds and waits for nothing yet
             continue
         latest: dict[str, Any] = {}
-        for event in store.events(row["id"]):
+        for event in store.events(row["execution_id"]):
             if event.kind in ("attempt", "item"):
                 latest[event.entity] = event
         for event in latest.values():

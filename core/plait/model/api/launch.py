@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class LaunchIn(BaseModel):
     """What to launch: a launch plan or a workflow (by name; one of the two), which version
     (None: the launch plan's active version, or the workflow's latest), its inputs (JSON
-    values by input name; a launch plan's defaults fill the rest) and tags."""
+    values by input name; a launch plan's defaults fill the rest) and tags. Unknown fields are
+    refused (a typo such as ``input`` would otherwise launch with the defaults)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     launch_plan: str | None = None
     workflow: str | None = None
@@ -23,6 +26,8 @@ class LaunchIn(BaseModel):
 
 class RelaunchIn(BaseModel):
     """A relaunch's changes: inputs to give other values (the rest are the execution's), and tags."""
+
+    model_config = ConfigDict(extra="forbid")
 
     inputs: dict[str, Any] = Field(default_factory=dict)
     tags: list[str] = Field(default_factory=list)
