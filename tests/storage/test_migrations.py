@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from contextlib import nullcontext
 from pathlib import Path
 
-import plait.storage.entities  # noqa: F401  (its table, on the shared metadata)
 import plait.storage.access  # noqa: F401  (its tables, on the shared metadata)
+import plait.storage.entities  # noqa: F401  (its table, on the shared metadata)
 import plait.storage.queue  # noqa: F401  (its table, on the shared metadata)
 import plait.storage.schedules  # noqa: F401  (its tables, on the shared metadata)
 import pytest
