@@ -9,6 +9,7 @@ prints "no project 'x'" rather than a status code. Typed answers are parsed into
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from typing import Any, TypeVar
 
@@ -33,6 +34,21 @@ def server_from_env() -> str | None:
     return os.environ.get("PLAIT_SERVER") or None
 
 
+_hinted = False
+
+
+def server_or_local(url: str | None = None) -> str | None:
+    """``url`` or ``PLAIT_SERVER``; None for the local store. A key (``PLAIT_API_KEY``) without a
+    server is most likely a forgotten ``PLAIT_SERVER``: say once, on stderr, which store is read."""
+    global _hinted
+    url = url or server_from_env()
+    if url is None and os.environ.get("PLAIT_API_KEY") and not _hinted:
+        _hinted = True
+        print("note: PLAIT_API_KEY is set but PLAIT_SERVER is not: using the local store "
+              "(set PLAIT_SERVER to use a server)", file=sys.stderr)
+    return url
+
+
 class Client:
     """A connection to the server at ``url`` as the holder of ``key``."""
 
@@ -41,6 +57,7 @@ class Client:
 
         self.url = url.rstrip("/")
         key = key if key is not None else os.environ.get("PLAIT_API_KEY")
+        self.keyless = not key
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout_s)
 
@@ -71,7 +88,7 @@ class Client:
                                         headers=headers)
         except httpx.HTTPError as exc:
             raise PlaitError(f"cannot reach the plait server at {self.url}: {exc}") from None
-        _raise_for(answer, self.url)
+        _raise_for(answer, self.url, self.keyless)
         if answer.status_code == 204 or not answer.content:
             return None
         return answer.json()
@@ -102,7 +119,7 @@ class Client:
             with self._http.stream("GET", API + path, params=params, timeout=None) as answer:
                 if answer.status_code >= 400:
                     answer.read()
-                    _raise_for(answer, self.url)
+                    _raise_for(answer, self.url, self.keyless)
                 event, data = "message", list[str]()
                 for line in answer.iter_lines():
                     if not line:
@@ -122,7 +139,7 @@ def parse(model: Any, data: Any) -> Any:
     return TypeAdapter(model).validate_python(data)
 
 
-def _raise_for(answer: Any, url: str) -> None:
+def _raise_for(answer: Any, url: str, keyless: bool = False) -> None:
     if answer.status_code < 400:
         return
     try:
@@ -131,6 +148,9 @@ def _raise_for(answer: Any, url: str) -> None:
         detail = None
     if isinstance(detail, list):  # FastAPI's validation errors: say which field and why
         detail = "; ".join(f"{'.'.join(str(p) for p in d.get('loc', [])[1:])}: {d.get('msg')}" for d in detail)
-    if answer.status_code == 401:
+    if answer.status_code == 401 and keyless:
+        # The server's message would say a key is needed; say why none was sent.
+        detail = f"PLAIT_API_KEY is not set: the plait server at {url} needs an API key (set PLAIT_API_KEY=plait_...)"
+    elif answer.status_code == 401:
         detail = f"{detail or 'not authenticated'} (server {url})"
     raise ServerError(answer.status_code, str(detail or f"the server answered {answer.status_code}"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import socket
 import sys
 
 import click
@@ -28,16 +30,51 @@ def server(ctx: click.Context, host: str | None, port: int | None, engines: int 
 
     config = ServerConfig.from_env(host=host, port=port, engines=engines, auth=auth)
     config.check()
+    _check_port(config.host, config.port)
     app = create_app(config)
+    where = _url(config.host, config.port)
     if config.auth == "keys":
-        _first_start(app.state.access)
-    where = f"http://{config.host}:{config.port}"
+        _first_start(app.state.access, where)
     click.echo(f"plait server: {where} (API docs: {where}/docs), store {app.state.store.url}, "
                f"{config.engines} engine worker(s)", err=True)
     uvicorn.run(app, host=config.host, port=config.port, log_level="warning")
 
 
-def _first_start(access: object) -> None:
+def _url(host: str, port: int) -> str:
+    """The URL a client on this machine gives as PLAIT_SERVER (an IPv6 address in brackets)."""
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _check_port(host: str, port: int) -> None:
+    """Fail before anything starts when the port cannot be listened on (uvicorn would say so only
+    after the banner, in a traceback)."""
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        raise PlaitError(f"cannot listen on {host}: {exc.strerror or exc}; give another address with --host "
+                         "(or PLAIT_SERVER_HOST)") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise PlaitError(f"port {port} on {host} is already in use (another plait server?): stop what "
+                                 "listens there, or choose another port with --port (or PLAIT_SERVER_PORT)") from None
+            raise PlaitError(f"cannot listen on {host} port {port}: {exc.strerror or exc}; choose another with "
+                             "--port (or --host)") from None
+
+
+def _export_hint(where: str) -> str:
+    return f"  export PLAIT_SERVER={where} PLAIT_API_KEY=<that key>"
+
+
+def _first_start(access: object, where: str) -> None:
     from plait.storage.access import AccessStore
 
     assert isinstance(access, AccessStore)
@@ -50,7 +87,7 @@ def _first_start(access: object) -> None:
     if key is not None:
         click.echo(f"plait server: first start: made user 'admin' and project 'default'.\n"
                    f"  admin's API key (shown once; keep it): {key}\n"
-                   f"  export PLAIT_SERVER=http://127.0.0.1:8742 PLAIT_API_KEY=<that key>", err=True)
+                   f"{_export_hint(where)}", err=True)
 
 
 @server.command()
@@ -64,19 +101,25 @@ def bootstrap(user: str) -> None:
     from plait.storage.access import AccessStore
     from plait.storage.events import EventStore
 
+    from plait_server.config import ServerConfig
+
     store = EventStore(Settings.from_env().db_url)
     try:
-        key = AccessStore(store).bootstrap(admin=user)
+        key = AccessStore(store).bootstrap(admin=user, description="made by plait server bootstrap")
     finally:
         store.close()
     if key is None:
         raise PlaitError("this store has an admin user already; `plait server create-key USER` makes another key")
     click.echo(key)
+    config = ServerConfig.from_env()
+    click.echo(f"plait server bootstrap: made user {user!r} (server admin) and project 'default'; the key above "
+               f"is shown once.\n{_export_hint(_url(config.host, config.port))}", err=True)
 
 
 @server.command("create-key")
 @click.argument("user")
-@click.option("--expires-in-days", type=float, default=None, help="Default: never.")
+@click.option("--expires-in-days", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Days until the key stops working (more than 0; default: never).")
 def create_key(user: str, expires_in_days: float | None) -> None:
     """Make another API key for USER directly in the store (for an operator who lost the admin's) and print it."""
     from plait.model.settings import Settings

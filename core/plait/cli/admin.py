@@ -3,16 +3,19 @@ projects, members, users and API keys (they need ``PLAIT_SERVER`` and a key)."""
 
 from __future__ import annotations
 
+import sys
 import time
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from plait.client import Client
 from plait.model.api.access import KeyCreated, KeyOut, Me, Member, ProjectOut, UserOut
 
-console = Console()
+# Outside a terminal rich would wrap at 80 columns (as in plait.cli.main).
+console = Console(width=None if sys.stdout.isatty() else 160)
 SERVER = click.option("--server", default=None, help="The server's URL (default: PLAIT_SERVER).")
 
 
@@ -27,6 +30,9 @@ def whoami(server: str | None) -> None:
     with Client.from_env(server) as client:
         me = client.get("/me", Me)
     click.echo(f"{me.user}{' (server admin)' if me.admin else ''}")
+    if me.admin:
+        click.echo("  admin of every project")
+        return
     for project, role in sorted(me.roles.items()):
         click.echo(f"  {project}: {role}")
 
@@ -44,7 +50,7 @@ def list_projects(server: str | None) -> None:
         found = client.get("/projects", list[ProjectOut])
     table = Table("project", "domains", "your role", "description")
     for p in found:
-        table.add_row(p.name, ", ".join(p.domains), p.role or "", p.description)
+        table.add_row(*map(escape, (p.name, ", ".join(p.domains), p.role or "", p.description)))
     console.print(table)
 
 
@@ -70,8 +76,14 @@ def create_project(name: str, description: str, domains: tuple[str, ...], server
 def list_members(project: str, server: str | None) -> None:
     """A project's members and their roles."""
     with Client.from_env(server) as client:
-        for member in client.get(f"/projects/{project}/members", list[Member]):
-            click.echo(f"{member.user}\t{member.role}")
+        found = client.get(f"/projects/{project}/members", list[Member])
+    if not found:
+        click.echo(f"{project} has no members (server admins are admins of every project)")
+        return
+    table = Table("user", "role")
+    for member in found:
+        table.add_row(escape(member.user), escape(member.role))
+    console.print(table)
 
 
 @projects.command("grant")
@@ -105,11 +117,12 @@ def users() -> None:
 @users.command("list")
 @SERVER
 def list_users(server: str | None) -> None:
+    """Every user of the server: whether it is a server admin, disabled, and when it was made."""
     with Client.from_env(server) as client:
         found = client.get("/users", list[UserOut])
     table = Table("user", "server admin", "disabled", "created")
     for u in found:
-        table.add_row(u.name, "yes" if u.admin else "", "yes" if u.disabled else "", _when(u.created))
+        table.add_row(escape(u.name), "yes" if u.admin else "", "yes" if u.disabled else "", _when(u.created))
     console.print(table)
 
 
@@ -145,7 +158,8 @@ def _user(client: Client, user: str | None) -> str:
 
 @keys.command("create")
 @click.option("--user", default=None, help="Whose key (default: yours).")
-@click.option("--expires-in-days", type=float, default=None, help="Default: never.")
+@click.option("--expires-in-days", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Days until the key stops working (more than 0; default: never).")
 @click.option("--description", default="")
 @SERVER
 def create_key(user: str | None, expires_in_days: float | None, description: str, server: str | None) -> None:
@@ -162,11 +176,13 @@ def create_key(user: str | None, expires_in_days: float | None, description: str
 @click.option("--user", default=None, help="Whose keys (default: yours).")
 @SERVER
 def list_keys(user: str | None, server: str | None) -> None:
+    """A user's API keys (never their secrets): id (what `plait keys revoke` takes), description, dates."""
     with Client.from_env(server) as client:
         found = client.get(f"/users/{_user(client, user)}/keys", list[KeyOut])
     table = Table("id", "description", "created", "expires", "last used", "revoked")
+    table.columns[0].no_wrap = True  # an id is copied whole into `plait keys revoke`
     for k in found:
-        table.add_row(k.id, k.description, _when(k.created), _when(k.expires), _when(k.last_used), _when(k.revoked))
+        table.add_row(escape(k.id), escape(k.description), _when(k.created), _when(k.expires), _when(k.last_used), _when(k.revoked))
     console.print(table)
 
 

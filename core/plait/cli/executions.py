@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from plait.client import Client, server_from_env
+from plait.client import Client, server_or_local
 from plait.model.api.executions import (
     AttemptLogs,
     EventOut,
@@ -34,7 +34,7 @@ def _local_store() -> Any:
 
 def remote() -> Client | None:
     """A client of the server the command line talks to, or None for the local store."""
-    return Client.from_env() if server_from_env() else None
+    return Client.from_env() if server_or_local() else None
 
 
 def list_page(where: ExecutionFilter, limit: int, cursor: str | None) -> ExecutionPage:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -13,6 +14,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from plait.model.errors import InputError, PlaitError
@@ -35,11 +37,44 @@ def main() -> None:
     except PlaitError as exc:
         if os.environ.get("PLAIT_DEBUG") == "1":
             raise
-        err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False)
+        sys.exit(2)
+    except Exception as exc:
+        store_error = _store_error(exc)
+        if store_error is None or os.environ.get("PLAIT_DEBUG") == "1":
+            raise
+        err_console.print(f"[bold red]error:[/] {escape(store_error)}", markup=True, highlight=False,
+                          soft_wrap=True)
         sys.exit(2)
     finally:
         # The work is over; a late Ctrl-C must not interrupt stopping the worker processes.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _store_error(exc: Exception) -> str | None:
+    """One line for a store that cannot be opened or used (a bad or unreachable PLAIT_DB_URL),
+    naming it with its password hidden; None for any other error."""
+    try:
+        from sqlalchemy.exc import SQLAlchemyError
+    except ImportError:  # pragma: no cover (a dependency of plait)
+        return None
+    if not isinstance(exc, SQLAlchemyError):
+        return None
+    from plait.model.settings import Settings
+
+    given = os.environ.get("PLAIT_DB_URL")
+    url = given or Settings.from_env().db_url
+    shown = _hide_password(url)
+    cause = getattr(exc, "orig", None) or exc
+    reason = re.sub(r"\s*\(Background on this error at: [^)]*\)", "", " ".join(str(cause).split()))
+    reason = reason or type(cause).__name__
+    where = f"PLAIT_DB_URL={shown}" if given else f"{shown} (under PLAIT_HOME; PLAIT_DB_URL is unset)"
+    return f"cannot use the store {where}: {reason[:300]}"
+
+
+def _hide_password(url: str) -> str:
+    """``url`` with the password of its ``user:password@`` part replaced by ``***``."""
+    return re.sub(r"://([^:/@]*):[^@/]*@", r"://\1:***@", url)
 
 
 COMMANDS_GROUP = "plait.commands"
@@ -125,10 +160,11 @@ def execution_options(inline_help: str) -> Callable[[Callable[..., Any]], Callab
 @click.option("--remote", default=None, metavar="NAME[@VERSION]",
               help="Launch a registered launch plan instead (on PLAIT_SERVER, or the local store); prints its id.")
 @click.option("--wait", is_flag=True, help="With --remote: wait for the execution to end; print its outputs.")
+@click.option("--tag", "tags", multiple=True, metavar="TAG", help="With --remote: tag the execution (repeat).")
 @click.pass_context
 def run(ctx: click.Context, target: str | None, inline: bool, keep_going: bool, overwrite_cache: bool,
         workers: int | None, project: str, domain: str, priority: int, platform: str, lease_seconds: float,
-        as_json: bool, remote: str | None, wait: bool) -> None:
+        as_json: bool, remote: str | None, wait: bool, tags: tuple[str, ...]) -> None:
     """Run a workflow: plait run FILE.py:WORKFLOW --input value ...
 
     Inputs are the workflow's parameters, as --name value (JSON for lists, dicts and structs).
@@ -137,7 +173,11 @@ def run(ctx: click.Context, target: str | None, inline: bool, keep_going: bool, 
     if remote is not None:
         from plait.cli.remote import run_remote
 
-        return run_remote(remote, project, domain, [*([target] if target else []), *ctx.args], wait, platform)
+        return run_remote(remote, project, domain, [*([target] if target else []), *ctx.args], wait, platform,
+                          tags, _given(ctx, REMOTE_IGNORES))
+    if tags or wait:
+        raise click.UsageError(f"{'--tag' if tags else '--wait'} goes with --remote NAME (a registered launch plan); "
+                               "a local `plait run` waits anyway")
     if target is None:
         raise click.UsageError("plait run needs FILE.py:WORKFLOW (or --remote NAME to launch a registered one)")
     from plait.engine import build_engine
@@ -163,6 +203,19 @@ def run(ctx: click.Context, target: str | None, inline: bool, keep_going: bool, 
     if result.phase.value != "succeeded":
         _report_failure(result)
     _print_outputs(wf, result.outputs or {}, engine, as_json)
+
+
+REMOTE_IGNORES = {"inline": "--inline", "keep_going": "--keep-going", "overwrite_cache": "--overwrite-cache",
+                  "priority": "--priority", "workers": "--workers", "lease_seconds": "--lease-seconds",
+                  "as_json": "--json", "platform": "--platform"}
+"""`plait run` options that a launch of a registered launch plan (``--remote``) does not take."""
+
+
+def _given(ctx: click.Context, names: dict[str, str]) -> list[str]:
+    """The flags among ``names`` (parameter: flag) given on the command line."""
+    from click.core import ParameterSource
+
+    return [flag for name, flag in names.items() if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE]
 
 
 def _drive(spec: Any, start: Any) -> Any:
@@ -198,7 +251,7 @@ def _report_failure(result: Any) -> None:
         err_console.print(f"execution {result.execution_id} aborted; every running attempt was stopped")
         sys.exit(130)
     err_console.print(f"[bold red]execution {result.execution_id} {result.phase.value}[/] at node "
-                      f"[bold]{result.failed_node}[/]:\n{result.error}", highlight=False)
+                      f"[bold]{escape(str(result.failed_node))}[/]:\n{escape(str(result.error))}", highlight=False)
     err_console.print(f"details: plait executions show {result.execution_id}")
     sys.exit(1)
 
@@ -241,6 +294,8 @@ def launch(ctx: click.Context, target: str, inline: bool, keep_going: bool, over
     from plait.service.launch import launch as launch_execution
     from plait.storage.blobs import BlobStore
 
+    _local_only("plait launch", "with a server, register the workflow (`plait register PATH --version V`) "
+                                "and launch it with `plait run --remote NAME`")
     wf = load_workflow(target)
     values = parse_inputs(wf, list(ctx.args))
     settings = Settings.from_env()
@@ -277,7 +332,7 @@ def engine(lease_seconds: float, concurrency: int, exit_when_idle: bool) -> None
             loop.add_signal_handler(sig, host.stop)
         await host.serve(stop_when_idle=exit_when_idle)
 
-    err_console.print(f"plait engine {host.owner}: serving {built.store.url}", highlight=False)
+    err_console.print(f"plait engine {host.owner}: serving {built.store.url}", highlight=False, markup=False)
     try:
         asyncio.run(serve())
     finally:
@@ -297,14 +352,15 @@ def plugins() -> None:
     registry = load_registry()
     table = Table("task type", "plugin", "distribution", "version")
     for name, owner in sorted(registry.task_type_owner.items()):
-        table.add_row(name, owner.name, owner.distribution, owner.version)
+        table.add_row(*map(escape, (name, owner.name, owner.distribution, owner.version)))
     console.print(table)
     table = Table("platform", "plugin", "distribution", "version")
     for name, owner in sorted(registry.platform_owner.items()):
-        table.add_row(name, owner.name, owner.distribution, owner.version)
+        table.add_row(*map(escape, (name, owner.name, owner.distribution, owner.version)))
     console.print(table)
     for name, error in registry.failed.items():
-        err_console.print(f"[red]plugin {name!r} failed to load:[/] {error}", highlight=False)
+        err_console.print(f"[red]plugin {escape(repr(name))} failed to load:[/] {escape(str(error))}",
+                          highlight=False)
 
 
 @cli.command()
@@ -312,6 +368,7 @@ def plugins() -> None:
 def pools(server: str | None) -> None:
     """Each rate-limited pool: capacity, and tokens held and requests waiting per tenant."""
     from plait.cli.executions import pools as read_pools
+    from plait.client import server_from_env
 
     _use_server(server)
     found = read_pools()
@@ -319,11 +376,29 @@ def pools(server: str | None) -> None:
     for pool in found.pools:
         tenants = sorted(set(pool.holders) | set(pool.waiters)) or [""]
         for i, tenant in enumerate(tenants):
-            table.add_row(pool.name if i == 0 else "", str(pool.capacity) if i == 0 else "",
-                          f"{pool.rate:g}" if pool.rate and i == 0 else "", tenant,
+            table.add_row(escape(pool.name) if i == 0 else "", str(pool.capacity) if i == 0 else "",
+                          f"{pool.rate:g}" if pool.rate and i == 0 else "", escape(tenant),
                           str(pool.holders.get(tenant, "")), str(pool.waiters.get(tenant, "")))
     console.print(table)
-    console.print(f"[dim]tokens: {found.source}[/]")
+    console.print(f"[dim]tokens: {escape(_token_source(found.source, server_from_env() is not None))}[/]")
+
+
+def _token_source(source: str, remote: bool) -> str:
+    """Where the pools were read: the server answers as for its own local store."""
+    if not remote:
+        return source
+    if source.endswith("the local store"):
+        return source.removesuffix("the local store") + "the server's store"
+    return f"the server's token backend ({_hide_password(source)})"
+
+
+def _local_only(command: str, instead: str) -> None:
+    """Refuse a command that works on the local store only while a server is named."""
+    from plait.client import server_from_env
+
+    if server_from_env():
+        raise InputError(f"`{command}` is a local command: it runs on this machine's store, not on the server "
+                         f"PLAIT_SERVER names; {instead} (or unset PLAIT_SERVER to use the local store)")
 
 
 def _use_server(server: str | None) -> None:
@@ -356,7 +431,8 @@ def _when(ts: float) -> str:
 
 
 @executions.command("list")
-@click.option("--limit", default=20, show_default=True, help="Executions per page.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 500),
+              help="Executions per page (1 to 500).")
 @click.option("--project", default=None, help="Only this project's executions.")
 @click.option("--domain", default=None, help="Only this domain's executions.")
 @click.option("--phase", default=None, help="Only executions in this phase (running, succeeded, failed, ...).")
@@ -381,11 +457,21 @@ def list_executions(limit: int, project: str | None, domain: str | None, phase: 
                             created_after=_time_option("--since", since),
                             created_before=_time_option("--until", until))
     page = list_page(where, limit, cursor)
+    if not page.items:
+        given = {"project": project, "domain": domain, "phase": phase, "workflow": workflow,
+                 "launch plan": launch_plan, "launched by": launched_by, "id prefix": prefix, "since": since,
+                 "until": until, "cursor": cursor}
+        filters = [f"{name} {value}" for name, value in given.items() if value is not None]
+        filters += [f"tag {tag}" for tag in tags]
+        console.print(f"no executions{' (' + ', '.join(filters) + ')' if filters else ''}", markup=False,
+                      highlight=False, soft_wrap=True)
+        return
     table = Table("id", "workflow", "phase", "started", "took", "project/domain")
+    table.columns[0].no_wrap = True
     for row in page.items:
         took = f"{row.updated - row.created:.1f}s" if row.phase not in ("running", "queued") else "…"
-        table.add_row(row.id, row.workflow, _phase(row.phase), _when(row.created), took,
-                      f"{row.project}/{row.domain}")
+        table.add_row(row.id, escape(row.workflow), _phase(row.phase), _when(row.created), took,
+                      escape(f"{row.project}/{row.domain}"))
     console.print(table)
     if page.next_cursor:
         console.print(f"next page: --cursor {page.next_cursor}", highlight=False, soft_wrap=True)
@@ -410,7 +496,7 @@ def _time_option(name: str, value: str | None) -> float | None:
 def _phase(phase: str) -> str:
     color = {"succeeded": "green", "failed": "red", "timed_out": "red", "aborted": "yellow",
              "running": "cyan", "skipped": "dim"}.get(phase, "white")
-    return f"[{color}]{phase}[/]"
+    return f"[{color}]{escape(phase)}[/]"
 
 
 @executions.command("show")
@@ -427,13 +513,17 @@ def show_execution(execution_id: str, logs: bool, follow: bool) -> None:
             _print_event(event, as_json=False)
     found = summary(execution_id)
     row = found.execution
-    console.print(f"[bold]{row.id}[/]  {row.workflow} (version {row.version})  "
-                  f"{_phase(found.phase)}  {row.project}/{row.domain}", highlight=False)
+    console.print(f"[bold]{escape(row.id)}[/]  {escape(row.workflow)} (version {escape(row.version)})  "
+                  f"{_phase(found.phase)}  {escape(row.project)}/{escape(row.domain)}", highlight=False)
     console.print(f"inputs: {json.dumps(found.inputs)}", highlight=False, markup=False)
     if found.outputs is not None:
         console.print(f"outputs: {json.dumps(found.outputs)[:2000]}", highlight=False, markup=False)
     if found.error:
-        console.print(f"[red]failed at {found.failed_node}:[/] {found.error}", highlight=False)
+        where = f"{found.phase.replace('_', ' ')} at {found.failed_node}" if found.failed_node else found.phase
+        if found.phase == "aborted" and found.error.startswith("aborted"):
+            where = ""  # "aborted by alice" says it all
+        console.print(f"[red]{escape(where)}:[/] {escape(found.error)}" if where else f"[red]{escape(found.error)}[/]",
+                      highlight=False)
     table = Table("node", "phase", "attempts", "items", "message")
     for node in found.nodes:
         items = ""
@@ -449,17 +539,17 @@ def show_execution(execution_id: str, logs: bool, follow: bool) -> None:
             else:  # the platform holds the attempt back (a full quota, its pods in flight)
                 message = [f"waiting: {w.get('reason') or 'for resources'}"]
         extra = " (cached)" if node.cached else ""
-        table.add_row(node.node, _phase(node.phase) + extra, str(len(node.attempts)), items,
-                      message[0][:100] if message else "")
+        table.add_row(escape(node.node), _phase(node.phase) + extra, str(len(node.attempts)), escape(items),
+                      escape(message[0][:100]) if message else "")
     console.print(table)
     _print_log_links(found)
     for node in found.nodes:
         for index, error in list(node.item_errors.items())[:10]:
-            console.print(f"[red]{node.node}[{index}] failed:[/] {error.splitlines()[0] if error else ''}",
-                          highlight=False)
+            first = error.splitlines()[0] if error else ""
+            console.print(f"[red]{escape(f'{node.node}[{index}]')} failed:[/] {escape(first)}", highlight=False)
         for attempt in node.attempts:
             if attempt.phase in ("failed", "timed_out", "aborted") and attempt.message:
-                console.print(f"[bold]{node.node}[/] attempt {attempt.number} {_phase(attempt.phase)}:",
+                console.print(f"[bold]{escape(node.node)}[/] attempt {attempt.number} {_phase(attempt.phase)}:",
                               highlight=False)
                 console.print(attempt.message, markup=False, highlight=False)
             if logs:
@@ -478,7 +568,7 @@ def _print_kept_logs(execution_id: str, node: str, attempt: Any) -> None:
     except PlaitError:
         return  # kept files that are gone, or a map node's attempt: `plait executions logs` says why
     for part in parts:
-        console.print(f"[dim]── {node} attempt {attempt.number} {part.stream} ──[/]")
+        console.print(f"[dim]── {escape(node)} attempt {attempt.number} {escape(part.stream)} ──[/]")
         console.print(part.text[-4000:].rstrip(), markup=False, highlight=False)
 
 
@@ -512,17 +602,17 @@ def execution_logs(execution_id: str, node: str, attempt: int | None, item: int 
     from plait.service.logs import follow_logs, wait_for_attempt
 
     def note(text: str) -> None:
-        err_console.print(f"[dim]{text}[/]", highlight=False)
+        err_console.print(f"[dim]{escape(text)}[/]", highlight=False)
 
     from plait.cli.executions import attempt_logs
-    from plait.client import server_from_env
+    from plait.client import server_or_local
 
     if not follow:
         found = attempt_logs(execution_id, node, attempt, item, tail)
         for text in found.notes:
             note(text)
         parts: Any = found.parts
-    elif server_from_env():
+    elif server_or_local():
         raise InputError("`plait executions logs --follow` reads the local store; against a server, "
                          "run it again without --follow to see the log as it is now")
     else:
@@ -545,6 +635,8 @@ def resume_execution(execution_id: str, inline: bool, keep_going: bool) -> None:
     from plait.engine.execution import RunOptions
     from plait.service.run import resume_claimed_here
 
+    _local_only("plait executions resume", f"with a server, start a new execution that reuses what succeeded: "
+                                           f"plait executions recover {execution_id}")
     engine = build_engine()
     try:
         row = engine.store.execution(execution_id)

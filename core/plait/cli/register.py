@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from plait.client import Client, server_from_env
+from plait.client import Client, server_or_local
 from plait.model.api.entities import CodeUploaded, EntityIn, RegistrationIn, RegistrationOut
 
 
@@ -23,7 +23,7 @@ def register(path: str, project: str, domain: str, version: str, activate: bool,
     """Register every workflow, task and launch plan PATH (a module file or a package folder)
     defines, under VERSION. Registering the same content again changes nothing; other content
     under a registered version is refused with a diff, and nothing of the set is registered."""
-    url = server or server_from_env()
+    url = server_or_local(server)
     if url:
         rows, activated = _register_remote(url, path, project, domain, version, activate)
     else:

@@ -8,13 +8,15 @@ With ``PLAIT_SERVER`` set they go through the server's API (as the holder of
 from __future__ import annotations
 
 import json
+import sys
 import time
 from typing import Any
 
 import click
 
-from plait.client import Client, server_from_env
-from plait.model.errors import InputError, PlaitError
+from plait.client import Client, server_or_local
+from plait.model.api.executions import ExecutionSummary
+from plait.model.errors import InputError
 
 _ENDED = ("succeeded", "failed", "timed_out", "aborted")
 
@@ -35,70 +37,80 @@ def _local() -> tuple[Any, Any]:
     return EventStore(settings.db_url), BlobStore(settings.blob_url)
 
 
-def run_remote(name: str, project: str, domain: str, args: list[str], wait: bool, platform: str) -> None:
+def run_remote(name: str, project: str, domain: str, args: list[str], wait: bool, platform: str,
+               tags: tuple[str, ...] = (), flags: list[str] | None = None) -> None:
     """Launch the registered launch plan ``NAME[@VERSION]`` (a workflow registers a default
-    launch plan of its own name); print the execution's id, and with ``wait`` its end and outputs."""
+    launch plan of its own name); print the execution's id, and with ``wait`` its end and outputs.
+
+    ``flags``: the ``plait run`` options given that a launch has no use for; refused, naming
+    them (``--platform`` only works on the local store: the server's engines choose theirs)."""
     from plait.model.api.launch import LaunchedOut, LaunchIn
 
     plan, _, version = name.partition("@")
+    url = server_or_local()
+    unused = [flag for flag in flags or [] if url or flag != "--platform"]
+    if unused:
+        raise click.UsageError(f"{', '.join(unused)}: not used by `plait run --remote` (a launch of a registered "
+                               "launch plan runs as it was registered, on the server's engines); leave it out")
     inputs = text_inputs(args)
-    url = server_from_env()
     if url:
         where = f"/projects/{project}/domains/{domain}/executions"
         with Client.from_env(url) as client:
-            out = client.post(where, LaunchIn(launch_plan=plan, version=version or None, text_inputs=inputs),
-                              LaunchedOut)
+            out = client.post(where, LaunchIn(launch_plan=plan, version=version or None, text_inputs=inputs,
+                                              tags=list(tags)), LaunchedOut)
             click.echo(out.execution_id)
             if wait:
-                _show_end(_wait_remote(client, out.execution_id))
+                _show_end(_waiting(out.execution_id, lambda: client.get(f"/executions/{out.execution_id}",
+                                                                         ExecutionSummary)))
         return
     from plait.service.remote_launch import launch_registered
+    from plait.service.summary import execution_summary
 
     store, blobs = _local()
     try:
         xid = launch_registered(store, blobs, project, domain, launch_plan=plan, version=version or None,
-                                text_inputs=inputs, platform=platform)
+                                text_inputs=inputs, platform=platform, tags=tags)
         click.echo(xid)
         if wait:
-            _show_end(_wait_local(store, xid))
+            _show_end(_waiting(xid, lambda: execution_summary(store, store.execution(xid)), local=True))
     finally:
         store.close()
 
 
-def _wait_remote(client: Client, xid: str) -> dict[str, Any]:
-    while True:
-        found: dict[str, Any] = client.get(f"/executions/{xid}")
-        if found["phase"] in _ENDED:
-            return found
-        time.sleep(0.5)
-
-
-def _wait_local(store: Any, xid: str) -> dict[str, Any]:
-    from plait.storage.events import replay
-
+def _waiting(xid: str, read: Any, local: bool = False) -> ExecutionSummary:
+    """Poll ``read()`` until the execution ends. Ctrl-C stops waiting, not the execution."""
     noted = False
-    while True:
-        row = store.execution(xid)
-        if row["phase"] in _ENDED:
-            state = replay(xid, store.events(xid))
-            return {"phase": row["phase"], "outputs": state.outputs, "error": state.error}
-        if not noted and row["phase"] == "queued":
-            click.echo("queued: waiting for an engine (`plait engine` on this store) to run it", err=True)
-            noted = True
-        time.sleep(0.5)
+    try:
+        while True:
+            found: ExecutionSummary = read()
+            if found.phase in _ENDED:
+                return found
+            if local and not noted and found.phase == "queued":
+                click.echo("queued: waiting for an engine (`plait engine` on this store) to run it", err=True)
+                noted = True
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        click.echo(f"\nstopped waiting; {xid} is still running (plait executions abort {xid})", err=True)
+        sys.exit(130)
 
 
-def _show_end(found: dict[str, Any]) -> None:
-    click.echo(found["phase"])
-    if found.get("outputs") is not None:
-        click.echo(json.dumps(found["outputs"]))
-    if found["phase"] != "succeeded":
-        raise PlaitError(found.get("error") or f"the execution ended {found['phase']}")
+def _show_end(found: ExecutionSummary) -> None:
+    """Print how the execution ended; on a failure, as a local `plait run` does (exit status 1)."""
+    xid = found.execution.id
+    click.echo(found.phase)
+    if found.phase == "succeeded":
+        if found.outputs is not None:
+            click.echo(json.dumps(found.outputs))
+        return
+    at = f" at node {found.failed_node}" if found.failed_node else ""
+    click.echo(f"execution {xid} {found.phase}{at}:\n{found.error or 'no error was recorded'}", err=True)
+    click.echo(f"details: plait executions show {xid}", err=True)
+    sys.exit(1)
 
 
 def _act(action: str, execution_id: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
     """POST ``/executions/ID/ACTION`` on the server, or do it in the local store."""
-    url = server_from_env()
+    url = server_or_local()
     if url:
         with Client.from_env(url) as client:
             answer: dict[str, Any] = client.post(f"/executions/{execution_id}/{action}", body or {})

@@ -299,9 +299,11 @@ class AccessStore:
 
     # -- the first start ---------------------------------------------------------------------
 
-    def bootstrap(self, admin: str = "admin", project: str = "default") -> str | None:
+    def bootstrap(self, admin: str = "admin", project: str = "default",
+                  description: str = "made at the server's first start") -> str | None:
         """On a server's first start (no admin user yet): make the admin user, a first project
-        and a key for the admin; returns that key (to show once), or None when there was an admin."""
+        and a key for the admin; returns that key (to show once), or None when there was an admin.
+        ``description``: how the key and the project were made (what their descriptions say)."""
         with self.engine.connect() as conn:
             if conn.execute(sa.select(users.c.name).where(users.c.admin == sa.true()).limit(1)).first():
                 return None
@@ -311,10 +313,10 @@ class AccessStore:
             return None
         if self.project(project) is None:
             try:
-                self.create_project(project, "The first project, made when the server first started.")
+                self.create_project(project, f"The first project, {description}.")
             except AccessError:
                 pass
-        return self.create_key(admin, description="made at the server's first start")[1]
+        return self.create_key(admin, description=description)[1]
 
 
 def _key(row: sa.RowMapping) -> ApiKey:
