@@ -111,28 +111,47 @@ def test_bootstrap_says_how_to_use_the_key_and_describes_it(world: dict[str, Any
     assert "made by plait server bootstrap" in cli(world, "keys", "list").stdout
 
 
-def test_the_first_start_banner_names_the_port_the_server_listens_on(tmp_path: Path):
-    port = free_port()
-    leader, follower = pty.openpty()  # the first start prints a key only to a terminal
-    proc = subprocess.Popen([sys.executable, "-m", "plait.cli", "server", "--port", str(port), "--engines", "0"],
-                            env=server_env(f"sqlite:///{tmp_path / 'first.db'}", tmp_path),
-                            stdout=subprocess.DEVNULL, stderr=follower, start_new_session=True)
+def on_a_terminal(args: list[str], env: dict[str, str], until: bytes, stream: str = "stderr") -> bytes:
+    """Run ``plait ARGS`` with ``stream`` on a terminal (a pty) until it has written ``until``
+    (or exited); what it wrote there."""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "plait.cli", *args], env=env, stdin=subprocess.DEVNULL,
+                            stdout=follower if stream == "stdout" else subprocess.DEVNULL,
+                            stderr=follower if stream == "stderr" else subprocess.DEVNULL, start_new_session=True)
     os.close(follower)
     seen = b""
 
-    def banner() -> bool:
+    def written() -> bool:
         nonlocal seen
         if select.select([leader], [], [], 0.1)[0]:
-            seen += os.read(leader, 4096)
-        return b"PLAIT_API_KEY=<that key>" in seen
+            try:
+                seen += os.read(leader, 4096)
+            except OSError:  # it exited and closed the terminal
+                return True
+        return until in seen
 
     try:
-        wait_for(banner, "the first start's banner", interval=0)
+        wait_for(written, f"`plait {' '.join(args)}` to write {until!r}", interval=0)
     finally:
-        os.killpg(proc.pid, 15)
+        if proc.poll() is None:
+            os.killpg(proc.pid, 15)
         proc.wait(30)
         os.close(leader)
+    return seen
+
+
+def test_the_first_start_banner_names_the_port_the_server_listens_on(tmp_path: Path):
+    port = free_port()  # the first start prints a key only to a terminal
+    seen = on_a_terminal(["server", "--port", str(port), "--engines", "0"],
+                         server_env(f"sqlite:///{tmp_path / 'first.db'}", tmp_path), b"PLAIT_API_KEY=<that key>")
     assert f"export PLAIT_SERVER=http://127.0.0.1:{port} ".encode() in seen
+
+
+def test_keys_list_on_a_narrow_terminal_shows_each_key_id_whole(world: dict[str, Any]):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLAIT_")}
+    env.update(PLAIT_SERVER=world["server"].url, PLAIT_API_KEY=world["key"], COLUMNS="60")
+    seen = on_a_terminal(["keys", "list"], env, b"\xe2\x94\x98", stream="stdout")  # the table's last corner
+    assert f"{world['key'].split('_')[1]} ".encode() in seen, seen.decode()
 
 
 def test_a_taken_port_fails_before_the_banner_naming_the_port(tmp_path: Path):
