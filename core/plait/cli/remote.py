@@ -50,8 +50,9 @@ def run_remote(name: str, project: str, domain: str, args: list[str], wait: bool
     url = server_or_local()
     unused = [flag for flag in flags or [] if url or flag != "--platform"]
     if unused:
-        raise click.UsageError(f"{', '.join(unused)}: not used by `plait run --remote` (a launch of a registered "
-                               "launch plan runs as it was registered, on the server's engines); leave it out")
+        raise click.UsageError(f"{', '.join(unused)}: not used by `plait run --remote` (a registered launch plan "
+                               "runs as it was registered, on the engines that claim it); "
+                               f"leave {'it' if len(unused) == 1 else 'them'} out")
     inputs = text_inputs(args)
     if url:
         where = f"/projects/{project}/domains/{domain}/executions"
