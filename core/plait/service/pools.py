@@ -29,11 +29,9 @@ def pools_from_store(store: EventStore) -> dict[str, dict[str, Any]]:
     """Holders and waiters of in-process pools, from the events of running executions (every
     execution an engine holds in the queue, however old)."""
     live: dict[str, dict[str, Any]] = {}
-    for row in ExecutionQueue(store).rows():
-        if row["owner"] is None:  # queued, not started: it holds and waits for nothing yet
-            continue
+    for execution_id in ExecutionQueue(store).running():
         latest: dict[str, Any] = {}
-        for event in store.events(row["execution_id"]):
+        for event in store.events(execution_id):
             if event.kind in ("attempt", "item"):
                 latest[event.entity] = event
         for event in latest.values():
