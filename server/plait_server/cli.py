@@ -35,7 +35,7 @@ def server(ctx: click.Context, host: str | None, port: int | None, engines: int 
     where = _url(config.host, config.port)
     if config.auth == "keys":
         _first_start(app.state.access, where)
-    click.echo(f"plait server: {where} (API docs: {where}/docs), store {app.state.store.url}, "
+    click.echo(f"plait server: {where} (API docs: {where}/docs), store {app.state.store.shown_url}, "
                f"{config.engines} engine worker(s)", err=True)
     uvicorn.run(app, host=config.host, port=config.port, log_level="warning")
 

@@ -60,21 +60,16 @@ def _store_error(exc: Exception) -> str | None:
         return None
     if not isinstance(exc, SQLAlchemyError):
         return None
-    from plait.model.settings import Settings
+    from plait.model.settings import Settings, hide_password
 
     given = os.environ.get("PLAIT_DB_URL")
     url = given or Settings.from_env().db_url
-    shown = _hide_password(url)
+    shown = hide_password(url)
     cause = getattr(exc, "orig", None) or exc
     reason = re.sub(r"\s*\(Background on this error at: [^)]*\)", "", " ".join(str(cause).split()))
     reason = reason or type(cause).__name__
     where = f"PLAIT_DB_URL={shown}" if given else f"{shown} (under PLAIT_HOME; PLAIT_DB_URL is unset)"
     return f"cannot use the store {where}: {reason[:300]}"
-
-
-def _hide_password(url: str) -> str:
-    """``url`` with the password of its ``user:password@`` part replaced by ``***``."""
-    return re.sub(r"://([^:/@]*):[^@/]*@", r"://\1:***@", url)
 
 
 COMMANDS_GROUP = "plait.commands"
@@ -332,7 +327,7 @@ def engine(lease_seconds: float, concurrency: int, exit_when_idle: bool) -> None
             loop.add_signal_handler(sig, host.stop)
         await host.serve(stop_when_idle=exit_when_idle)
 
-    err_console.print(f"plait engine {host.owner}: serving {built.store.url}", highlight=False, markup=False)
+    err_console.print(f"plait engine {host.owner}: serving {built.store.shown_url}", highlight=False, markup=False)
     try:
         asyncio.run(serve())
     finally:
@@ -389,7 +384,9 @@ def _token_source(source: str, remote: bool) -> str:
         return source
     if source.endswith("the local store"):
         return source.removesuffix("the local store") + "the server's store"
-    return f"the server's token backend ({_hide_password(source)})"
+    from plait.model.settings import hide_password
+
+    return f"the server's token backend ({hide_password(source)})"
 
 
 def _local_only(command: str, instead: str) -> None:

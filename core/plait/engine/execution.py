@@ -232,7 +232,7 @@ class _Execution:
             try:
                 self.store.flush()
             except Exception as exc:  # the events stay buffered; the next flush tries again
-                print(f"plait: writing events to {self.store.url} failed, will retry: {exc}", file=sys.stderr)
+                print(f"plait: writing events to {self.store.shown_url} failed, will retry: {exc}", file=sys.stderr)
 
     async def run(self, inputs: dict[str, Any], resuming: bool = False, queued: bool = False) -> ExecutionResult:
         spec = self.spec

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from plait.model.settings import hide_password
 from plait.storage.events import EventStore
 from plait.storage.queue import ExecutionQueue
 from plait.tokens import token_manager
@@ -19,7 +20,7 @@ def pool_usage(store: EventStore, config: TokenConfig) -> tuple[dict[str, dict[s
     if config.url:
         manager = token_manager(config)
         try:
-            return manager.snapshot(), config.url
+            return manager.snapshot(), hide_password(config.url)
         finally:
             manager.close()
     return pools_from_store(store), "running executions in the local store"

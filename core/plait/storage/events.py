@@ -129,6 +129,7 @@ class EventStore:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        """The store's URL as given (with its password, if it has one: never print it; see :attr:`shown_url`)."""
         self.engine: Engine = sa.create_engine(url)
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -138,6 +139,11 @@ class EventStore:
         self._sqlite = self.engine.dialect.name == "sqlite"
         self.refused: deque[RefusedEvent] = deque(maxlen=100)
         """The latest events refused because their entity had already ended (see the module doc)."""
+
+    @property
+    def shown_url(self) -> str:
+        """The store's URL as it may be printed or logged: its password hidden."""
+        return self.engine.url.render_as_string(hide_password=True)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -246,7 +252,7 @@ class EventStore:
                 if len(like) == 1:
                     return self.execution(like[0])
                 raise ExecutionNotFoundError(
-                    f"no execution {execution_id!r} in {self.url}; `plait executions list` shows them")
+                    f"no execution {execution_id!r} in {self.shown_url}; `plait executions list` shows them")
             return dict(row)
 
     def list_executions(self, limit: int = 20) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from plait.model.errors import PlaitError
+from plait.model.settings import hide_password
 from plait.tokens.config import TokenConfig, TokenRequestError
 
 # KEYS: none (every key is derived from the pool name, ARGV[1], so one pool is one hash slot).
@@ -210,7 +211,7 @@ class RedisTokenManager:
         try:
             return script(args=[self.prefix + args[0], int(time.time() * 1000), *args[1:]])
         except Exception as exc:
-            raise PlaitError(f"the token store at {self.url} failed: {type(exc).__name__}: {exc}") from exc
+            raise PlaitError(f"the token store at {hide_password(self.url)} failed: {type(exc).__name__}: {exc}") from exc
 
     def try_acquire(self, pool: str, tenant: str, lease_id: str, count: int = 1,
                     priority: int = 0) -> tuple[bool, int, int]:
