@@ -49,7 +49,7 @@ services: java
 		pg_isready -h 127.0.0.1 -p 5432; }
 
 test: venv services lint typecheck
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=30
 
 bench: venv
 	$(BIN)/python bench/engine_overhead.py

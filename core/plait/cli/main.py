@@ -155,24 +155,24 @@ def execution_options(inline_help: str) -> Callable[[Callable[..., Any]], Callab
 @click.option("--remote", default=None, metavar="NAME[@VERSION]",
               help="Launch a registered launch plan instead (on PLAIT_SERVER, or the local store); prints its id.")
 @click.option("--wait", is_flag=True, help="With --remote: wait for the execution to end; print its outputs.")
-@click.option("--tag", "tags", multiple=True, metavar="TAG", help="With --remote: tag the execution (repeat).")
 @click.pass_context
 def run(ctx: click.Context, target: str | None, inline: bool, keep_going: bool, overwrite_cache: bool,
         workers: int | None, project: str, domain: str, priority: int, platform: str, lease_seconds: float,
-        as_json: bool, remote: str | None, wait: bool, tags: tuple[str, ...]) -> None:
+        as_json: bool, remote: str | None, wait: bool) -> None:
     """Run a workflow: plait run FILE.py:WORKFLOW --input value ...
 
     Inputs are the workflow's parameters, as --name value (JSON for lists, dicts and structs).
-    `plait run --remote NAME[@VERSION] --input value ...` launches a registered launch plan.
+    `plait run --remote NAME[@VERSION] [--tag TAG ...] --input value ...` launches a registered
+    launch plan (with --remote, --tag tags the execution; without, it is a workflow input).
     """
     if remote is not None:
         from plait.cli.remote import run_remote
 
-        return run_remote(remote, project, domain, [*([target] if target else []), *ctx.args], wait, platform,
-                          tags, _given(ctx, REMOTE_IGNORES))
-    if tags or wait:
-        raise click.UsageError(f"{'--tag' if tags else '--wait'} goes with --remote NAME (a registered launch plan); "
-                               "a local `plait run` waits anyway")
+        rest, tags = _take_tags([*([target] if target else []), *ctx.args])
+        return run_remote(remote, project, domain, rest, wait, platform, tuple(tags), _given(ctx, REMOTE_IGNORES))
+    if wait:
+        raise click.UsageError("--wait goes with --remote NAME (a registered launch plan); a local `plait run` "
+                               "waits anyway")
     if target is None:
         raise click.UsageError("plait run needs FILE.py:WORKFLOW (or --remote NAME to launch a registered one)")
     from plait.engine import build_engine
@@ -204,6 +204,26 @@ REMOTE_IGNORES = {"inline": "--inline", "keep_going": "--keep-going", "overwrite
                   "priority": "--priority", "workers": "--workers", "lease_seconds": "--lease-seconds",
                   "as_json": "--json", "platform": "--platform"}
 """`plait run` options that a launch of a registered launch plan (``--remote``) does not take."""
+
+
+def _take_tags(args: list[str]) -> tuple[list[str], list[str]]:
+    """``args`` without their ``--tag TAG`` (or ``--tag=TAG``) pairs, and those tags. Only a
+    remote run takes --tag: for a local one it stays a workflow input, as a workflow may name
+    an input ``tag``."""
+    rest: list[str] = []
+    tags: list[str] = []
+    it = iter(args)
+    for arg in it:
+        if arg == "--tag":
+            value = next(it, None)
+            if value is None:
+                raise click.UsageError("--tag needs a value: --tag TAG")
+            tags.append(value)
+        elif arg.startswith("--tag="):
+            tags.append(arg.removeprefix("--tag="))
+        else:
+            rest.append(arg)
+    return rest, tags
 
 
 def _given(ctx: click.Context, names: dict[str, str]) -> list[str]:

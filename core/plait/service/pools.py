@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
+
 from plait.model.settings import hide_password
-from plait.storage.events import EventStore
-from plait.storage.queue import ExecutionQueue
+from plait.storage.events import EventStore, executions
 from plait.tokens import token_manager
 from plait.tokens.config import TokenConfig
 
@@ -27,10 +28,13 @@ def pool_usage(store: EventStore, config: TokenConfig) -> tuple[dict[str, dict[s
 
 
 def pools_from_store(store: EventStore) -> dict[str, dict[str, Any]]:
-    """Holders and waiters of in-process pools, from the events of running executions (every
-    execution an engine holds in the queue, however old)."""
+    """Holders and waiters of in-process pools, from the events of every running execution
+    (however old; run by an engine from the queue or by ``plait.run`` in a program)."""
     live: dict[str, dict[str, Any]] = {}
-    for execution_id in ExecutionQueue(store).running():
+    with store.engine.connect() as conn:  # every running one, however old (a scan: `plait pools` is rare)
+        running = conn.execute(sa.select(executions.c.id).where(executions.c.phase == "running")
+                               .order_by(executions.c.created)).scalars().all()
+    for execution_id in running:
         latest: dict[str, Any] = {}
         for event in store.events(execution_id):
             if event.kind in ("attempt", "item"):

@@ -236,14 +236,6 @@ class ExecutionQueue:
                 queue.c.execution_id.in_(ids), queue.c.abort_requested.is_not(None)))
             return {r.execution_id: r.abort_by or "someone" for r in rows}
 
-    def running(self) -> list[str]:
-        """The ids of the executions in the queue that are running (not still waiting to start,
-        not ended): what is holding or waiting for tokens now, however old."""
-        with self.store.engine.connect() as conn:
-            return list(conn.execute(
-                sa.select(queue.c.execution_id).join(executions, executions.c.id == queue.c.execution_id)
-                .where(executions.c.phase == Phase.RUNNING.value).order_by(queue.c.enqueued)).scalars())
-
     def rows(self) -> list[dict[str, Any]]:
         """Every queued row (held or not), oldest first: for status pages and tests."""
         with self.store.engine.connect() as conn:
