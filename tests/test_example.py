@@ -35,7 +35,7 @@ def test_the_mixed_example_runs_spark_then_sql_then_pytorch_then_a_notebook():
     assert '"summary": "y = 3.0' in result.stdout or '"summary": "y = 2.9' in result.stdout, result.stdout
 
 
-def test_the_mixed_example_runs_unchanged_on_the_emulated_cluster(tmp_path: Path):
+def test_the_mixed_example_runs_unchanged_on_the_emulated_cluster(tmp_path: Path, pytorchjob_port: None):
     """examples/mix.py with --platform kubernetes: Spark as a SparkApplication, the query in the
     engine, PyTorch as a PyTorchJob, the scoring in a pod, the notebook in a pod; every value
     through S3 on the moto server."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import NamedTuple
 
@@ -22,7 +23,11 @@ def notebook(name: str, *cells: str, parameters: str = "") -> Path:
     first.metadata["tags"] = ["parameters"]
     nb.cells = [first, *(nbformat.v4.new_code_cell(c) for c in cells)]
     path = HERE / f"{name}.ipynb"
-    nbformat.write(nb, str(path))
+    # Atomically: every process that imports this module (each xdist worker, each task
+    # process) writes the same notebooks while others may be reading them.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    nbformat.write(nb, str(tmp))
+    os.replace(tmp, path)
     return path
 
 

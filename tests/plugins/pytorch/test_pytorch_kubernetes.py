@@ -27,6 +27,8 @@ REQUEST = ObjectRequest(
     tolerations=[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
 )
 
+pytestmark = pytest.mark.usefixtures("pytorchjob_port")
+
 
 def build(config: PyTorch) -> dict:
     @plait.task(plugin=config)
