@@ -17,6 +17,7 @@ from pathlib import Path
 
 import plait.storage.access  # noqa: F401  (its tables, on the shared metadata)
 import plait.storage.entities  # noqa: F401  (its table, on the shared metadata)
+import plait.storage.lineage  # noqa: F401  (its tables, on the shared metadata)
 import plait.storage.queue  # noqa: F401  (its table, on the shared metadata)
 import plait.storage.schedules  # noqa: F401  (its tables, on the shared metadata)
 import pytest
@@ -30,7 +31,8 @@ from plait.storage.migrations import SchemaError
 from postgres_db import fresh_database
 
 PLAIT_TABLES = {"executions", "specs", "events", "cache", "entities", "queue", "projects", "users", "api_keys",
-                "members", "execution_tags", "active_launch_plans", "leases", "schedule_state"}
+                "members", "execution_tags", "active_launch_plans", "leases", "schedule_state",
+                "lineage_events", "lineage_datasets", "lineage_outbox"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -111,6 +111,7 @@ class Engine:
         self.blobs = services.blobs
         self.registry = services.registry
         self.tokens = services.tokens
+        self.lineage = services.lineage
         self.live: dict[str, _Execution] = {}
         """The executions running on this engine now, by id (several may share one event loop)."""
         self.aborting: dict[str, str] = {}
@@ -119,6 +120,7 @@ class Engine:
     def close(self) -> None:
         self.registry.close()
         self.tokens.close()
+        self.lineage.close()
         self.store.close()
 
     async def run(self, spec: WorkflowSpec, inputs: dict[str, Any], options: RunOptions | None = None,
@@ -231,6 +233,7 @@ class _Execution:
             await asyncio.sleep(0.2)
             try:
                 self.store.flush()
+                self.engine.lineage.flush()
             except Exception as exc:  # the events stay buffered; the next flush tries again
                 print(f"plait: writing events to {self.store.shown_url} failed, will retry: {exc}", file=sys.stderr)
 
@@ -274,6 +277,7 @@ class _Execution:
         data: dict[str, Any] = {"outputs": outputs} if phase == Phase.SUCCEEDED else {"error": error, "failed_node": failed}
         self.emit("execution", "", phase, data)
         self.store.flush()
+        self.engine.lineage.flush()
         self.store.set_execution_phase(self.id, phase.value)
         return ExecutionResult(self.id, phase, outputs, error, failed, self.state)
 
@@ -321,7 +325,9 @@ class _Execution:
                     raise NodeFailed(path, f"cannot re-attach attempt {number}: {exc}") from None
             else:
                 number, handle = number + 1, None
-            status = await self.run_attempt(path, template, task_type, inputs, number, index, handle)
+            status = await self.engine.lineage.recording(
+                self, path, template, inputs, number, index,
+                self.run_attempt(path, template, task_type, inputs, number, index, handle))
             if status.phase == Phase.SUCCEEDED:
                 return status.outputs or {}
             if status.phase == Phase.ABORTED:

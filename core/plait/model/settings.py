@@ -32,6 +32,8 @@ class Settings:
     db_url: str
     blob_url: str
     workers: int
+    lineage_url: str | None = None
+    """An OpenLineage endpoint that every attempt's run events are forwarded to (``PLAIT_LINEAGE_URL``)."""
 
     def secret(self, name: str) -> str | None:
         """A secret's value: ``PLAIT_SECRET_<NAME>`` in the environment, else ``<home>/secrets/<name>``."""
@@ -50,6 +52,7 @@ class Settings:
             db_url=os.environ.get("PLAIT_DB_URL") or f"sqlite:///{root / 'plait.db'}",
             blob_url=os.environ.get("PLAIT_BLOB_URL") or str(root / "blobs"),
             workers=int(os.environ.get("PLAIT_WORKERS") or default_workers()),
+            lineage_url=os.environ.get("PLAIT_LINEAGE_URL") or None,
         )
 
 

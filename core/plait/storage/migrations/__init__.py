@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from plait.model.errors import PlaitError
 
-REVISIONS = ("0001", "0002", "0003", "0004")
+REVISIONS = ("0001", "0002", "0003", "0004", "0005")
 """Every revision in ``versions/``, oldest first; a test checks it against Alembic's own view."""
 HEAD = REVISIONS[-1]
 LOCATION = Path(__file__).parent
@@ -77,7 +77,7 @@ def upgrade(engine: Engine, target: str = "head", *, fast: bool = True) -> None:
 
 
 def _create_at_head(conn: Connection) -> None:
-    from plait.storage import access, entities, queue, schedules  # noqa: F401  (importing them adds their tables)
+    from plait.storage import access, entities, lineage, queue, schedules  # noqa: F401  (importing them adds their tables)
     from plait.storage.events import metadata
 
     metadata.create_all(conn)

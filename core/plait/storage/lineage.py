@@ -1,0 +1,177 @@
+"""Lineage in the store: attempts' OpenLineage run events, and an index of the datasets they touched.
+
+``lineage_events`` holds each event once per (execution, attempt, event type): recording an
+attempt again (an engine that resumes and re-attaches to it) is a no-op. ``lineage_datasets``
+answers "who produced this dataset, who read it" and "what did this execution touch" without
+parsing events: one row per (dataset, attempt, direction), with the tenant copied in so that a
+project's datasets are one index range. ``lineage_outbox`` lists the events still to be
+forwarded to an OpenLineage endpoint (only when forwarding is configured); a row leaves it when
+the endpoint accepted the event, so an endpoint that is down loses nothing.
+
+Writes are buffered like the event store's and written by :meth:`LineageStore.flush`, which
+the engine calls where it flushes its events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+
+from plait.model.lineage import AttemptRun, Dataset, Direction
+from plait.storage.events import EventStore, metadata
+
+lineage_events = sa.Table(
+    "lineage_events", metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("execution_id", sa.String(64), nullable=False),
+    sa.Column("entity", sa.String(512), nullable=False),
+    sa.Column("event_type", sa.String(16), nullable=False),
+    sa.Column("ts", sa.Float, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.UniqueConstraint("execution_id", "entity", "event_type", name="uq_lineage_event_once"),
+)
+
+lineage_datasets = sa.Table(
+    "lineage_datasets", metadata,
+    sa.Column("namespace", sa.String(512), nullable=False),
+    sa.Column("name", sa.String(1024), nullable=False),
+    sa.Column("execution_id", sa.String(64), nullable=False),
+    sa.Column("entity", sa.String(512), nullable=False),
+    sa.Column("direction", sa.String(8), nullable=False),
+    sa.Column("project", sa.String(128), nullable=False),
+    sa.Column("domain", sa.String(128), nullable=False),
+    sa.Column("node", sa.String(512), nullable=False),
+    sa.Column("task", sa.String(512), nullable=False),
+    sa.Column("field", sa.String(512), nullable=False),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("ts", sa.Float, nullable=False),
+    sa.PrimaryKeyConstraint("namespace", "name", "execution_id", "entity", "direction", name="pk_lineage_datasets"),
+    sa.Index("ix_lineage_datasets_tenant", "project", "domain", "namespace", "name"),
+    sa.Index("ix_lineage_datasets_execution", "execution_id"),
+)
+
+lineage_outbox = sa.Table(
+    "lineage_outbox", metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("tries", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("error", sa.Text, nullable=True),
+)
+
+
+@dataclass(frozen=True)
+class DatasetUse:
+    """One attempt that produced or read a dataset (a row of the dataset index)."""
+
+    namespace: str
+    name: str
+    direction: Direction
+    project: str
+    domain: str
+    execution_id: str
+    node: str
+    task: str
+    attempt: str
+    """The attempt's entity in its execution (``node/2``, ``node[7]/1``)."""
+    field: str
+    kind: str
+    ts: float
+
+
+class LineageStore:
+    """Reads and writes lineage in an :class:`EventStore`'s database (its tables are migrated with it)."""
+
+    def __init__(self, store: EventStore) -> None:
+        self.engine = store.engine
+        self._insert = store._insert
+        self._events: list[tuple[dict[str, Any], bool]] = []
+        self._uses: list[dict[str, Any]] = []
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def record(self, run: AttemptRun, event: dict[str, Any], at: float, used: list[tuple[Dataset, Direction]],
+               *, forward: bool = False) -> None:
+        """Buffer one run event of ``run`` and the datasets it ``used``; ``forward``: also queue
+        it for the OpenLineage endpoint. Written by the next :meth:`flush`."""
+        self._events.append((dict(execution_id=run.execution_id, entity=run.entity, event_type=event["eventType"],
+                                  ts=at, body=orjson.dumps(event).decode()), forward))
+        self._uses.extend(dict(namespace=d.namespace, name=d.name, execution_id=run.execution_id, entity=run.entity,
+                               direction=direction, project=run.project, domain=run.domain, node=run.node,
+                               task=run.task, field=d.field, kind=d.kind, ts=at) for d, direction in used)
+
+    def flush(self) -> None:
+        """Write the buffered events and dataset uses in one transaction (kept on failure)."""
+        if not self._events and not self._uses:
+            return
+        events, uses, self._events, self._uses = self._events, self._uses, [], []
+        try:
+            with self.engine.begin() as conn:
+                for row, forward in events:  # few (an attempt's start and end): a new one's seq is needed
+                    seq = conn.execute(self._insert(lineage_events).values(**row).on_conflict_do_nothing()
+                                       .returning(lineage_events.c.seq)).scalar()
+                    if seq is not None and forward:
+                        conn.execute(lineage_outbox.insert().values(seq=seq, tries=0))
+                if uses:
+                    conn.execute(self._insert(lineage_datasets).on_conflict_do_nothing(), uses)
+        except Exception:
+            self._events[:0], self._uses[:0] = events, uses
+            raise
+
+    # -- forwarding ------------------------------------------------------------------------
+
+    def pending(self, limit: int = 100) -> list[tuple[int, bytes]]:
+        """The oldest events still to forward, as (seq, JSON body)."""
+        query = (sa.select(lineage_events.c.seq, lineage_events.c.body)
+                 .join(lineage_outbox, lineage_outbox.c.seq == lineage_events.c.seq)
+                 .order_by(lineage_events.c.seq).limit(limit))
+        with self.engine.connect() as conn:
+            return [(seq, body.encode()) for seq, body in conn.execute(query)]
+
+    def delivered(self, seq: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(lineage_outbox.delete().where(lineage_outbox.c.seq == seq))
+
+    def undeliverable(self, seq: int, error: str) -> None:
+        """Note why forwarding event ``seq`` failed; it stays in the outbox for the next try."""
+        with self.engine.begin() as conn:
+            conn.execute(lineage_outbox.update().where(lineage_outbox.c.seq == seq)
+                         .values(tries=lineage_outbox.c.tries + 1, error=error[:2000]))
+
+    def undelivered(self) -> int:
+        """How many events wait to be forwarded."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(lineage_outbox)).scalar_one())
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def events(self, execution_id: str) -> list[dict[str, Any]]:
+        """The execution's run events, in the order they were recorded."""
+        self.flush()
+        query = (sa.select(lineage_events.c.body).where(lineage_events.c.execution_id == execution_id)
+                 .order_by(lineage_events.c.seq))
+        with self.engine.connect() as conn:
+            return [orjson.loads(body) for body in conn.execute(query).scalars()]
+
+    def uses(self, *where: Any, limit: int = 1000) -> list[DatasetUse]:
+        """Rows of the dataset index matching ``where`` (columns of :data:`lineage_datasets`), oldest first."""
+        self.flush()
+        query = sa.select(lineage_datasets).where(*where).order_by(lineage_datasets.c.ts).limit(limit)
+        with self.engine.connect() as conn:
+            return [DatasetUse(r.namespace, r.name, r.direction, r.project, r.domain, r.execution_id, r.node,
+                               r.task, r.entity, r.field, r.kind, r.ts) for r in conn.execute(query)]
+
+    def datasets(self, project: str, domain: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
+        """A tenant's datasets (a project's, in every domain without ``domain``): how many
+        attempts produced and read each, and when it was last touched; newest first."""
+        self.flush()
+        c = lineage_datasets.c
+        where = [c.project == project] + ([c.domain == domain] if domain is not None else [])
+        produced = sa.func.sum(sa.case((c.direction == "produced", 1), else_=0))
+        query = (sa.select(c.namespace, c.name, produced.label("produced"),
+                           (sa.func.count() - produced).label("read"), sa.func.max(c.ts).label("last"))
+                 .where(*where).group_by(c.namespace, c.name)
+                 .order_by(sa.desc("last"), c.namespace, c.name).limit(limit))
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
