@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-core
 
-.PHONY: venv demo demo-bigfoot test bench mutate lint typecheck clean services java
+.PHONY: venv demo demo-bigfoot test bench mutate lint typecheck clean services java chromium
 
 # The server is its own distribution (a task's image needs none of it), installed here like a plugin.
 PLUGINS := server plugins/papermill plugins/pytorch plugins/spark plugins/sql plugins/bigquery plugins/snowflake \
@@ -19,7 +19,12 @@ $(STAMP): pyproject.toml constraints.txt $(addsuffix /pyproject.toml,$(PLUGINS))
 		$(addprefix -e ,$(PLUGINS))
 	touch $(STAMP)
 
-venv: $(STAMP)
+# The console's browser libraries, from the npm registry through its lockfile.
+CONSOLE := server/plait_server/console
+$(CONSOLE)/node_modules/.package-lock.json: $(CONSOLE)/package.json $(CONSOLE)/package-lock.json
+	npm ci --prefix $(CONSOLE) --no-audit --no-fund --loglevel=error
+
+venv: $(STAMP) $(CONSOLE)/node_modules/.package-lock.json
 
 # Spark prepares data, a Snowflake query (on the local DuckDB warehouse) cleans it, PyTorch
 # trains on it with 2 processes, a notebook reports.
@@ -48,7 +53,11 @@ services: java
 		for i in $$(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; \
 		pg_isready -h 127.0.0.1 -p 5432; }
 
-test: venv services lint typecheck
+# The console's tests drive Debian's Chromium through Playwright.
+chromium:
+	@test -x /usr/bin/chromium || { apt-get update -q && apt-get install -y -q chromium; }
+
+test: venv services chromium lint typecheck
 	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=30
 
 bench: venv
@@ -73,4 +82,4 @@ typecheck: venv
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) .plait
+	rm -rf $(VENV) .plait $(CONSOLE)/node_modules

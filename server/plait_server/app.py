@@ -1,9 +1,10 @@
 """The FastAPI application: the store it serves, error mapping, and every router.
 
 Routes live in :mod:`plait_server.routes`, one module per part of the API, each with a
-``router``; every module there is included (a new part of the API is a new module). Errors
-plait raises become HTTP answers with the message as ``detail``: bad input 400, a conflict
-409, something missing 404.
+``router``; every module there is included (a new part of the API is a new module), and a
+module's ``install(app)``, where it has one, adds what a router cannot (static files,
+handlers). Errors plait raises become HTTP answers with the message as ``detail``: bad input
+400, a conflict 409, something missing 404.
 """
 
 from __future__ import annotations
@@ -79,6 +80,8 @@ def create_app(config: ServerConfig, *, background: bool = True) -> FastAPI:
             if isinstance(route, APIRoute):
                 route.openapi_extra = {**(route.openapi_extra or {}), "x-plait-role": _role_of(route.dependant)}
         app.include_router(module.router)
+        if hasattr(module, "install"):
+            module.install(app)
     return app
 
 

@@ -1,12 +1,18 @@
 """Who is calling, and may they: FastAPI dependencies every route but /health goes through.
 
-A request carries ``Authorization: Bearer plait_<id>_<secret>``; a missing or unusable key is
-401. Inside a project, a user with no role there gets 404 for everything in it, exactly as if
+A request carries ``Authorization: Bearer plait_<id>_<secret>``, or the console's session cookie
+(a short-lived key made at sign-in, so revoking it or its user ends the session); a missing or
+unusable key is 401. A request authenticated by the cookie that changes something must also
+carry the session's CSRF token (the ``X-CSRF-Token`` header, or a form's ``csrf_token`` field,
+which the console checks): a page of another site can make the browser send the cookie, but
+cannot read the token. Inside a project, a user with no role there gets 404 for everything in it, exactly as if
 the project did not exist, so project names do not leak; a role too low for the route is 403.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -25,12 +31,36 @@ def access_store(request: Request) -> AccessStore:
     return store
 
 
+SESSION_COOKIE = "plait_session"
+"""The console's session: an API key the server made at sign-in (HttpOnly, SameSite=Strict)."""
+
+CSRF_HEADER = "X-CSRF-Token"
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def csrf_token(session: str) -> str:
+    """The CSRF token of a session: derived from the cookie, which only the server and the
+    browser holding it know (scripts cannot read an HttpOnly cookie)."""
+    return hmac.new(session.encode(), b"plait-csrf", hashlib.sha256).hexdigest()
+
+
+def csrf_ok(session: str, sent: str | None) -> bool:
+    return sent is not None and hmac.compare_digest(csrf_token(session), sent)
+
+
 def current_user(request: Request,
                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> User:
-    """The authenticated caller; 401 without a usable key."""
+    """The authenticated caller; 401 without a usable key (or session), 403 for a session's
+    change without its CSRF token."""
+    session = request.cookies.get(SESSION_COOKIE) if credentials is None else None
+    if session is not None and request.method not in SAFE_METHODS \
+            and not csrf_ok(session, request.headers.get(CSRF_HEADER)):
+        raise HTTPException(403, f"a change made with the console's session needs its {CSRF_HEADER} header")
     if request.app.state.config.auth == "none":
         return LOCAL_ADMIN
-    user = access_store(request).authenticate(credentials.credentials) if credentials else None
+    token = credentials.credentials if credentials else session
+    user = access_store(request).authenticate(token) if token else None
     if user is None:
         raise HTTPException(401, "a valid API key is needed: send `Authorization: Bearer plait_...` "
                                  "(set PLAIT_API_KEY for the command line)",
