@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 from conftest import Console, assert_accessible, shot, sign_in
 
 
@@ -91,3 +92,21 @@ def test_the_next_address_after_sign_in_stays_on_this_server(browser: Any, conso
     page.wait_for_load_state()
     assert page.url.startswith(console.url)
     context.close()
+
+
+def test_pages_run_only_the_servers_own_scripts_and_cannot_be_framed(console: Console) -> None:
+    page = httpx.get(console.url + "/login")
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert "<script>" not in page.text  # no inline script for the policy to refuse
+    assert httpx.get(console.url + "/static/vendor/htmx.min.js").status_code == 200
+    unlisted = httpx.get(console.url + "/static/vendor/..%2Fpackage.json")
+    assert unlisted.status_code == 404
+
+
+def test_a_missing_browser_library_says_how_to_install_it(monkeypatch: Any, tmp_path: Any) -> None:
+    from plait_server.console import assets
+
+    monkeypatch.setattr(assets, "NODE_MODULES", tmp_path / "node_modules")
+    with pytest.raises(assets.AssetsMissing, match="htmx.org/dist/htmx.min.js is not installed: run `make venv`"):
+        assets.vendor_file("htmx.min.js")

@@ -26,6 +26,6 @@ def vendor_file(name: str) -> Path | None:
     path = NODE_MODULES / relative
     if not path.is_file():
         raise AssetsMissing(
-            f"the console's browser library {relative} is not installed: run `make console-assets` "
+            f"the console's browser library {relative} is not installed: run `make venv` "
             f"(npm ci in {NODE_MODULES.parent})")
     return path
