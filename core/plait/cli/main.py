@@ -698,6 +698,10 @@ for _command in _REMOTE_COMMANDS:
 
 cli.add_command(_register)
 
+from plait.cli.hub import hub as _hub  # noqa: E402  (plait hub publish|search|import)
+
+cli.add_command(_hub)
+
 from plait.cli.admin import COMMANDS as _ADMIN_COMMANDS  # noqa: E402  (whoami, projects, users, keys)
 
 for _command in _ADMIN_COMMANDS:
