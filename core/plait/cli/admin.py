@@ -23,6 +23,16 @@ def _when(ts: float | None) -> str:
     return "" if ts is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
 
 
+def _print_table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """A table of plain text (a name with ``[`` is not rich markup); the first column, an id or
+    a name copied into other commands, never wraps."""
+    table = Table(*columns)
+    table.columns[0].no_wrap = True
+    for row in rows:
+        table.add_row(*map(escape, row))
+    console.print(table)
+
+
 @click.command()
 @SERVER
 def whoami(server: str | None) -> None:
@@ -48,10 +58,8 @@ def list_projects(server: str | None) -> None:
     """The projects you have a role in."""
     with Client.from_env(server) as client:
         found = client.get("/projects", list[ProjectOut])
-    table = Table("project", "domains", "your role", "description")
-    for p in found:
-        table.add_row(*map(escape, (p.name, ", ".join(p.domains), p.role or "", p.description)))
-    console.print(table)
+    _print_table(("project", "domains", "your role", "description"),
+                 [(p.name, ", ".join(p.domains), p.role or "", p.description) for p in found])
 
 
 @projects.command("create")
@@ -80,10 +88,7 @@ def list_members(project: str, server: str | None) -> None:
     if not found:
         click.echo(f"{project} has no members (server admins are admins of every project)")
         return
-    table = Table("user", "role")
-    for member in found:
-        table.add_row(escape(member.user), escape(member.role))
-    console.print(table)
+    _print_table(("user", "role"), [(m.user, m.role) for m in found])
 
 
 @projects.command("grant")
@@ -120,10 +125,8 @@ def list_users(server: str | None) -> None:
     """Every user of the server: whether it is a server admin, disabled, and when it was made."""
     with Client.from_env(server) as client:
         found = client.get("/users", list[UserOut])
-    table = Table("user", "server admin", "disabled", "created")
-    for u in found:
-        table.add_row(escape(u.name), "yes" if u.admin else "", "yes" if u.disabled else "", _when(u.created))
-    console.print(table)
+    _print_table(("user", "server admin", "disabled", "created"),
+                 [(u.name, "yes" if u.admin else "", "yes" if u.disabled else "", _when(u.created)) for u in found])
 
 
 @users.command("create")
@@ -179,11 +182,9 @@ def list_keys(user: str | None, server: str | None) -> None:
     """A user's API keys (never their secrets): id (what `plait keys revoke` takes), description, dates."""
     with Client.from_env(server) as client:
         found = client.get(f"/users/{_user(client, user)}/keys", list[KeyOut])
-    table = Table("id", "description", "created", "expires", "last used", "revoked")
-    table.columns[0].no_wrap = True  # an id is copied whole into `plait keys revoke`
-    for k in found:
-        table.add_row(escape(k.id), escape(k.description), _when(k.created), _when(k.expires), _when(k.last_used), _when(k.revoked))
-    console.print(table)
+    _print_table(("id", "description", "created", "expires", "last used", "revoked"),
+                 [(k.id, k.description, _when(k.created), _when(k.expires), _when(k.last_used), _when(k.revoked))
+                  for k in found])
 
 
 @keys.command("revoke")
