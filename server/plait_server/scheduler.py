@@ -4,11 +4,11 @@ Every server runs one; only the one holding the ``scheduler`` lease (see
 :mod:`plait.storage.schedules`) fires, and renews the lease each tick and before each launch.
 Each tick it reads every active launch plan version that has a schedule, computes the fire
 times due since the last one handled (from the version's activation time the first time: no
-backfill before it), applies the catch-up policy (:func:`plait.storage.schedules.due_fire_times`),
+backfill before it), applies the catch-up policy (:func:`plait.model.schedule_times.due_fire_times`),
 starts an execution for each and records the fire time as handled.
 
 Nothing is started twice: an execution's id derives from (project, domain, launch plan,
-version, fire time) (:func:`~plait.storage.schedules.scheduled_execution_id`), so a second
+version, fire time) (:func:`~plait.model.schedule_times.scheduled_execution_id`), so a second
 scheduler that fires the same time (a leader that stalled past its lease while another took
 over, or one restarted between a launch and recording it) collides with the executions table's
 primary key, which is taken as "already started".
@@ -39,15 +39,11 @@ from pathlib import Path
 from fastapi import FastAPI
 from plait.model.errors import PlaitError
 from plait.model.registered import LaunchPlanSpec
+from plait.model.schedule_times import due_fire_times, scheduled_execution_id
 from plait.service.remote_launch import launch_registered
 from plait.storage.blobs import BlobStore
 from plait.storage.events import EventStore
-from plait.storage.schedules import (
-    ActivePlan,
-    ScheduleStore,
-    due_fire_times,
-    scheduled_execution_id,
-)
+from plait.storage.schedules import ActivePlan, ScheduleStore
 
 from plait_server.app import services
 

@@ -1,6 +1,6 @@
 """Schedules fire once per fire time: the fire-time rules, and schedulers in real servers.
 
-The rules (:mod:`plait.storage.schedules`) are pure and tested directly: cron in a zone whose
+The rules (:mod:`plait.model.schedule_times`) are pure and tested directly: cron in a zone whose
 clocks change, fixed rates, catch-up, refused expressions. The scheduler runs in real ``plait
 server`` processes against one store, with the clock they fire by set through
 ``PLAIT_SERVER_CLOCK_FILE``, so a simulated hour runs in seconds; every wait is on something
@@ -31,20 +31,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from plait.model.errors import InputError
 from plait.model.registered import LaunchPlanSpec, RegisteredWorkflow, Schedule
+from plait.model.schedule_times import (
+    check_schedule,
+    due_fire_times,
+    fire_times,
+    next_fire_time,
+    scheduled_execution_id,
+)
 from plait.service.remote_launch import launch_registered
 from plait.storage.entities import EntityStore, active_launch_plans
 from plait.storage.events import EventStore, executions
 from plait.storage.queue import queue
-from plait.storage.schedules import (
-    ScheduleStore,
-    check_schedule,
-    due_fire_times,
-    fire_times,
-    leases,
-    next_fire_time,
-    schedule_state,
-    scheduled_execution_id,
-)
+from plait.storage.schedules import ScheduleStore, leases, schedule_state
 from plait.types.engine import ValueIO, decode_values
 
 T0 = 1_800_000_000.0

@@ -27,8 +27,8 @@ from pydantic import ValidationError
 from plait.authoring.decorators import Workflow, _signature_types
 from plait.model.errors import CompileError, InputError, PlaitError, TypeMismatchError
 from plait.model.registered import LaunchPlanSpec, Schedule
+from plait.model.schedule_times import check_schedule
 from plait.storage.blobs import BlobStore
-from plait.storage.schedules import check_schedule
 from plait.types.engine import ValueIO, encode_values, engine, optional_arg
 
 CatchUp = Literal["all", "latest"]

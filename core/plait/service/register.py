@@ -30,11 +30,11 @@ from plait.authoring.decorators import Task, Workflow
 from plait.authoring.launchplan import LaunchPlan, label_problem
 from plait.model.errors import CompileError, InputError
 from plait.model.registered import CodeRef, LaunchPlanSpec, RegisteredWorkflow
+from plait.model.schedule_times import check_schedule
 from plait.model.spec import TaskTemplate, WorkflowSpec
 from plait.runtime.code import Archive, archive, source_root
 from plait.storage.blobs import BlobStore
 from plait.storage.entities import EntityStore, NewEntity, RegisterResult, digest
-from plait.storage.schedules import check_schedule
 
 # -- finding what a module defines -------------------------------------------------------------
 

@@ -11,7 +11,8 @@ import time
 from fastapi import APIRouter, Request
 from plait.model.api.schedules import ScheduledPlan
 from plait.model.registered import LaunchPlanSpec
-from plait.storage.schedules import ScheduleStore, next_fire_time
+from plait.model.schedule_times import next_fire_time
+from plait.storage.schedules import ScheduleStore
 
 from plait_server import scheduler
 from plait_server.app import API
