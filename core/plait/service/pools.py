@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
-
 from plait.model.settings import hide_password
-from plait.storage.events import EventStore, executions
+from plait.service.pool_activity import pool_claims
+from plait.storage.events import EventStore
 from plait.tokens import token_manager
 from plait.tokens.config import TokenConfig
 
@@ -31,21 +30,8 @@ def pools_from_store(store: EventStore) -> dict[str, dict[str, Any]]:
     """Holders and waiters of in-process pools, from the events of every running execution
     (however old; run by an engine from the queue or by ``plait.run`` in a program)."""
     live: dict[str, dict[str, Any]] = {}
-    with store.engine.connect() as conn:  # every running one, however old (a scan: `plait pools` is rare)
-        running = conn.execute(sa.select(executions.c.id).where(executions.c.phase == "running")
-                               .order_by(executions.c.created)).scalars().all()
-    for execution_id in running:
-        latest: dict[str, Any] = {}
-        for event in store.events(execution_id):
-            if event.kind in ("attempt", "item"):
-                latest[event.entity] = event
-        for event in latest.values():
-            if "pools" not in event.data or event.phase not in ("running", "waiting_for_resources"):
-                continue
-            for pool, count in event.data["pools"].items():
-                state = live.setdefault(pool, {"holders": {}, "waiters": {}})
-                side = "holders" if event.phase == "running" else "waiters"
-                tenant = event.data["tenant"]
-                state[side][tenant] = state[side].get(tenant, 0) + (count if side == "holders" else 1)
+    for claim in pool_claims(store):
+        state = live.setdefault(claim.pool, {"holders": {}, "waiters": {}})
+        side = "holders" if claim.holding else "waiters"
+        state[side][claim.tenant] = state[side].get(claim.tenant, 0) + (claim.count if claim.holding else 1)
     return live
-
