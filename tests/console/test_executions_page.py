@@ -1,0 +1,256 @@
+"""The execution list and one execution's page, in Chromium against a real server whose engine
+runs what the command line launched: live phases without reloading, a failed node's log read
+inline, abort from the button, filters, map items, sub-workflows, data frames and files, and
+what a viewer and a stranger may see."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import Console, assert_accessible, shot, sign_in
+from harness import wait_for
+
+FLOWS = Path(__file__).with_name("exec_flows.py")
+LIST = "/projects/default/domains/development/executions"
+ENDED = ("succeeded", "failed", "timed_out", "aborted")
+
+
+@pytest.fixture(scope="module")
+def flows(console: Console, tmp_path_factory: pytest.TempPathFactory) -> Console:
+    """exec_flows.py registered in default/development from a folder since removed."""
+    folder = tmp_path_factory.mktemp("source")
+    shutil.copy(FLOWS, folder / FLOWS.name)
+    console.cli("register", str(folder / FLOWS.name), "--project", "default", "--domain", "development",
+                "--version", "v1")
+    shutil.rmtree(folder)
+    return console
+
+
+def launch(console: Console, workflow: str, *inputs: str) -> str:
+    done = console.cli("run", "--remote", f"exec_flows.{workflow}", "--project", "default", "--domain",
+                       "development", *inputs)
+    return done.stdout.split()[0]
+
+
+def phase_of(console: Console, xid: str) -> str:
+    with console.api() as api:
+        return str(api.get(f"/executions/{xid}").json()["phase"])
+
+
+def ended(console: Console, xid: str) -> str:
+    return str(wait_for(lambda: (lambda p: p if p in ENDED else None)(phase_of(console, xid)),
+                        f"execution {xid} to end", timeout=180, servers=[console.server]))
+
+
+def node(page: Any, name: str) -> Any:
+    return page.locator(f'.graph svg [data-node="{name}"]').first
+
+
+def wait_node_phase(page: Any, name: str, phase: str) -> None:
+    page.wait_for_function(
+        "([n, p]) => { const e = document.querySelector(`.graph svg [data-node=\"${n}\"]`);"
+        " return e && e.classList.contains('phase-' + p); }", arg=[name, phase], timeout=120_000)
+
+
+def test_nodes_turn_from_running_to_succeeded_while_the_page_stays_loaded(page: Any, flows: Console,
+                                                                         tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    xid = launch(flows, "gated", "--a", "1", "--gate", str(gate))
+    page.goto(f"{flows.url}/executions/{xid}")
+    page.evaluate("window.stillTheSamePage = true")
+    wait_node_phase(page, "wait", "running")
+    assert "running" in node(page, "wait").get_attribute("aria-label")
+    assert "… not started" in node(page, "finish").get_attribute("aria-label")
+    assert_accessible(page)
+    shot(page, "execution-running")
+
+    gate.write_text("open")
+    wait_node_phase(page, "finish", "succeeded")
+    page.wait_for_function("() => document.getElementById('execution-phase').textContent === 'succeeded'")
+    assert page.evaluate("window.stillTheSamePage") is True  # no reload: the event stream did it
+    assert "✓ succeeded" in node(page, "wait").text_content()
+    page.get_by_role("heading", name="Timeline of attempts").wait_for()
+    page.wait_for_selector("svg.timeline rect.tl-bar.phase-succeeded")
+    shot(page, "execution-succeeded")
+
+
+def test_a_node_is_a_keyboard_button_that_opens_its_panel(page: Any, flows: Console, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    gate.write_text("open")
+    xid = launch(flows, "gated", "--a", "20", "--gate", str(gate))
+    assert ended(flows, xid) == "succeeded"
+    page.goto(f"{flows.url}/executions/{xid}")
+    button = page.get_by_role("button", name="wait ✓ succeeded, task exec_flows.wait")
+    button.focus()
+    page.keyboard.press("Enter")
+    panel = page.locator("#node-panel")
+    panel.get_by_role("heading", name=re.compile("Node wait")).wait_for()
+    assert page.evaluate("document.activeElement.textContent").startswith("Node wait")
+    assert "42" in panel.get_by_role("region", name="Outputs of wait").inner_text()  # (20 + 1) * 2
+    inputs = panel.get_by_role("region", name="Inputs of wait").inner_text()
+    assert "21" in inputs and str(gate) in inputs
+    assert_accessible(page)
+
+
+def test_a_failed_nodes_error_and_log_are_read_inline_and_downloaded(page: Any, flows: Console) -> None:
+    xid = launch(flows, "broken", "--message", "the reactor is on fire, code 4242")
+    assert ended(flows, xid) == "failed"
+    page.goto(f"{flows.url}/executions/{xid}")
+    node(page, "explode").click()
+    panel = page.locator("#node-panel")
+    panel.get_by_role("heading", name=re.compile("Node explode")).wait_for()
+    assert "the reactor is on fire, code 4242" in panel.locator(".attempt .error").first.inner_text()
+    log = panel.locator("pre.log").all_inner_texts()
+    assert any("about to fail: the reactor is on fire, code 4242" in t for t in log), log
+    href = panel.get_by_role("link", name=re.compile("Download the whole log")).first.get_attribute("href")
+    whole = page.request.get(flows.url + href)
+    assert whole.status == 200 and "code 4242" in whole.text()
+    assert_accessible(page)
+    shot(page, "execution-failed-log")
+
+
+def test_abort_from_the_button_stops_a_running_execution(page: Any, flows: Console, tmp_path: Path) -> None:
+    xid = launch(flows, "gated", "--a", "1", "--gate", str(tmp_path / "never"))
+    page.goto(f"{flows.url}/executions/{xid}")
+    wait_node_phase(page, "wait", "running")
+    assert page.get_by_role("button", name="Recover", exact=True).count() == 0
+    page.get_by_role("button", name="Abort", exact=True).click()
+    page.wait_for_function("() => document.getElementById('execution-phase').textContent === 'aborted'",
+                           timeout=120_000)
+    assert phase_of(flows, xid) == "aborted"
+    page.get_by_role("button", name="Recover", exact=True).wait_for()  # the buttons follow the end, live
+    assert page.get_by_role("button", name="Abort", exact=True).count() == 0
+
+
+def test_the_list_filters_pages_and_keeps_phases_live(page: Any, flows: Console, tmp_path: Path) -> None:
+    failed = launch(flows, "broken", "--tag", "team=red")
+    gate = tmp_path / "gate"
+    running = launch(flows, "gated", "--a", "3", "--gate", str(gate), "--tag", "team=blue")
+    page.goto(f"{flows.url}{LIST}?workflow=exec_flows.gated")
+    page.evaluate("window.stillTheSamePage = true")
+    row = page.get_by_role("row", name=re.compile(running))
+    wait_for(lambda: "running" in row.inner_text(), "the row to show running", timeout=120)
+    assert page.get_by_role("row", name=re.compile(failed)).count() == 0
+    assert_accessible(page)
+    shot(page, "executions-list")
+    gate.write_text("open")
+    page.wait_for_function("() => [...document.querySelectorAll('#rows tr')].some(r => r.innerText.includes("
+                           f"'{running}') && r.innerText.includes('succeeded'))", timeout=120_000)
+    assert page.evaluate("window.stillTheSamePage") is True
+
+    ended(flows, failed)
+    page.goto(f"{flows.url}{LIST}")
+    page.get_by_label("Tags").fill("team=red")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url(re.compile(r"tags=team%3Dred"))
+    ids = page.locator("#rows th[scope=row]").all_inner_texts()
+    assert ids == [failed]
+    page.get_by_label("Phase").select_option("succeeded")
+    page.get_by_role("button", name="Filter").click()
+    assert page.locator("#rows th[scope=row]").count() == 0
+
+    page.goto(f"{flows.url}{LIST}?limit=1")
+    first = page.locator("#rows th[scope=row]").all_inner_texts()
+    page.get_by_role("link", name="Older").click()
+    second = page.locator("#rows th[scope=row]").all_inner_texts()
+    assert len(first) == len(second) == 1 and first != second
+
+
+def test_a_bad_filter_is_named_on_the_page(page: Any, flows: Console) -> None:
+    reply = page.goto(f"{flows.url}{LIST}?after=2026-01-02T00:00&before=2026-01-01T00:00")
+    assert reply.status == 400
+    assert "must be before created before" in page.get_by_role("alert").inner_text()
+
+
+def test_a_map_node_shows_counts_and_pages_its_items_a_hundred_at_a_time(page: Any, flows: Console) -> None:
+    xid = launch(flows, "fan", "--n", "250")
+    assert ended(flows, xid) == "succeeded"
+    page.goto(f"{flows.url}/executions/{xid}")
+    square = node(page, "map-square")
+    assert "250 succeeded" in square.text_content()
+    square.click()
+    panel = page.locator("#node-panel")
+    items = panel.locator("table.items tbody tr")
+    items.first.wait_for()
+    assert items.count() == 100 and items.first.locator("th").inner_text() == "0"
+    panel.get_by_role("button", name="Next 100").click()
+    page.wait_for_function("() => document.querySelector('table.items tbody th').textContent === '100'")
+    assert items.count() == 100
+    assert_accessible(page)
+    shot(page, "execution-map")
+
+
+def test_a_sub_workflow_expands_into_its_own_nodes(page: Any, flows: Console) -> None:
+    xid = launch(flows, "nested")
+    assert ended(flows, xid) == "succeeded"
+    page.goto(f"{flows.url}/executions/{xid}")
+    expand = page.get_by_role("button", name="Expand inner")
+    assert expand.get_attribute("aria-expanded") == "false"
+    expand.focus()
+    page.keyboard.press("Enter")
+    inside = page.locator("section.inside")
+    inside.get_by_role("heading", name="Inside sub-workflow inner").wait_for()
+    assert expand.get_attribute("aria-expanded") == "true"
+    assert "succeeded" in inside.locator('[data-node="inner.start"]').get_attribute("aria-label")
+    assert_accessible(page)
+    shot(page, "execution-nested")
+
+
+def test_a_data_frame_is_previewed_with_its_schema_and_a_file_downloads(page: Any, flows: Console) -> None:
+    xid = launch(flows, "table", "--rows", "50", "--text", "hello file")
+    assert ended(flows, xid) == "succeeded"
+    page.goto(f"{flows.url}/executions/{xid}")
+    node(page, "frame").click()
+    panel = page.locator("#node-panel")
+    preview = panel.get_by_role("table", name=re.compile("First 20 rows of o0"))
+    preview.wait_for()
+    assert preview.locator("tbody tr").count() == 20
+    assert "hello file 19" in preview.inner_text()
+    assert "n: int64" in panel.inner_text() and "50 rows" in panel.inner_text()
+    link = panel.get_by_role("link", name="Download stamp")
+    got = page.request.get(flows.url + link.get_attribute("href"))
+    assert got.status == 200 and got.body() == b"hello file"
+    assert_accessible(page)
+    shot(page, "execution-frame")
+
+
+def test_a_viewer_sees_no_buttons_and_cannot_post_them(browser: Any, flows: Console, tmp_path: Path) -> None:
+    xid = launch(flows, "gated", "--a", "1", "--gate", str(tmp_path / "never"))
+    key = flows.member("watcher", "viewer")
+    context = browser.new_context(viewport={"width": 1280, "height": 720})
+    page = context.new_page()
+    sign_in(page, flows.url, key)
+    page.goto(f"{flows.url}/executions/{xid}")
+    wait_node_phase(page, "wait", "running")
+    assert page.get_by_role("button", name="Abort", exact=True).count() == 0
+    assert page.get_by_role("link", name="Relaunch with other inputs").count() == 0
+    token = page.locator('meta[name="csrf-token"]').get_attribute("content")
+    refused = page.request.post(f"{flows.url}/executions/{xid}/abort", form={"csrf_token": token})
+    assert refused.status == 403
+    assert phase_of(flows, xid) == "running"
+    assert_accessible(page)
+    context.close()
+    with flows.api() as api:
+        api.post(f"/executions/{xid}/abort").raise_for_status()
+
+
+def test_an_execution_of_another_project_is_not_found(browser: Any, flows: Console) -> None:
+    xid = launch(flows, "broken")
+    with flows.api() as api:
+        if api.get("/projects/elsewhere").status_code == 404:
+            api.post("/projects", json={"name": "elsewhere"}).raise_for_status()
+    key = flows.member("stranger", "admin", project="elsewhere")
+    context = browser.new_context()
+    page = context.new_page()
+    sign_in(page, flows.url, key)
+    for path in (f"/executions/{xid}", f"/executions/{xid}/nodes/explode", f"/executions/{xid}/log/explode",
+                 f"/executions/{xid}/items/explode", f"/executions/{xid}/counts/explode"):
+        reply = page.goto(flows.url + path)
+        assert reply.status == 404, path
+        assert xid in page.inner_text("body") and "no execution" in page.inner_text("body")
+    assert page.request.get(f"{flows.url}/executions/{xid}/value/explode?side=inputs&name=message").status == 404
+    context.close()
