@@ -34,7 +34,7 @@ def shown_value(name: str, spec: TypeSpec | None, value: Any, blobs: BlobStore, 
         shown.update(kind="frame", uri=value["uri"], rows=value.get("rows"),
                      local=str(value["uri"]).startswith(blobs.url + "/"), **_preview(blobs, str(value["uri"])))
     else:
-        text = json.dumps(value, indent=1, default=str)
+        text = json.dumps(value, default=str, ensure_ascii=False)
         shown["text"] = text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + f"\n… ({len(text):,} characters)"
     return shown
 

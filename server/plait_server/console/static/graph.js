@@ -53,9 +53,10 @@
   function paint(g, node) {
     g.setAttribute("class", `gnode kind-${node.kind} ${node.phase ? "phase-" + node.phase : ""}`);
     g.setAttribute("aria-label", describe(node));
-    g.querySelector(".gphase").textContent = phaseText(node);
+    // each line starts with a space (not drawn): the node's text reads as its words, as its name does
+    g.querySelector(".gphase").textContent = " " + phaseText(node);
     const counts = g.querySelector(".gcounts");
-    if (counts) counts.textContent = itemsText(node);
+    if (counts) counts.textContent = " " + itemsText(node);
   }
 
   function draw(container, graph, root) {
