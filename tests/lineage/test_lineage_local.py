@@ -20,7 +20,7 @@ from collector import Collector
 from openlineage_check import check
 from plait.engine import build_engine
 from plait.engine.execution import RunOptions
-from plait.model.lineage import AttemptRun, Dataset, run_event
+from plait.model.lineage import AttemptRun, Dataset, RunRecord
 from plait.model.settings import Settings
 from plait.service.lineage import dataset_lineage, run_events
 from plait.storage.events import EventStore
@@ -126,7 +126,7 @@ def test_recording_an_attempt_again_keeps_one_copy_of_each_event(tmp_path: Path)
     used = Dataset("file", "/data/a.csv", "o0", "file")
     for _ in range(2):  # as an engine that resumes and re-attaches to the attempt records it
         for event_type in ("START", "COMPLETE"):
-            lineage.record(run, run_event(run, event_type, 1.0, [], [used]), 1.0, [(used, "produced")])
+            lineage.record(RunRecord(run, event_type, 1.0, (), (used,)), [(used, "produced")])
         lineage.flush()
     assert [e["eventType"] for e in lineage.events("x1")] == ["START", "COMPLETE"]
     assert len(lineage.uses()) == 1

@@ -32,9 +32,9 @@ from plait.model.lineage import (
     Dataset,
     Direction,
     EventType,
+    RunRecord,
     datasets,
     has_datasets,
-    run_event,
     terminal_event,
 )
 from plait.model.spec import TaskTemplate
@@ -90,8 +90,8 @@ class LineageRecorder:
         used: list[tuple[Dataset, Direction]] = [(d, "produced") for d in produced]
         if event_type == "START":
             used += [(d, "read") for d in reads]
-        event = run_event(run, event_type, at, reads, produced, message)
-        self.store.record(run, event, at, used, forward=self.url is not None)
+        record = RunRecord(run, event_type, at, tuple(reads), tuple(produced), message)
+        self.store.record(record, used, forward=self.url is not None)
         self._due = self._due or self.url is not None
 
     def flush(self) -> None:

@@ -1,7 +1,10 @@
 """Lineage in the store: attempts' OpenLineage run events, and an index of the datasets they touched.
 
 ``lineage_events`` holds each event once per (execution, attempt, event type): recording an
-attempt again (an engine that resumes and re-attaches to it) is a no-op. ``lineage_datasets``
+attempt again (an engine that resumes and re-attaches to it) is a no-op. A row keeps the facts
+the OpenLineage event is built from (:class:`~plait.model.lineage.RunRecord`), not the event's
+JSON, which repeats its facets' producer and schema URLs: the rows stay small and cheap to
+write, and reading builds the events. ``lineage_datasets``
 answers "who produced this dataset, who read it" and "what did this execution touch" without
 parsing events: one row per (dataset, attempt, direction), with the tenant copied in so that a
 project's datasets are one index range. ``lineage_outbox`` lists the events still to be
@@ -20,7 +23,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from plait.model.lineage import AttemptRun, Dataset, Direction
+from plait.model.lineage import Dataset, Direction, RunRecord
 from plait.storage.events import EventStore, metadata
 
 lineage_events = sa.Table(
@@ -61,6 +64,11 @@ lineage_outbox = sa.Table(
 )
 
 
+_SQLITE_INSERT = ("INSERT OR IGNORE INTO lineage_events (execution_id, entity, event_type, ts, body) "
+                  "VALUES (?, ?, ?, ?, ?)")
+"""The columns in the order :meth:`LineageStore.record` builds a row's dict."""
+
+
 @dataclass(frozen=True)
 class DatasetUse:
     """One attempt that produced or read a dataset (a row of the dataset index)."""
@@ -86,20 +94,21 @@ class LineageStore:
     def __init__(self, store: EventStore) -> None:
         self.engine = store.engine
         self._insert = store._insert
+        self._sqlite = self.engine.dialect.name == "sqlite"
         self._events: list[tuple[dict[str, Any], bool]] = []
         self._uses: list[dict[str, Any]] = []
 
     # -- writing ---------------------------------------------------------------------------
 
-    def record(self, run: AttemptRun, event: dict[str, Any], at: float, used: list[tuple[Dataset, Direction]],
-               *, forward: bool = False) -> None:
-        """Buffer one run event of ``run`` and the datasets it ``used``; ``forward``: also queue
-        it for the OpenLineage endpoint. Written by the next :meth:`flush`."""
-        self._events.append((dict(execution_id=run.execution_id, entity=run.entity, event_type=event["eventType"],
-                                  ts=at, body=orjson.dumps(event).decode()), forward))
+    def record(self, record: RunRecord, used: list[tuple[Dataset, Direction]], *, forward: bool = False) -> None:
+        """Buffer one run event and the datasets its attempt ``used``; ``forward``: also queue it
+        for the OpenLineage endpoint. Written by the next :meth:`flush`."""
+        run = record.run
+        self._events.append((dict(execution_id=run.execution_id, entity=run.entity, event_type=record.event_type,
+                                  ts=record.at, body=record.to_json()), forward))
         self._uses.extend(dict(namespace=d.namespace, name=d.name, execution_id=run.execution_id, entity=run.entity,
                                direction=direction, project=run.project, domain=run.domain, node=run.node,
-                               task=run.task, field=d.field, kind=d.kind, ts=at) for d, direction in used)
+                               task=run.task, field=d.field, kind=d.kind, ts=record.at) for d, direction in used)
 
     def flush(self) -> None:
         """Write the buffered events and dataset uses in one transaction (kept on failure)."""
@@ -108,11 +117,17 @@ class LineageStore:
         events, uses, self._events, self._uses = self._events, self._uses, [], []
         try:
             with self.engine.begin() as conn:
-                for row, forward in events:  # few (an attempt's start and end): a new one's seq is needed
-                    seq = conn.execute(self._insert(lineage_events).values(**row).on_conflict_do_nothing()
-                                       .returning(lineage_events.c.seq)).scalar()
-                    if seq is not None and forward:
-                        conn.execute(lineage_outbox.insert().values(seq=seq, tries=0))
+                insert = self._insert(lineage_events).on_conflict_do_nothing()
+                kept = [row for row, forward in events if not forward]
+                if kept and self._sqlite:  # skip SQLAlchemy's per-row parameter handling, as the event store does
+                    conn.exec_driver_sql(_SQLITE_INSERT, [tuple(row.values()) for row in kept])
+                elif kept:
+                    conn.execute(insert, kept)
+                to_send = [row for row, forward in events if forward]
+                if to_send:  # the new events' seqs (one statement: insertmanyvalues) go to the outbox
+                    seqs = conn.execute(insert.returning(lineage_events.c.seq), to_send).scalars().all()
+                    if seqs:
+                        conn.execute(lineage_outbox.insert(), [{"seq": seq, "tries": 0} for seq in seqs])
                 if uses:
                     conn.execute(self._insert(lineage_datasets).on_conflict_do_nothing(), uses)
         except Exception:
@@ -127,7 +142,7 @@ class LineageStore:
                  .join(lineage_outbox, lineage_outbox.c.seq == lineage_events.c.seq)
                  .order_by(lineage_events.c.seq).limit(limit))
         with self.engine.connect() as conn:
-            return [(seq, body.encode()) for seq, body in conn.execute(query)]
+            return [(seq, orjson.dumps(RunRecord.from_json(body).event())) for seq, body in conn.execute(query)]
 
     def delivered(self, seq: int) -> None:
         with self.engine.begin() as conn:
@@ -152,7 +167,7 @@ class LineageStore:
         query = (sa.select(lineage_events.c.body).where(lineage_events.c.execution_id == execution_id)
                  .order_by(lineage_events.c.seq))
         with self.engine.connect() as conn:
-            return [orjson.loads(body) for body in conn.execute(query).scalars()]
+            return [RunRecord.from_json(body).event() for body in conn.execute(query).scalars()]
 
     def uses(self, *where: Any, limit: int = 1000) -> list[DatasetUse]:
         """Rows of the dataset index matching ``where`` (columns of :data:`lineage_datasets`), oldest first."""
