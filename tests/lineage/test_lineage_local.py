@@ -159,3 +159,15 @@ def test_an_endpoint_that_is_down_fails_no_run_and_gets_every_event_once_it_is_u
 
 def key(event: dict[str, Any]) -> tuple[str, str]:
     return event["run"]["runId"], event["eventType"]
+
+
+def test_an_attempt_whose_lineage_cannot_be_recorded_still_runs(monkeypatch: pytest.MonkeyPatch,
+                                                                 caplog: pytest.LogCaptureFixture):
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("a literal the walk does not understand")
+
+    monkeypatch.setattr("plait.engine.lineage.datasets", broken)
+    done = plait.run(flows.report_flow, {"text": "anyway", "n": 2}, options=RunOptions(inline=True))
+    assert done.phase == "succeeded", done.error
+    assert events_of(done.execution_id) == []
+    assert "runs unrecorded" in caplog.text

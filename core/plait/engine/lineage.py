@@ -71,15 +71,23 @@ class LineageRecorder:
         options = execution.options
         run = AttemptRun(execution.id, execution.spec.name, options.project, options.domain, template.name,
                          template.type, path, number, index)
-        reads = datasets(inputs, template.interface.inputs)
-        self._record(execution, run, "START", reads, [])
+        try:
+            reads = datasets(inputs, template.interface.inputs)
+            self._record(execution, run, "START", reads, [])
+        except Exception:  # lineage records the work: it is never why the work fails
+            log.exception("plait: recording lineage of attempt %s/%s failed; it runs unrecorded", run.execution_id,
+                          run.entity)
+            return await attempt
         try:
             status = await attempt
         except asyncio.CancelledError:
             self._record(execution, run, "ABORT", reads, [])
             raise
-        produced = datasets(status.outputs, template.interface.outputs) if status.phase == Phase.SUCCEEDED else []
-        self._record(execution, run, terminal_event(status.phase), reads, produced, status.message)
+        try:
+            produced = datasets(status.outputs, template.interface.outputs) if status.phase == Phase.SUCCEEDED else []
+            self._record(execution, run, terminal_event(status.phase), reads, produced, status.message)
+        except Exception:
+            log.exception("plait: recording the end of attempt %s/%s failed", run.execution_id, run.entity)
         return status
 
     def _record(self, execution: _Execution, run: AttemptRun, event_type: EventType, reads: list[Dataset],
