@@ -7,7 +7,7 @@ either way, byte for byte. A hub keeps bundles as ``<name>/<version>/<file>``:
 - :class:`BlobHub`: a ``plait server``'s own hub, under ``hub/`` in its blob store;
 - :class:`ServerHub`: another server's hub, read over HTTP without a key (hub reads are public);
 - :class:`FolderHub`: a plain folder;
-- :class:`GitHub`: a Git repository, cloned and pulled with the ``git`` command into a cache
+- :class:`GitRepoHub`: a Git repository, cloned and pulled with the ``git`` command into a cache
   folder, published to by a commit and a push.
 
 :func:`open_hub` chooses by the address. Publishing the same content under a version again
@@ -452,17 +452,14 @@ class ServerHub:
     hub may be anyone's server)."""
 
     def __init__(self, url: str) -> None:
-        import httpx
-
         self.url = url.rstrip("/")
         self.where = f"the hub of {self.url}"
-        self._http = httpx.Client(base_url=self.url + "/api/v1/hub", timeout=60)
 
     def _get(self, path: str) -> Any:
         import httpx
 
         try:
-            answer = self._http.get(path)
+            answer = httpx.get(f"{self.url}/api/v1/hub{path}", timeout=60)
         except httpx.HTTPError as exc:
             raise PlaitError(f"cannot reach {self.where}: {exc}") from None
         if answer.status_code == 404:
@@ -486,7 +483,7 @@ class ServerHub:
                          "(it publishes what is registered there)")
 
 
-class GitHub(FolderHub):
+class GitRepoHub(FolderHub):
     """Bundles in a Git repository (``git+file:///srv/hub.git``, ``git+https://...``, or a path
     ending ``.git``), worked on in a clone under ``cache``: pulled before it is read, committed
     to and pushed when a bundle is published."""
@@ -543,6 +540,6 @@ def open_hub(address: str, cache: Path) -> Hub:
     if address.startswith(("http://", "https://")):
         return ServerHub(address)
     if address.startswith("git+") or address.rstrip("/").endswith(".git"):
-        return GitHub(address, cache)
+        return GitRepoHub(address, cache)
     return FolderHub(address)
 
