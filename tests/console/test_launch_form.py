@@ -155,15 +155,20 @@ def test_a_launch_plans_defaults_are_filled_in_and_its_fixed_inputs_shown_read_o
     assert done["execution"]["launch_plan"] == "weekly"
 
 
-def test_bigfoot_launches_from_the_form(page: Any, registered: Console) -> None:
+def test_bigfoot_launches_from_the_form_by_keyboard(page: Any, registered: Console) -> None:
     page.goto(registered.url + "/projects/default/domains/development/workflows/bigfoot.hunt/launch")
     assert page.get_by_label("photos", exact=True).input_value() == "2000"  # the workflow's default
     assert page.get_by_label("threshold", exact=True).input_value() == "0.8"
-    page.get_by_label("photos", exact=True).fill("120")
-    page.get_by_label("batch_size", exact=True).fill("40")
     assert_accessible(page)
     shot(page, "launch-bigfoot")
-    page.get_by_role("button", name="Launch").click()
+    page.get_by_label("batch_size", exact=True).focus()  # then the keyboard only: fields, then the button
+    for text in ("40", "120"):
+        page.keyboard.press("Control+A")
+        page.keyboard.type(text)
+        page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Launch"
+    page.keyboard.press("Enter")
     done = ended(registered, launched_id(page, registered))
     assert done["phase"] == "succeeded", done["error"]
     assert (done["inputs"]["photos"], done["inputs"]["batch_size"], done["inputs"]["threshold"]) == (120, 40, 0.8)
