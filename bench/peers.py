@@ -8,7 +8,9 @@ nothing is installed into plait's. Each run of a workload is a fresh process, an
 gets a fresh ``PLAIT_HOME``: every event is durable in SQLite, as by default, while flytekit's
 local execution keeps nothing. Round after round, each workload's variants run one after
 another (plait's process pool, plait ``--inline``, flytekit), their order rotated each round,
-so both tools see the same load on this shared machine.
+so both tools see the same load on this shared machine. plait's processes keep the caller's
+``PYTHONPATH`` (``PYTHONPATH=<checkout>/core`` measures another checkout's plait); flytekit's
+get none.
 
 How each is timed, the same way for both tools:
 
@@ -165,7 +167,8 @@ def result_of(variant: Variant, stdout: str) -> int:
 def measure(workload: Workload, variant: Variant) -> None:
     """Run ``variant`` once in a fresh process (plait: in a fresh home); check and keep its time."""
     with tempfile.TemporaryDirectory(prefix="plait-peers-") as home:
-        env = {**clean_env(), "PLAIT_HOME": home} if variant.plait else clean_env()
+        mine = {k: v for k, v in os.environ.items() if not k.startswith("PLAIT_")}  # default store
+        env = {**mine, "PLAIT_HOME": home} if variant.plait else clean_env()
         started = time.perf_counter()
         proc = subprocess.run(variant.argv, cwd=PEERS, env=env, capture_output=True, text=True)
         wall = time.perf_counter() - started
