@@ -228,10 +228,13 @@ def resolve_workflow(names: list[str], given: str, where: str) -> str:
     ending = [n for n in names if n.endswith("." + given)]
     if len(ending) == 1:
         return ending[0]
-    listed = ", ".join(names) or "none"
-    raise BundleNotFoundError(f"no workflow {given!r} {where}" + (
-        f" (several end in it: {', '.join(ending)}; give the whole name)" if ending else
-        f"; its workflows are: {listed}"))
+    if ending:
+        more = f" (several end in it: {', '.join(ending)}; give the whole name)"
+    elif names:
+        more = f"; its workflows are: {', '.join(names)}"
+    else:
+        more = "; none is registered there: register it first (plait register PATH --version V), or publish PATH:WORKFLOW"
+    raise BundleNotFoundError(f"no workflow {given!r} {where}{more}")
 
 
 def bundle_from_store(entities: EntityStore, blobs: BlobStore, project: str, domain: str, workflow: str,
