@@ -14,11 +14,14 @@ import time
 
 import plait
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from plait.builtin.python_task import PythonTask
 from plait.engine import build_engine
 from plait.model.settings import Settings
 from plait.platforms.local.platform import LocalPlatform
 from plait.plugins.registry import Registry, load_registry
+from plait.tokens.allocator import Allocator
 from plait.tokens.config import PoolConfig, TokenConfig
 from plait.tokens.redis import RedisTokenManager
 from test_tokens import PooledPython, flood, most_at_once
@@ -347,8 +350,7 @@ from plait.tokens.redis import RedisTokenManager
 async def main():
     # acquire, as the engine does: it starts renewing this engine's leases every lease/3
     m = RedisTokenManager({url!r}, TokenConfig(pools={{"svc": PoolConfig("svc", 2)}}), lease_seconds={lease})
-    await m.acquire("svc", "a/dev", "held-1")
-    await m.acquire("svc", "a/dev", "held-2")
+    {acquire}
     print("holding", flush=True)
     await asyncio.sleep(600)
 
@@ -356,8 +358,16 @@ asyncio.run(main())
 """
 
 
-def test_a_live_engine_keeps_its_tokens_past_the_lease_time_and_a_killed_one_loses_them(url):
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER.format(url=url, lease=LEASE)],
+ONE_BY_ONE = """await m.acquire("svc", "a/dev", "held-1")
+    await m.acquire("svc", "a/dev", "held-2")"""
+TOGETHER = """held = asyncio.gather(m.acquire("svc", "a/dev", "held-1"), m.acquire("svc", "a/dev", "held-2"))
+    waiting = asyncio.create_task(m.acquire("svc", "a/dev", "queued-3"))  # in the same batch, and waits
+    await held"""
+
+
+@pytest.mark.parametrize("acquire", [ONE_BY_ONE, TOGETHER], ids=["one by one", "in one batch, one more waiting"])
+def test_a_live_engine_keeps_its_tokens_past_the_lease_time_and_a_killed_one_loses_them(url, acquire):
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER.format(url=url, lease=LEASE, acquire=acquire)],
                               stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "holding"
@@ -529,3 +539,176 @@ def test_an_execution_another_engine_took_over_keeps_its_shared_leases_for_the_n
         assert RedisTokenManager(url).snapshot()["svc:test"]["used"] == 1
     else:
         assert held_after == 0, "an in-process lease of a detached execution leaked"
+
+
+# ---------------------------------------------------------------------------------------
+# Batches: the requests an engine makes at the same moment go to Redis together
+# ---------------------------------------------------------------------------------------
+
+LEASES = [("a/dev", 1), ("b/dev", 2), ("c/dev", 1), ("a/dev", 2), ("b/dev", 1), ("c/dev", 1), ("a/dev", 1),
+          ("b/dev", 1)]
+"""The tenant and count each lease id asks with, in the generated request sequences below."""
+WEIGHTS = {"a/dev": 1.0, "b/dev": 2.0, "c/dev": 1.0}
+CAPS = {"c/dev": {"svc": 1}}
+
+requests = st.lists(st.one_of(st.tuples(st.just("a"), st.integers(0, len(LEASES) - 1), st.integers(0, 2)),
+                              st.tuples(st.just("r"), st.integers(0, len(LEASES) - 1), st.just(0))),
+                    min_size=1, max_size=40)
+
+
+@pytest.mark.parametrize("most_per_call", [500, 3], ids=["one script call", "split into calls of 3"])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(capacity=st.integers(2, 4), ops=requests)
+def test_a_batch_gives_each_request_the_answer_it_would_have_had_alone(redis_url, most_per_call, capacity, ops):
+    """Acquires and releases sent as one batch: each answer, and the pool after, are the rule's."""
+    import plait.tokens.redis
+    import redis
+
+    redis.Redis.from_url(redis_url).flushdb()
+    config = TokenConfig(pools={"svc": PoolConfig("svc", capacity)}, weights=WEIGHTS, caps=CAPS)
+    rule = Allocator(config.pool("svc"), WEIGHTS, {"c/dev": 1})
+    alone, together = (RedisTokenManager(redis_url, config, prefix=p) for p in ("alone:", "together:"))
+    expected, one_by_one, batch = [], [], []
+    for op, index, priority in ops:
+        lease, (tenant, count) = f"l{index}", LEASES[index]
+        if op == "a":
+            rule.request(lease, tenant, count, priority)
+            expected.append((1, 0, 0) if lease in rule.leases else (0, *rule.position(lease)))
+            granted, place, queued = alone.try_acquire("svc", tenant, lease, count, priority)
+            one_by_one.append((int(granted), place, queued))
+            batch.append(together._acquiring("svc", tenant, lease, count, priority))
+        else:
+            rule.release(lease)
+            expected.append((1, 0, 0))
+            alone.release("svc", lease)
+            one_by_one.append((1, 0, 0))
+            batch.append(("svc", ["r", lease, "", "", "", "", ""]))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(plait.tokens.redis, "_MOST_PER_CALL", most_per_call)
+        answers = together.run(batch)
+    assert one_by_one == expected, "one request at a time, Redis answered otherwise than the rule"
+    assert answers == expected, "in one batch, a request got another answer than it would alone"
+    state = {k: v for k, v in rule.snapshot().items() if k in ("used", "holders", "waiters")}
+    for m in (alone, together):
+        assert {k: v for k, v in m.snapshot()["svc"].items() if k in ("used", "holders", "waiters")} == state
+        assert sorted(m.client.hkeys(f"{m.prefix}svc:leases")) == sorted(rule.leases)
+        m.close()
+
+
+def script_calls(m: RedisTokenManager, kind: str = "a") -> list[int]:
+    """How many requests each call of the batch script carried, oldest first, since the slow log
+    was reset: calls whose first request is an acquire (``kind`` "a") or a release ("r")."""
+    import re
+
+    calls = []
+    for entry in reversed(m.client.slowlog_get(10_000)):
+        command = entry["command"].decode()
+        args = command.split(" ")
+        if args[:4] != ["EVALSHA", m._batch.sha, "0", f"{m.prefix}svc"] or args[8] != kind:
+            continue
+        more = re.fullmatch(r".*\.\.\. \((\d+) more arguments\)", command)
+        total = 31 + int(more.group(1)) if more else len(args)  # the log shows 31 arguments at most
+        calls.append((total - 8) // 7)
+    return calls
+
+
+@pytest.fixture
+def slowlog(url):
+    """Redis logs every command with its arguments from here on (the test reads the log)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    was = client.config_get("slowlog-*")
+    client.config_set("slowlog-log-slower-than", 0)
+    client.config_set("slowlog-max-len", 10_000)
+    client.slowlog_reset()
+    yield
+    client.config_set("slowlog-log-slower-than", was["slowlog-log-slower-than"])
+    client.config_set("slowlog-max-len", was["slowlog-max-len"])
+
+
+def test_two_engines_asking_at_once_send_one_batch_each_and_freed_tokens_go_by_fair_share(url, slowlog):
+    import asyncio
+
+    one = manager(url, capacity=6)  # tenants a/dev and c/dev, weight 1
+    two = manager(url, capacity=6, b_dev=2.0)  # tenant b/dev, weight 2
+    earlier = manager(url, capacity=6)
+    for i in range(6):  # the pool is full when both engines' requests arrive
+        assert earlier.try_acquire("svc", "earlier/dev", f"earlier-{i}")[0]
+    earlier.client.slowlog_reset()
+    granted: list[str] = []
+
+    async def attempt(m: RedisTokenManager, tenant: str, lease: str) -> None:
+        try:  # as the engine runs an attempt: holding until it ends, releasing on every ending
+            await m.acquire("svc", tenant, lease)
+            granted.append(lease)
+            await asyncio.Event().wait()
+        finally:
+            m.release("svc", lease)
+
+    async def engines() -> None:
+        # 24 attempts start in one tick: 16 on engine one, interleaving its two tenants, 8 on two
+        tasks = [asyncio.create_task(attempt(one, t, f"{t[0]}{i}")) for i in range(8) for t in ("a/dev", "c/dev")]
+        tasks += [asyncio.create_task(attempt(two, "b/dev", f"b{i}")) for i in range(8)]
+        deadline = time.monotonic() + 30
+        while earlier.snapshot()["svc"]["waiters"] != {"a/dev": 8, "b/dev": 8, "c/dev": 8}:
+            assert time.monotonic() < deadline, "the 24 requests never all waited"
+            await asyncio.sleep(0.01)
+        assert sorted(script_calls(one)[:2]) == [8, 16], "an engine's requests of one tick went in several calls"
+        for i in range(6):  # the pool's 6 tokens free at once, in one batch
+            earlier.release("svc", f"earlier-{i}")
+        while len(granted) < 6:
+            assert time.monotonic() < deadline, f"only {granted} were granted"
+            await asyncio.sleep(0.01)
+        snapshot = earlier.snapshot()["svc"]
+        assert snapshot["used"] == 6 and len(granted) == 6, f"more than the capacity was granted: {granted}"
+        # weight 2 holds half of the pool; a and c a quarter each, the odd token to the earlier asker
+        assert snapshot["holders"] == {"b/dev": 3, "a/dev": 2, "c/dev": 1}
+        assert sorted(granted) == ["a0", "a1", "b0", "b1", "b2", "c0"], "within a tenant, arrival order"
+        assert snapshot["waiters"] == {"a/dev": 6, "b/dev": 5, "c/dev": 7}
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for m in (one, two, earlier):
+            m.detach()
+
+    asyncio.run(engines())
+    assert script_calls(earlier, "r")[0] == 6, "the six releases did not go as one batch"
+    assert one.snapshot()["svc"]["waiters"] == {}, "an ended attempt's request still waits"
+    assert holders(one) == {}, "an ended attempt still holds its token"
+
+
+def test_attempts_ending_while_their_requests_are_on_the_way_withdraw_them(url):
+    import asyncio
+
+    m, other = manager(url, capacity=1), manager(url, capacity=1)
+    assert other.try_acquire("svc", "b/dev", "held")[0]
+
+    async def engine() -> None:
+        tasks = [asyncio.create_task(m.acquire("svc", "a/dev", f"a{i}")) for i in range(5)]
+        await asyncio.sleep(0)  # the attempts have asked: their batch is queued
+        for task in tasks:  # aborted in the same tick: each release follows its acquire in order
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        m.detach()  # an execution's end: what it queued is in Redis when this returns
+
+    asyncio.run(engine())
+    assert other.snapshot()["svc"]["waiters"] == {}, "an aborted attempt's request was left waiting"
+    other.release("svc", "held")
+    assert holders(other) == {}, "the freed token went to an aborted attempt"
+
+
+def test_releases_an_engine_queued_are_in_redis_when_its_execution_ends(url, slowlog):
+    import asyncio
+
+    m = manager(url, capacity=5)
+
+    async def engine() -> None:
+        await asyncio.gather(*(m.acquire("svc", "a/dev", f"a{i}") for i in range(5)))
+        for i in range(5):  # ending together: their releases go as one batch
+            m.release("svc", f"a{i}")
+        m.detach()
+
+    asyncio.run(engine())
+    assert m.snapshot()["svc"]["used"] == 0, "releases queued on the loop were not sent when it ended"
+    assert (script_calls(m), script_calls(m, "r")) == ([5], [5]), "five acquires, then five releases, each in one call"
