@@ -136,3 +136,17 @@ def test_a_bad_version_is_refused_before_anything_is_published(published: dict[s
     done = on(a, keys["a"], "hub", "publish", "hunt", "--version", "1.0", "--project", PROJECT, ok=False)
     assert "version '1.0' is not a semantic version: give MAJOR.MINOR.PATCH" in done.stderr
     assert [m["version"] for m in httpx.get(a.url + "/api/v1/hub/bundles").json()] == ["1.0.0"]
+
+
+def test_a_workflow_registered_on_a_server_is_published_to_a_folder_hub_as_in_its_own_hub(
+        published: dict[str, Any], tmp_path: Path):
+    a, keys = published["a"], published["keys"]
+    folder = tmp_path / "hub"
+    done = on(a, keys["editor-p"], "hub", "publish", "hunt", "--version", "1.0.0", "--project", PROJECT,
+              "--to", str(folder))
+    assert done.stdout == f"published  hunt@1.0.0  to the hub folder {folder}\n"
+    served = httpx.get(a.url + "/api/v1/hub/bundles/hunt/1.0.0/files/manifest.json").content
+    assert (folder / "hunt" / "1.0.0" / "manifest.json").read_bytes() == served
+    refused = on(a, keys["viewer-p"], "hub", "publish", "hunt", "--version", "1.0.0", "--project", PROJECT,
+                 "--to", str(tmp_path / "other"), ok=False)
+    assert "this needs editor" in refused.stderr and not (tmp_path / "other").exists()
