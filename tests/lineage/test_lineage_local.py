@@ -9,6 +9,7 @@ forwarding POSTs every event to a real HTTP endpoint, losing none while the endp
 
 from __future__ import annotations
 
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,10 @@ from plait.model.settings import Settings
 from plait.service.lineage import dataset_lineage, run_events
 from plait.storage.events import EventStore
 from plait.storage.lineage import LineageStore
+
+sys.path.insert(0, str(Path(__file__).parent.parent / "server"))  # harness.py
+
+from harness import wait_for  # noqa: E402
 
 JOBS = "default/development"
 
@@ -132,23 +137,30 @@ def test_recording_an_attempt_again_keeps_one_copy_of_each_event(tmp_path: Path)
     assert len(lineage.uses()) == 1
 
 
-def test_forwarding_posts_every_event_to_the_endpoint(monkeypatch: pytest.MonkeyPatch):
+def test_forwarding_posts_every_event_to_the_endpoint_while_the_engine_runs(monkeypatch: pytest.MonkeyPatch):
     with Collector() as endpoint:
         monkeypatch.setenv("PLAIT_LINEAGE_URL", endpoint.url)
-        done = plait.run(flows.report_flow, {"text": "sent", "n": 3})
-        assert done.phase == "succeeded", done.error
+        engine = build_engine()
+        try:
+            done = plait.run(flows.report_flow, {"text": "sent", "n": 3}, engine=engine)
+            assert done.phase == "succeeded", done.error
+            wait_for(lambda: len(endpoint.received) == 6, "the six events at the endpoint, the engine still open")
+        finally:
+            engine.close()
         stored = events_of(done.execution_id)
     assert {(path, kind) for path, kind, _ in endpoint.received} == {("/api/v1/lineage", "application/json")}
     assert sorted(endpoint.events(), key=key) == sorted(stored, key=key)
     assert len(stored) == 6
 
 
-def test_an_endpoint_that_is_down_fails_no_run_and_gets_every_event_once_it_is_up(monkeypatch: pytest.MonkeyPatch):
+def test_an_endpoint_that_is_down_fails_no_run_and_gets_every_event_once_it_is_up(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture):
     with Collector() as probe:  # a port that was free a moment ago: nothing listens there now
         port = int(probe.url.rsplit(":", 1)[1])
     monkeypatch.setenv("PLAIT_LINEAGE_URL", f"http://127.0.0.1:{port}")
     done = plait.run(flows.report_flow, {"text": "later", "n": 3})
     assert done.phase == "succeeded", done.error
+    assert f"forwarding lineage to http://127.0.0.1:{port}/api/v1/lineage failed" in caplog.text
     engine = build_engine()
     assert engine.lineage.store.undelivered() == 6
     with Collector(port) as endpoint:
