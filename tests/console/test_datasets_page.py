@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from conftest import Console, assert_accessible, shot, sign_in
+from console_harness import Console, assert_accessible, shot, sign_in
 from harness import wait_for
 
 FLOWS = Path(__file__).parents[1] / "lineage" / "lineage_flows.py"

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Console, assert_accessible, shot, sign_in
+from console_harness import Console, assert_accessible, shot, sign_in
 from harness import wait_for
 
 FLOWS = Path(__file__).with_name("exec_flows.py")

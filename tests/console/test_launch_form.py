@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Console, assert_accessible, shot, sign_in
+from console_harness import Console, assert_accessible, shot, sign_in
 from harness import wait_for
 
 FLOWS = Path(__file__).parent / "form_flows.py"

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Console, assert_accessible, shot, sign_in
+from console_harness import Console, assert_accessible, shot, sign_in
 from harness import ServerProcess, bootstrap, wait_for
 
 HERE = Path(__file__).parent

@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Console, assert_accessible, shot, sign_in
+from console_harness import Console, assert_accessible, shot, sign_in
 
 
 def test_a_signed_out_browser_is_sent_to_sign_in_and_back_where_it_was_going(browser: Any, console: Console) -> None:

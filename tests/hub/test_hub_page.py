@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from console_fixtures import Console, assert_accessible, shot, sign_in
+from console_harness import Console, assert_accessible, shot, sign_in
 from harness import wait_for
 
 BIGFOOT = Path(__file__).parents[2] / "examples" / "bigfoot.py"
