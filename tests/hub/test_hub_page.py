@@ -1,5 +1,5 @@
 """The console's hub page in Debian's Chromium: bundles with their README and interface, and
-"Import and run" leading a launcher of another project to the launch form."""
+"Import and run" leading an editor of another project to the launch form."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ LAUNCH = "/projects/team/domains/development/workflows/bigfoot.hunt/launch?launc
 @pytest.fixture(scope="module")
 def hub(console: Console, tmp_path_factory: pytest.TempPathFactory) -> Console:
     """bigfoot registered in project default and published as hunt@1.0.0; a project team with a
-    launcher (runner) and a viewer (watcher); a bundle whose README holds HTML."""
+    editor (runner); launchers and viewers are made by the test that needs them; a bundle whose README holds HTML."""
     console.cli("register", str(BIGFOOT), "--project", "default", "--version", "7")
     console.cli("hub", "publish", "hunt", "--version", "1.0.0", "--project", "default")
     readme = tmp_path_factory.mktemp("readme") / "README.md"
@@ -38,9 +38,9 @@ def signed_in(browser: Any, console: Console, key: str) -> Any:
     return tab
 
 
-def test_import_and_run_registers_the_bundle_in_a_project_of_the_launcher_and_opens_its_launch_form(
+def test_import_and_run_registers_the_bundle_in_a_project_of_the_editor_and_opens_its_launch_form(
         browser: Any, hub: Console) -> None:
-    runner = hub.member("runner", "launcher", "team")
+    runner = hub.member("runner", "editor", "team")
     tab = signed_in(browser, hub, runner)
     tab.get_by_role("link", name="Hub").click()
     tab.wait_for_url(hub.url + "/hub")
@@ -94,15 +94,17 @@ def test_a_readme_shows_its_html_as_text_and_runs_none_of_it(page: Any, hub: Con
     assert_accessible(page)
 
 
-def test_a_viewer_is_offered_no_import_and_a_forged_import_is_refused(browser: Any, hub: Console) -> None:
-    tab = signed_in(browser, hub, hub.member("watcher", "viewer", "team"))
+@pytest.mark.parametrize("role", ["viewer", "launcher"])
+def test_only_an_editor_is_offered_the_import_and_a_forged_one_is_refused(browser: Any, hub: Console,
+                                                                          role: str) -> None:
+    tab = signed_in(browser, hub, hub.member(f"a-{role}", role, "team"))
     tab.goto(hub.url + "/hub/hunt/1.0.0")
     assert tab.get_by_role("button", name="Import and run").count() == 0
-    assert "You may launch in no project here" in tab.locator("main").inner_text()
+    assert "You may import into no project here" in tab.locator("main").inner_text()
     token = tab.locator('meta[name="csrf-token"]').get_attribute("content")
     answer = tab.request.post(hub.url + "/hub/hunt/1.0.0/import",
                               form={"csrf_token": token, "target": "team/staging"})
-    assert answer.status == 403 and "this needs launcher" in answer.text()
+    assert answer.status == 403 and "this needs editor" in answer.text()
     with hub.api() as api:
         assert api.get("/projects/team/domains/staging/entities/launch_plan").json() == []
     tab.context.close()

@@ -5,10 +5,10 @@ A README is Markdown written by whoever published the bundle: it is rendered wit
 off (markdown-it escapes it, and refuses ``javascript:`` links), so a bundle cannot put script
 or markup on the page. Importing registers the bundle exactly as ``plait hub import`` does
 (:func:`~plait.service.hub.import_bundle`: every digest checked, a no-op when it is there, other
-content under its version refused) into a project and domain where the user may launch, then
-opens the launch form of the bundle's launch plan. The launcher role is enough: what an import
-registers is only the published bundle, never code of the importer's choosing, as a team with no
-engineers imports and runs a workflow with a click.
+content under its version refused) into a project and domain where the user may register, then
+opens the launch form of the bundle's launch plan. It needs the editor role, as ``plait hub
+import`` and every registration do: an import puts code that someone else published into the
+project, to run with its secrets, so the project's editors decide it, not whoever may launch.
 """
 
 from __future__ import annotations
@@ -40,9 +40,9 @@ def readme_html(text: str) -> Markup:
 
 
 def _targets(request: Request, user: Any) -> list[str]:
-    """``project/domain`` for every domain of every project where ``user`` may launch."""
+    """``project/domain`` for every domain of every project where ``user`` may register."""
     store = access_store(request)
-    return [f"{p.name}/{d}" for p in store.projects(user) if role_at_least(store.role(user, p.name), "launcher")
+    return [f"{p.name}/{d}" for p in store.projects(user) if role_at_least(store.role(user, p.name), "editor")
             for d in p.domains]
 
 
@@ -78,7 +78,7 @@ def hub_bundle(request: Request, user: ConsoleUser, name: str, version: str) -> 
 def hub_import(request: Request, user: CsrfChecked, name: str, version: str,
                target: Annotated[str, Form(description="project/domain to import into")]) -> Response:
     project, _, domain = target.partition("/")
-    access = allowed(request, user, project, "launcher", domain)
+    access = allowed(request, user, project, "editor", domain)
     bundle = _read(request, name, version)
     try:
         import_bundle(EntityStore(request.app.state.store), request.app.state.blobs, bundle, access.project, domain)
