@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Console, assert_accessible, shot, sign_in
+from console_harness import Console, assert_accessible, shot, sign_in
 
 FLOWS = Path(__file__).with_name("exec_flows.py")
 WORKFLOWS = "/projects/default/domains/development/workflows"
@@ -82,6 +82,7 @@ def test_a_map_and_a_sub_workflow_are_drawn_as_one_node_each(page: Any, flows: C
     assert page.locator('[data-node="map-square"]').get_attribute("aria-label").startswith("map-square map")
     page.goto(f"{flows.url}{WORKFLOWS}/exec_flows.nested")
     page.get_by_role("button", name="Expand inner").click()
+    page.locator("section.inside .graph[data-ready=true]").wait_for()
     inside = page.locator("section.inside [data-node]")
     assert [n.get_attribute("data-node") for n in inside.all()] == ["inner.start", "inner.finish"]
     assert_accessible(page)

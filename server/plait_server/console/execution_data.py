@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from fastapi import Request
 from plait.model.events import Event
 from plait.model.spec import Binding, WorkflowSpec
 from plait.model.status import Phase
@@ -22,21 +23,33 @@ ITEMS_PAGE = 100
 """A map node's items shown at a time."""
 
 
+def event_store(request: Request) -> EventStore:
+    """The server's store, which every page reads."""
+    store: EventStore = request.app.state.store
+    return store
+
+
 def graph_of(spec: WorkflowSpec, prefix: str = "") -> dict[str, Any]:
     """The nodes and edges of ``spec`` for graph.js: a sub-workflow's nodes nested under its
-    node (``children``), a dynamic node with children only once it has run."""
+    node (``children``), a dynamic node with children only once it has run.
+
+    Compact, since a page of a thousand nodes carries it: a node's ``label`` (its id without
+    ``prefix``) and ``kind`` (``task``) are left out, and an edge is a pair of node indices.
+    """
     nodes: list[dict[str, Any]] = []
     for node in spec.nodes:
         path = prefix + node.id
-        entry: dict[str, Any] = {"id": path, "label": node.id, "kind": node.kind,
-                                 "ref": node.workflow if node.kind == "workflow" else node.task}
+        entry: dict[str, Any] = {"id": path, "ref": node.workflow if node.kind == "workflow" else node.task}
+        if node.kind != "task":
+            entry["kind"] = node.kind
         if node.kind == "workflow" and node.workflow in spec.subworkflows:
             entry["children"] = graph_of(spec.subworkflows[node.workflow], path + ".")
         elif node.task is not None and spec.tasks[node.task].dynamic:
             entry["kind"] = "dynamic"
             entry["children"] = {"nodes": [], "edges": []}
         nodes.append(entry)
-    edges = [[prefix + up, prefix + node.id] for node in spec.nodes for up in sorted(node.upstream())]
+    index = {node.id: i for i, node in enumerate(spec.nodes)}
+    edges = [[index[up], index[node.id]] for node in spec.nodes for up in sorted(node.upstream()) if up in index]
     return {"nodes": nodes, "edges": edges}
 
 

@@ -34,6 +34,7 @@ from starlette.responses import (
 from plait_server.console import ConsoleUser, CsrfChecked, allowed, render
 from plait_server.console.execution_data import (
     ITEMS_PAGE,
+    event_store,
     graph_of,
     item_counts,
     items_page,
@@ -49,11 +50,6 @@ router = APIRouter(include_in_schema=False)
 
 LOG_TAIL = 200
 """Lines of each log stream shown inline (the download has all of it)."""
-
-
-def _store(request: Request) -> EventStore:
-    store: EventStore = request.app.state.store
-    return store
 
 
 def _links(xid: str, node: str) -> dict[str, str]:
@@ -73,14 +69,14 @@ def _with_phases(graph: dict[str, Any], state: ExecutionState, store: EventStore
     for node in graph["nodes"]:
         found = state.nodes.get(node["id"])
         node["phase"] = found.phase if found else "not_started"
-        if node["kind"] == "map" and found is not None:
+        if node.get("kind") == "map" and found is not None:
             node["items"] = found.items
             node["counts"] = item_counts(store, xid, node["id"])
-        if node["kind"] == "dynamic":
+        if node.get("kind") == "dynamic":
             prefix = node["id"] + "."
             node["children"]["nodes"] = [
                 {"id": path, "label": path.removeprefix(prefix), "kind": "map" if child.items is not None else "task",
-                 "ref": "", "phase": child.phase}
+                 "phase": child.phase}
                 for path, child in state.nodes.items() if path.startswith(prefix)]
         elif "children" in node:
             _with_phases(node["children"], state, store, xid)
@@ -110,7 +106,7 @@ def _timeline(state: ExecutionState, times: dict[str, list[float]], created: flo
 @router.get("/executions/{execution_id}")
 def execution(request: Request, user: ConsoleUser, execution_id: str) -> Response:
     row, role = _viewed(request, user, execution_id)
-    store = _store(request)
+    store = event_store(request)
     spec = store.spec(row["version"])
     state, last, times = state_without_items(store, row["id"])
     graph = _with_phases(graph_of(spec), state, store, row["id"])
@@ -126,7 +122,7 @@ def execution(request: Request, user: ConsoleUser, execution_id: str) -> Respons
 def summary(request: Request, user: ConsoleUser, execution_id: str) -> Response:
     """The buttons and the timeline again: the page reloads them when the execution ends."""
     row, role = _viewed(request, user, execution_id)
-    state, _last, times = state_without_items(_store(request), row["id"])
+    state, _last, times = state_without_items(event_store(request), row["id"])
     return render(request, "execution_summary.html", row=row, phase=state.phase, state=state,
                   actions=_actions(row, state.phase, role), timeline=_timeline(state, times, row["created"]))
 
@@ -134,14 +130,14 @@ def summary(request: Request, user: ConsoleUser, execution_id: str) -> Response:
 @router.get("/executions/{execution_id}/counts/{node:path}")
 def counts(request: Request, user: ConsoleUser, execution_id: str, node: str) -> Response:
     row, _role = _viewed(request, user, execution_id)
-    return JSONResponse(item_counts(_store(request), row["id"], node))
+    return JSONResponse(item_counts(event_store(request), row["id"], node))
 
 
 @router.get("/executions/{execution_id}/nodes/{node:path}")
 def node_panel(request: Request, user: ConsoleUser, execution_id: str, node: str) -> Response:
     """A node's panel: its inputs and outputs, its attempts with errors and logs, a map's items."""
     row, _role = _viewed(request, user, execution_id)
-    store = _store(request)
+    store = event_store(request)
     state, _last, times = state_without_items(store, row["id"])
     spec = store.spec(row["version"])
     found = state.nodes.get(node)
@@ -149,7 +145,7 @@ def node_panel(request: Request, user: ConsoleUser, execution_id: str, node: str
     if found is None and where is None:
         raise HTTPException(404, f"execution {row['id']} has no node {node!r}")
     links = _links(row["id"], node)
-    values = _values(spec, where, state, node, links, request.app.state.blobs) if where else {"inputs": [], "outputs": []}
+    values = _values(where, state, node, links, request.app.state.blobs) if where else {"inputs": [], "outputs": []}
     attempts = []
     for attempt in found.attempts if found else []:
         span = times.get(attempt.attempt_id, [0.0, 0.0, 0.0])
@@ -172,19 +168,16 @@ def node_items(request: Request, user: ConsoleUser, execution_id: str, node: str
     row, _role = _viewed(request, user, execution_id)
     links = _links(row["id"], node)
     return render(request, "execution_items.html", links=links, first=max(first, 0), phase=phase,
-                  items=items_page(_store(request), row["id"], node, max(first, 0), phase or None),
+                  items=items_page(event_store(request), row["id"], node, max(first, 0), phase or None),
                   page_size=ITEMS_PAGE)
 
 
-def _values(spec: WorkflowSpec, where: tuple[WorkflowSpec, str, str], state: ExecutionState, path: str,
+def _values(where: tuple[WorkflowSpec, str, str], state: ExecutionState, path: str,
             links: dict[str, str], blobs: BlobStore) -> dict[str, list[dict[str, Any]]]:
     sub, prefix, node_id = where
     node = sub.node(node_id)
     found = state.nodes.get(path)
-    if node.kind == "workflow" and node.workflow:
-        in_types = sub.subworkflows[node.workflow].inputs
-    else:
-        in_types = sub.tasks[node.task or ""].interface.inputs
+    in_types = sub.node_inputs(node)
     out_types = sub.node_outputs(node)
     inputs = [shown_value(name, in_types.get(name), resolve(b, state.inputs, state, prefix), blobs,
                           links["value"] + f"?side=inputs&name={quote(name)}")
@@ -221,7 +214,7 @@ def node_log(request: Request, user: ConsoleUser, execution_id: str, node: str, 
              item: int | None = None) -> Response:
     """An attempt's whole log, as a text file to save."""
     row, _role = _viewed(request, user, execution_id)
-    found = _log(_store(request), row["id"], node, attempt or 1, item, tail=None)
+    found = _log(event_store(request), row["id"], node, attempt or 1, item, tail=None)
     if found["note"] and not found["parts"]:
         raise HTTPException(404, found["note"])
     text = "".join(f"==> {p.stream} ({p.source}) <==\n{p.text}\n" for p in found["parts"])
@@ -234,7 +227,7 @@ def node_value(request: Request, user: ConsoleUser, execution_id: str, node: str
     """A node's file, data frame or large value, streamed from the blob store after the role
     check; only a blob the execution's own value names, inside the server's blob store."""
     row, _role = _viewed(request, user, execution_id)
-    store = _store(request)
+    store = event_store(request)
     state, _last, _times = state_without_items(store, row["id"])
     spec = store.spec(row["version"])
     where = spec_at(spec, node)
@@ -268,7 +261,7 @@ def node_value(request: Request, user: ConsoleUser, execution_id: str, node: str
 @router.post("/executions/{execution_id}/abort")
 def abort(request: Request, user: CsrfChecked, execution_id: str) -> Response:
     row, _role = _viewed(request, user, execution_id, "launcher")
-    ExecutionQueue(_store(request)).request_abort(row["id"], user.name)
+    ExecutionQueue(event_store(request)).request_abort(row["id"], user.name)
     return RedirectResponse(f"/executions/{quote(row['id'], safe='')}", status_code=303)
 
 
@@ -276,7 +269,7 @@ def abort(request: Request, user: CsrfChecked, execution_id: str) -> Response:
 def recover_execution(request: Request, user: CsrfChecked, execution_id: str) -> Response:
     row, _role = _viewed(request, user, execution_id, "launcher")
     try:
-        new = recover(_store(request), row["id"], launched_by=user.name)
+        new = recover(event_store(request), row["id"], launched_by=user.name)
     except PlaitError as exc:
         raise HTTPException(400, str(exc)) from None
     return RedirectResponse(f"/executions/{quote(new, safe='')}", status_code=303)

@@ -11,10 +11,10 @@ from fastapi import APIRouter, Request
 from plait.model.errors import PlaitError
 from plait.model.status import Phase
 from plait.service.query import ExecutionFilter, list_executions
-from plait.storage.events import EventStore
 from starlette.responses import Response
 
 from plait_server.console import ConsoleUser, allowed, render
+from plait_server.console.execution_data import event_store
 
 router = APIRouter(include_in_schema=False)
 
@@ -54,7 +54,7 @@ def _listing(request: Request, project: str, domain: str) -> dict[str, Any]:
             launch_plan=asked["launch_plan"] or None, launched_by=asked["launched_by"] or None,
             tags=tuple(t for t in asked["tags"].replace(",", " ").split() if t),
             created_after=_epoch(asked["after"], "after"), created_before=_epoch(asked["before"], "before"))
-        page = list_executions(_store(request), limit=limit, cursor=cursor, where=where)
+        page = list_executions(event_store(request), limit=limit, cursor=cursor, where=where)
     except PlaitError as exc:
         context["error"] = str(exc)
         return context
@@ -65,11 +65,6 @@ def _listing(request: Request, project: str, domain: str) -> dict[str, Any]:
         context["next_url"] = "?" + urlencode({**filters, "cursor": page.next_cursor})
     context["first_url"] = "?" + urlencode(filters)
     return context
-
-
-def _store(request: Request) -> EventStore:
-    store: EventStore = request.app.state.store
-    return store
 
 
 @router.get("/projects/{project}/domains/{domain}/executions")

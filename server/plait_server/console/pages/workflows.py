@@ -11,21 +11,15 @@ from fastapi import APIRouter, HTTPException, Request
 from plait.model.registered import LaunchPlanSpec, RegisteredWorkflow
 from plait.model.spec import WorkflowSpec
 from plait.storage.entities import EntityStore, entities
-from plait.storage.events import EventStore
 from starlette.responses import Response
 
 from plait_server.console import ConsoleUser, allowed, render
-from plait_server.console.execution_data import graph_of
+from plait_server.console.execution_data import event_store, graph_of
 from plait_server.console.pages.executions import when
 
 router = APIRouter(include_in_schema=False)
 
 KINDS = (("workflow", "Workflows"), ("launch_plan", "Launch plans"), ("task", "Tasks"))
-
-
-def _store(request: Request) -> EventStore:
-    store: EventStore = request.app.state.store
-    return store
 
 
 @router.get("/projects/{project}/domains/{domain}/workflows")
@@ -36,7 +30,7 @@ def workflows(request: Request, user: ConsoleUser, project: str, domain: str) ->
                     entities.c.archived == sa.false())
              .order_by(entities.c.kind, entities.c.name, entities.c.created))
     by_kind: dict[str, dict[str, list[str]]] = {kind: {} for kind, _ in KINDS}
-    with _store(request).engine.connect() as conn:
+    with event_store(request).engine.connect() as conn:
         for kind, name, version, _created in conn.execute(query):
             by_kind.setdefault(kind, {}).setdefault(name, []).append(version)
     return render(request, "workflows.html", user=user, project=project, domain=domain, nav="workflows",
@@ -47,7 +41,7 @@ def workflows(request: Request, user: ConsoleUser, project: str, domain: str) ->
 def workflow(request: Request, user: ConsoleUser, project: str, domain: str, name: str,
              version: str | None = None) -> Response:
     allowed(request, user, project, "viewer", domain)
-    store = EntityStore(_store(request))
+    store = EntityStore(event_store(request))
     versions = store.list_versions(project, domain, "workflow", name)
     if not versions:
         raise HTTPException(404, f"no workflow {name!r} in {project}/{domain}")

@@ -1,7 +1,8 @@
 // plait console: a workflow's graph, laid out by dagre and drawn as SVG.
 //
 // Every element `.graph[data-graph]` names a <script type="application/json"> holding
-// {nodes: [{id, label, kind, ref, phase?, items?, counts?, children?}], edges: [[from, to]]}.
+// {nodes: [{id, label?, kind?, ref, phase?, items?, counts?, children?}], edges: [[from, to]]}
+// (label: the id less its parent's; kind: task; an edge joins two nodes by their indices).
 // Each node is a focusable button whose accessible name says its name, kind and phase; its
 // phase is written in it as a word and a symbol, and its outline's shape repeats it (dashed
 // while waiting, thick while running, double when it failed). A sub-workflow or dynamic node
@@ -59,23 +60,54 @@
     if (counts) counts.textContent = " " + itemsText(node);
   }
 
-  function draw(container, graph, root) {
-    const g = new dagre.graphlib.Graph();
-    g.setGraph({rankdir: "LR", nodesep: 16, ranksep: 40, marginx: 8, marginy: 8});
-    g.setDefaultEdgeLabel(() => ({}));
-    for (const n of graph.nodes) g.setNode(n.id, {width: NODE_W, height: n.kind === "map" ? NODE_H + 16 : NODE_H});
-    for (const [a, b] of graph.edges) if (g.hasNode(a) && g.hasNode(b)) g.setEdge(a, b);
-    dagre.layout(g);
-    const size = g.graph();
-    const svg = el("svg", {width: Math.ceil(size.width || 0), height: Math.ceil(size.height || 0),
+  function normalise(graph, prefix) {
+    // the page leaves out what a node has by default (see graph_of): a label, kind "task"
+    for (const n of graph.nodes) {
+      n.label = n.label || n.id.slice(prefix.length);
+      n.kind = n.kind || "task";
+      if (n.children) normalise(n.children, n.id + ".");
+    }
+    graph.edges = graph.edges.map(([a, b]) => [graph.nodes[a].id, graph.nodes[b].id]);
+    return graph;
+  }
+
+  // dagre runs in a worker (graph-layout.js): a thousand nodes take it most of a second, which
+  // on the page's own thread would freeze it; the SVG is then built a slice of nodes at a time.
+  const SLICE = 150;
+  let worker = null, asked = 0;
+  const waiting = new Map();
+
+  function layout(graph) {
+    if (!worker) {
+      worker = new Worker("/static/graph-layout.js");
+      worker.onmessage = (ev) => { waiting.get(ev.data.ask)(ev.data); waiting.delete(ev.data.ask); };
+    }
+    const ask = ++asked;
+    worker.postMessage({ask, nodes: graph.nodes.map((n) => ({id: n.id, width: NODE_W, height: n.kind === "map" ? NODE_H + 16 : NODE_H})),
+      edges: graph.edges});
+    return new Promise((resolve) => waiting.set(ask, resolve));
+  }
+
+  const nextTask = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+  function remember(graph) {
+    for (const n of graph.nodes) {
+      if (!nodes.has(n.id)) nodes.set(n.id, {data: n, elements: []});
+      if (n.children) remember(n.children);
+    }
+  }
+
+  async function draw(container, graph, root) {
+    remember(graph);
+    const placed = await layout(graph);
+    const svg = el("svg", {width: Math.ceil(placed.width), height: Math.ceil(placed.height),
       role: "group", "aria-label": container.dataset.label || "Graph", class: "gsvg"});
     const edges = el("g", {class: "gedges", "aria-hidden": "true"}, svg);
-    for (const e of g.edges()) {
-      const pts = g.edge(e).points;
-      el("path", {d: "M" + pts.map((p) => `${p.x},${p.y}`).join("L")}, edges);
-    }
-    for (const n of graph.nodes) {
-      const box = g.node(n.id);
+    for (const pts of placed.edges) el("path", {d: "M" + pts.map((p) => `${p.x},${p.y}`).join("L")}, edges);
+    for (let i = 0; i < graph.nodes.length; i++) {
+      if (i > 0 && i % SLICE === 0) await nextTask();
+      const n = nodes.get(graph.nodes[i].id).data;
+      const box = placed.nodes[i];
       const x = box.x - box.width / 2, y = box.y - box.height / 2;
       const group = el("g", {transform: `translate(${x},${y})`, tabindex: "0", role: "button", "data-node": n.id}, svg);
       el("rect", {width: box.width, height: box.height, rx: n.kind === "map" ? 2 : 8, class: "gbox"}, group);
@@ -85,10 +117,7 @@
       el("text", {x: 10, y: 40, class: "gphase"}, group);
       if (n.kind === "map") el("text", {x: 10, y: 58, class: "gcounts"}, group);
       paint(group, n);
-      const entry = nodes.get(n.id) || {data: n, elements: []};
-      entry.data = n;
-      entry.elements.push(group);
-      nodes.set(n.id, entry);
+      nodes.get(n.id).elements = nodes.get(n.id).elements.filter((e) => e.isConnected).concat([group]);
       group.addEventListener("click", () => openPanel(root, n.id));
       group.addEventListener("keydown", (ev) => {
         if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); openPanel(root, n.id); }
@@ -96,6 +125,8 @@
       if (n.children) expander(container, svg, n, x, y, box, root);
     }
     container.replaceChildren(svg);
+    for (const entry of nodes.values()) entry.elements = entry.elements.filter((e) => e.isConnected);
+    container.setAttribute("data-ready", "true");
   }
 
   function expander(container, svg, node, x, y, box, root) {
@@ -206,14 +237,14 @@
     on("end", () => { source.close(); document.body.dispatchEvent(new CustomEvent("plait:ended")); });
   }
 
-  function start() {
+  async function start() {
     for (const root of document.querySelectorAll(".graph[data-graph]")) {
-      const graph = JSON.parse(document.getElementById(root.dataset.graph).textContent);
-      const started = performance.now();
-      draw(root, graph, root);
-      root.dataset.laidOutMs = String(Math.round(performance.now() - started));
-      root.setAttribute("data-ready", "true");
+      const graph = normalise(JSON.parse(document.getElementById(root.dataset.graph).textContent), "");
+      remember(graph);
       if (root.dataset.events) follow(root);
+      const started = performance.now();
+      await draw(root, graph, root);
+      root.dataset.laidOutMs = String(Math.round(performance.now() - started));
     }
   }
 
