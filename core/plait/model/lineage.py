@@ -121,8 +121,6 @@ def datasets(literals: dict[str, Any] | None, types: dict[str, TypeSpec]) -> lis
 def _walk(literal: Any, spec: TypeSpec, where: str) -> Iterator[Dataset]:
     if literal is None:
         return
-    if isinstance(literal, dict) and "$ref" in literal:
-        return  # a large value the engine moved to the blob store: its items are not read here
     kind = spec.kind
     if kind == "optional":
         yield from _walk(literal, spec.args[0], where)
