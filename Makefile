@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-core
 
-.PHONY: venv demo demo-bigfoot test bench mutate lint typecheck clean services java chromium
+.PHONY: venv demo demo-bigfoot hub test bench mutate lint typecheck clean services java chromium
 
 # The server is its own distribution (a task's image needs none of it), installed here like a plugin.
 PLUGINS := server plugins/papermill plugins/pytorch plugins/spark plugins/sql plugins/bigquery plugins/snowflake \
@@ -34,6 +34,11 @@ demo: venv java
 # A plain-Python map over 2,000 photos.
 demo-bigfoot: venv
 	$(BIN)/plait run examples/bigfoot.py:hunt --photos 2000 --batch-size 100
+
+# The first hub bundle, the Bigfoot workflow, made byte for byte from examples/ into a folder hub
+# (`plait hub import hunt@1.0.0 --hub build/hub --project P`, or publish it to a server's hub).
+hub: venv
+	$(BIN)/plait hub publish examples/bigfoot.py:hunt --version 1.0.0 --to build/hub
 
 # Real servers the tests start themselves: redis-server from Debian's packages, and Java for
 # Spark's JVM (the Spark tests and the simulated Spark operator's drivers). PostgreSQL,
