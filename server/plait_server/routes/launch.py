@@ -33,7 +33,7 @@ def _launched(xid: str) -> LaunchedOut:
     return LaunchedOut(execution_id=xid, url=f"{API}/executions/{xid}")
 
 
-def _platform() -> str:
+def launch_platform() -> str:
     return os.environ.get("PLAIT_PLATFORM") or "local"
 
 
@@ -46,7 +46,7 @@ def launch(request: Request, access: Launcher, domain: str, body: LaunchIn) -> L
                                  "not both")
     xid = launch_registered(_store(request), request.app.state.blobs, access.project, domain,
                             launch_plan=body.launch_plan, workflow=body.workflow, version=body.version,
-                            inputs=body.inputs, launched_by=access.user.name, tags=body.tags, platform=_platform(),
+                            inputs=body.inputs, launched_by=access.user.name, tags=body.tags, platform=launch_platform(),
                             text_inputs=body.text_inputs)
     return _launched(xid)
 

@@ -44,7 +44,7 @@ from starlette.responses import RedirectResponse, Response
 
 from plait_server.console import ConsoleUser, CsrfChecked, allowed, render
 from plait_server.routes.executions import visible_execution
-from plait_server.routes.launch import _platform
+from plait_server.routes.launch import launch_platform
 
 router = APIRouter(include_in_schema=False)
 
@@ -325,7 +325,7 @@ def launch(request: Request, user: CsrfChecked, form: Submitted, project: str, d
     try:
         xid = launch_registered(_store(request), request.app.state.blobs, access.project, domain,
                                 launch_plan=plan, workflow=None if plan else name, version=version,
-                                inputs=literals, launched_by=access.user.name, platform=_platform())
+                                inputs=literals, launched_by=access.user.name, platform=launch_platform())
     except PlaitError as exc:
         return _launch_page(request, user, project, domain, target, fields, error=str(exc), status_code=422)
     return RedirectResponse(f"/executions/{xid}", status_code=303)
