@@ -183,3 +183,16 @@ def test_an_attempt_whose_lineage_cannot_be_recorded_still_runs(monkeypatch: pyt
     assert done.phase == "succeeded", done.error
     assert events_of(done.execution_id) == []
     assert "runs unrecorded" in caplog.text
+
+
+def test_a_warehouse_table_a_query_wrote_is_the_dataset_its_reader_read():
+    import lineage_table_flows
+
+    done = plait.run(lineage_table_flows.table_flow, {"i": 7}, options=RunOptions(inline=True))
+    assert done.phase == "succeeded" and done.outputs == {"o0": 49}, done.error
+    table = done.result.state.nodes["square"].outputs["table"]
+    events = events_of(done.execution_id)
+    for event in events:
+        check(event)
+    runs = by_node(events)
+    assert names(runs["square"][1]["outputs"]) == names(runs["read"][0]["inputs"]) == {("local", table["name"])}
