@@ -14,7 +14,7 @@ import time
 
 import plait
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from plait.builtin.python_task import PythonTask
 from plait.engine import build_engine
@@ -559,6 +559,8 @@ requests = st.lists(st.one_of(st.tuples(st.just("a"), st.integers(0, len(LEASES)
 @pytest.mark.parametrize("most_per_call", [500, 3], ids=["one script call", "split into calls of 3"])
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(capacity=st.integers(2, 4), ops=requests)
+@example(capacity=3, ops=[("a", 2, 0), ("a", 5, 0)])  # c/dev's second request waits on its cap of 1
+@example(capacity=3, ops=[("a", 0, 0), ("a", 4, 0), ("a", 3, 0), ("a", 6, 0)])  # a/dev's 1 queues behind its 2
 def test_a_batch_gives_each_request_the_answer_it_would_have_had_alone(redis_url, most_per_call, capacity, ops):
     """Acquires and releases sent as one batch: each answer, and the pool after, are the rule's."""
     import plait.tokens.redis
@@ -703,12 +705,17 @@ def test_releases_an_engine_queued_are_in_redis_when_its_execution_ends(url, slo
 
     m = manager(url, capacity=5)
 
-    async def engine() -> None:
-        await asyncio.gather(*(m.acquire("svc", "a/dev", f"a{i}") for i in range(5)))
-        for i in range(5):  # ending together: their releases go as one batch
-            m.release("svc", f"a{i}")
-        m.detach()
+    async def engine() -> list[int]:
+        used = []
+        for on_the_way in (False, True):
+            await asyncio.gather(*(m.acquire("svc", "a/dev", f"a{i}") for i in range(5)))
+            for i in range(5):  # ending together: their releases go as one batch
+                m.release("svc", f"a{i}")
+            if on_the_way:
+                await asyncio.sleep(0)  # the batch has left for Redis when the execution ends
+            m.detach()  # an execution's end: what it released is in Redis when this returns
+            used.append(m.snapshot()["svc"]["used"])
+        return used
 
-    asyncio.run(engine())
-    assert m.snapshot()["svc"]["used"] == 0, "releases queued on the loop were not sent when it ended"
-    assert (script_calls(m), script_calls(m, "r")) == ([5], [5]), "five acquires, then five releases, each in one call"
+    assert asyncio.run(engine()) == [0, 0], "releases an engine made were not in Redis when its execution ended"
+    assert (script_calls(m), script_calls(m, "r")) == ([5, 5], [5, 5]), "each five requests went in one call"
