@@ -12,7 +12,7 @@ from typing import Any
 
 from plait.model.api.lineage import DatasetLineage, DatasetRow, DatasetUseOut
 from plait.storage.events import EventStore
-from plait.storage.lineage import DatasetUse, LineageStore, lineage_datasets
+from plait.storage.lineage import LineageStore, lineage_datasets
 
 
 def run_events(store: EventStore, execution_id: str) -> list[dict[str, Any]]:
@@ -32,7 +32,7 @@ def dataset_lineage(store: EventStore, project: str, namespace: str, name: str,
     where = [c.namespace == namespace, c.name == name, c.project == project]
     if domain is not None:
         where.append(c.domain == domain)
-    uses = [_out(u) for u in LineageStore(store).uses(*where)]
+    uses = LineageStore(store).uses(*where)
     return DatasetLineage(namespace=namespace, name=name,
                           producers=[u for u in uses if u.direction == "produced"],
                           readers=[u for u in uses if u.direction == "read"])
@@ -40,10 +40,4 @@ def dataset_lineage(store: EventStore, project: str, namespace: str, name: str,
 
 def execution_datasets(store: EventStore, execution_id: str) -> list[DatasetUseOut]:
     """Every dataset an execution's attempts read or produced."""
-    return [_out(u) for u in LineageStore(store).uses(lineage_datasets.c.execution_id == execution_id)]
-
-
-def _out(use: DatasetUse) -> DatasetUseOut:
-    return DatasetUseOut(namespace=use.namespace, name=use.name, direction=use.direction, project=use.project,
-                         domain=use.domain, execution_id=use.execution_id, node=use.node, task=use.task,
-                         attempt=use.attempt, field=use.field, kind=use.kind, ts=use.ts)
+    return LineageStore(store).uses(lineage_datasets.c.execution_id == execution_id)

@@ -17,12 +17,12 @@ the engine calls where it flushes its events.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
 
+from plait.model.api.lineage import DatasetUseOut
 from plait.model.lineage import Dataset, Direction, RunRecord
 from plait.storage.events import EventStore, metadata
 
@@ -67,25 +67,6 @@ lineage_outbox = sa.Table(
 _SQLITE_INSERT = ("INSERT OR IGNORE INTO lineage_events (execution_id, entity, event_type, ts, body) "
                   "VALUES (?, ?, ?, ?, ?)")
 """The columns in the order :meth:`LineageStore.record` builds a row's dict."""
-
-
-@dataclass(frozen=True)
-class DatasetUse:
-    """One attempt that produced or read a dataset (a row of the dataset index)."""
-
-    namespace: str
-    name: str
-    direction: Direction
-    project: str
-    domain: str
-    execution_id: str
-    node: str
-    task: str
-    attempt: str
-    """The attempt's entity in its execution (``node/2``, ``node[7]/1``)."""
-    field: str
-    kind: str
-    ts: float
 
 
 class LineageStore:
@@ -169,13 +150,12 @@ class LineageStore:
         with self.engine.connect() as conn:
             return [RunRecord.from_json(body).event() for body in conn.execute(query).scalars()]
 
-    def uses(self, *where: Any, limit: int = 1000) -> list[DatasetUse]:
+    def uses(self, *where: Any, limit: int = 1000) -> list[DatasetUseOut]:
         """Rows of the dataset index matching ``where`` (columns of :data:`lineage_datasets`), oldest first."""
         self.flush()
         query = sa.select(lineage_datasets).where(*where).order_by(lineage_datasets.c.ts).limit(limit)
         with self.engine.connect() as conn:
-            return [DatasetUse(r.namespace, r.name, r.direction, r.project, r.domain, r.execution_id, r.node,
-                               r.task, r.entity, r.field, r.kind, r.ts) for r in conn.execute(query)]
+            return [DatasetUseOut(**{**row, "attempt": row["entity"]}) for row in conn.execute(query).mappings()]
 
     def datasets(self, project: str, domain: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
         """A tenant's datasets (a project's, in every domain without ``domain``): how many
