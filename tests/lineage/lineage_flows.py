@@ -1,6 +1,9 @@
-"""Workflows whose tasks write and read datasets: a File, a data frame (Parquet), a map's files."""
+"""Workflows whose tasks write and read datasets: a File, a data frame (Parquet), a map's files;
+one that fails, one that lingers (to be aborted)."""
 
 from __future__ import annotations
+
+import time
 
 import pandas as pd
 import plait
@@ -49,3 +52,14 @@ def files_and_numbers(texts: list[str]) -> list[int]:
     """A map whose items write files (each recorded), and one over numbers (not recorded)."""
     plait.map(write_report, texts)
     return plait.map(square, [1, 2, 3])
+
+
+@plait.task
+def linger(report: File, seconds: float) -> str:
+    time.sleep(seconds)
+    return report.path.read_text()
+
+
+@plait.workflow
+def lingering_flow(text: str, seconds: float) -> str:
+    return linger(report=write_report(text=text), seconds=seconds)

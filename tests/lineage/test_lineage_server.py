@@ -71,7 +71,7 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
                 register(server, admin_key, home, project)
                 runs[project] = run(server, admin_key, project, "report_flow", text="shared", n=3)
                 runs[f"{project}-failed"] = run(server, admin_key, project, "failing_flow", text="shared")
-            yield {"server": server, "keys": keys, "runs": runs}
+            yield {"server": server, "keys": keys, "runs": runs, "admin": admin_key}
 
 
 def get(world: dict[str, Any], project: str, path: str, **params: Any) -> httpx.Response:
@@ -94,6 +94,28 @@ def test_an_executions_lineage_is_its_run_events_start_and_end_per_attempt(world
         "START", "FAIL", "START", "FAIL"]
 
 
+def test_an_aborted_attempt_ends_with_abort(world: dict[str, Any]):
+    server = world["server"]
+    with server.client(world["admin"]) as api:
+        answer = api.post("/projects/alpha/domains/development/executions",
+                          json={"workflow": "lineage_flows.lingering_flow", "inputs": {"text": "stop", "seconds": 300}})
+        assert answer.status_code == 201, answer.text
+        xid = answer.json()["execution_id"]
+
+        def lingering() -> list[dict[str, Any]]:
+            return [e for e in api.get(f"/executions/{xid}/lineage").json()
+                    if e["job"]["name"] == "lineage_flows.linger"]
+
+        wait_for(lingering, "the lingering attempt's START", servers=[server])
+        assert api.post(f"/executions/{xid}/abort").status_code == 200
+        wait_for(lambda: api.get(f"/executions/{xid}").json()["phase"] == "aborted", "the abort", servers=[server])
+        events = lingering()
+    for event in events:
+        check(event)
+    assert [e["eventType"] for e in events] == ["START", "ABORT"]
+    assert events[0]["run"]["runId"] == events[1]["run"]["runId"] and len(events[1]["inputs"]) == 1
+
+
 def test_a_datasets_producers_and_readers_link_to_their_executions(world: dict[str, Any]):
     produced = get(world, "alpha", f"/executions/{world['runs']['alpha']}/datasets").json()
     report = next(u for u in produced if u["node"] == "write_report")
@@ -110,6 +132,7 @@ def test_a_datasets_producers_and_readers_link_to_their_executions(world: dict[s
     listed = get(world, "alpha", "/projects/alpha/datasets").json()
     row = next(d for d in listed if d["name"] == report["name"])
     assert (row["namespace"], row["produced"], row["read"]) == ("file", 2, 3)
+    assert get(world, "alpha", "/projects/alpha/datasets", domain="staging").json() == []
 
 
 def test_a_viewer_sees_only_its_own_projects_use_of_a_shared_dataset(world: dict[str, Any]):
