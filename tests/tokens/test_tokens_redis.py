@@ -689,7 +689,7 @@ def test_attempts_ending_while_their_requests_are_on_the_way_withdraw_them(url):
     async def engine() -> None:
         tasks = [asyncio.create_task(m.acquire("svc", "a/dev", f"a{i}")) for i in range(5)]
         await asyncio.sleep(0)  # the attempts have asked: their batch is queued
-        for task in tasks:  # aborted in the same tick: each release follows its acquire in order
+        for task in tasks:  # aborted while their batch is on its way: each release goes after it
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         m.detach()  # an execution's end: what it queued is in Redis when this returns
