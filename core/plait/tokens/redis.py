@@ -4,6 +4,11 @@ The same allocation rule as :class:`plait.tokens.Allocator`, as Lua scripts that
 atomically, so engines on several machines share one pool fairly. Leases expire: an engine
 renews the leases and waiting requests it holds every few seconds, and one that died (kill -9,
 a lost machine) stops renewing, so its tokens return to the pool after the lease time.
+
+An engine's requests travel in batches: what its attempts ask for or give back while one batch
+is on its way goes in the next, one script call per pool that runs each request in arrival
+order exactly as a call of its own would. The rule is unchanged; a busy engine pays a round
+trip per batch rather than per request.
 Needs the ``redis`` package (``pip install "plait[redis]"``).
 """
 
@@ -122,7 +127,7 @@ end
 # Returns 3 integers per request: granted, place in the tenant's queue, requests waiting.
 _BATCH = _COMMON + """
 local ttl = tonumber(ARGV[3])
-local told = {}  -- tenant -> weight|cap already written by this batch (one engine's settings)
+local told = {}  -- tenants whose weight and cap this batch wrote (one engine's settings: once is enough)
 local function acquire(lease, tenant, count, priority, weight, cap)
   if next(told) == nil then redis.call('HSET', P .. ':meta', 'capacity', ARGV[4], 'rate', ARGV[5]) end
   if told[tenant] == nil then
