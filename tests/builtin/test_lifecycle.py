@@ -21,7 +21,7 @@ class TestPythonTaskInWorkerProcesses(TaskTypeLifecycleTests):
         return LifecycleCase(
             new_task_type=PythonTask,
             quick=flows.add.template, quick_inputs={"a": 2, "b": 3}, expected_outputs={"o0": 5},
-            slow=flows.slow.template, slow_inputs={"seconds": 60.0, "marker": str(marker)},
+            slow=flows.slow.template, slow_inputs={"seconds": 300.0, "marker": str(marker)},  # aborted by every test: outlasts the attach tests' watch (twice its start)
             starts=_starts(marker),
             attaches_after_restart=False,  # its worker pool lives and dies with the engine
         )
@@ -29,7 +29,7 @@ class TestPythonTaskInWorkerProcesses(TaskTypeLifecycleTests):
 
 slow_container = __import__("plait").container_task(
     "sleeper", image="debian:bookworm-slim",
-    command=["sh", "-c", "echo started >> {{inputs.marker}}; sleep 60; echo 1 > {{outputs}}/n"],
+    command=["sh", "-c", "echo started >> {{inputs.marker}}; sleep 300; echo 1 > {{outputs}}/n"],
     inputs={"marker": str}, outputs={"n": int},
 )
 

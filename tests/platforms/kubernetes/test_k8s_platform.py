@@ -70,7 +70,7 @@ class TestPythonTaskOnKubernetes(TaskTypeLifecycleTests):
         return LifecycleCase(
             new_task_type=PythonTask,
             quick=flows.add.template, quick_inputs={"a": 2, "b": 3}, expected_outputs={"o0": 5},
-            slow=flows.slow.template, slow_inputs={"seconds": 60.0, "marker": str(marker)},
+            slow=flows.slow.template, slow_inputs={"seconds": 300.0, "marker": str(marker)},  # aborted by every test: outlasts the attach tests' watch (twice its start)
             starts=_starts(marker), start_timeout=10.0,
             attaches_after_restart=True,  # the pod outlives the engine; its name finds it again
             platform=self.platform, blob_url=self.cluster.blob_url,
@@ -79,7 +79,7 @@ class TestPythonTaskOnKubernetes(TaskTypeLifecycleTests):
 
 slow_container = __import__("plait").container_task(
     "k8s-sleeper", image="debian:bookworm-slim",
-    command=["sh", "-c", "echo started >> {{inputs.marker}}; sleep 60; echo 1 > {{outputs}}/n"],
+    command=["sh", "-c", "echo started >> {{inputs.marker}}; sleep 300; echo 1 > {{outputs}}/n"],
     inputs={"marker": str}, outputs={"n": int},
 )
 

@@ -30,7 +30,7 @@ class TestPapermillLifecycle(TaskTypeLifecycleTests):
         return LifecycleCase(
             new_task_type=PapermillTask,
             quick=notebooks.quick.template, quick_inputs={"a": 2, "b": 3}, expected_outputs={"total": 5},
-            slow=notebooks.slow.template, slow_inputs={"marker": str(marker), "seconds": 60},
+            slow=notebooks.slow.template, slow_inputs={"marker": str(marker), "seconds": 300},  # aborted by every test: outlasts the attach tests' watch (twice its start)
             starts=lambda: len(marker.read_text().splitlines()) if marker.exists() else 0,
             start_timeout=10,  # papermill and an ipykernel: 3.5-5.5 s measured with the load at 3
             timeout=120,

@@ -24,7 +24,7 @@ class TestPyTorchLifecycle(TaskTypeLifecycleTests):
         return LifecycleCase(
             new_task_type=PyTorchTask,
             quick=training.whoami.template, quick_inputs={"tag": "x"}, expected_outputs={"o0": [0, 1]},
-            slow=training.slow.template, slow_inputs={"seconds": 60, "marker": str(marker)},
+            slow=training.slow.template, slow_inputs={"seconds": 300, "marker": str(marker)},  # aborted by every test: outlasts the attach tests' watch (twice its start)
             # both ranks append a line: the work has started once per two lines
             starts=lambda: len(marker.read_text().splitlines()) // 2 if marker.exists() else 0,
             start_timeout=15,  # torchrun, two ranks and a gloo rendezvous: 8-11 s measured with the load at 3

@@ -79,7 +79,7 @@ class TestLocalModeLifecycle(TaskTypeLifecycleTests):
             new_task_type=SageMakerTask,
             quick=flows.local_train.template, quick_inputs={"data": data_file(tmp_path), "epochs": 2},
             expected_outputs={"model": {"uri": model_uri(tmp_path, "epochs=2 scale=1.0 rows=4\n")}},
-            slow=flows.local_slow.template, slow_inputs={"marker": str(marker), "seconds": 60.0},
+            slow=flows.local_slow.template, slow_inputs={"marker": str(marker), "seconds": 300.0},  # aborted by every test: outlasts the attach tests' watch (twice its start)
             starts=lambda: lines(marker), timeout=30,
         )
 

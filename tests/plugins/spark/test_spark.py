@@ -30,7 +30,7 @@ class TestSparkLifecycle(TaskTypeLifecycleTests):
         return LifecycleCase(
             new_task_type=SparkTask,
             quick=sparkflows.count.template, quick_inputs={"rows": 10}, expected_outputs={"o0": 10},
-            slow=sparkflows.slow.template, slow_inputs={"seconds": 60, "marker": str(marker)},
+            slow=sparkflows.slow.template, slow_inputs={"seconds": 300, "marker": str(marker)},  # aborted by every test: outlasts the attach tests' watch (twice its start)
             starts=lambda: len(marker.read_text().splitlines()) if marker.exists() else 0,
             start_timeout=20,  # a JVM and a SparkSession: 10-14 s measured with the load at 3 on 2 cores
             timeout=120,
