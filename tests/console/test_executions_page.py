@@ -112,6 +112,13 @@ def test_a_failed_nodes_error_and_log_are_read_inline_and_downloaded(page: Any, 
     assert_accessible(page)
     shot(page, "execution-failed-log")
 
+    page.get_by_role("button", name="Recover", exact=True).click()
+    page.wait_for_url(re.compile(r"/executions/(?!" + xid + r")[^/]+$"))
+    recovered = page.url.rsplit("/", 1)[1]
+    with flows.api() as api:
+        events = api.get(f"/executions/{recovered}/events").json()
+    assert events[0]["data"]["launch"]["recover_of"] == xid, events[0]
+
 
 def test_abort_from_the_button_stops_a_running_execution(page: Any, flows: Console, tmp_path: Path) -> None:
     xid = launch(flows, "gated", "--a", "1", "--gate", str(tmp_path / "never"))

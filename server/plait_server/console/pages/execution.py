@@ -90,17 +90,16 @@ def _actions(row: dict[str, Any], phase: str, role: str) -> dict[str, bool]:
 
 
 def _timeline(state: ExecutionState, times: dict[str, list[float]], created: float) -> dict[str, Any]:
-    """Each task attempt as a bar from its first event to its last (map items are counted, not drawn)."""
-    bars = []
-    for node in state.nodes.values():
-        for attempt in node.attempts:
-            span = times.get(attempt.attempt_id)
-            if span:
-                bars.append({"node": node.node, "number": attempt.number, "phase": attempt.phase,
-                             "start": span[0] - created, "end": span[1] - created, "waited": span[2]})
-    bars.sort(key=lambda b: (b["start"], b["node"]))
+    """Each task attempt as a bar from its first event to its last, from the first attempt's
+    start (map items are counted on their node, not drawn)."""
+    spans = [(node.node, attempt, times[attempt.attempt_id]) for node in state.nodes.values()
+             for attempt in node.attempts if attempt.attempt_id in times]
+    origin = min([span[0] for _, _, span in spans], default=created)
+    bars = sorted(({"node": node, "number": attempt.number, "phase": attempt.phase, "start": span[0] - origin,
+                    "end": span[1] - origin, "waited": span[2]} for node, attempt, span in spans),
+                  key=lambda b: (b["start"], b["node"]))
     total = max([b["end"] for b in bars] + [0.001])
-    return {"bars": bars, "total": total}
+    return {"bars": bars, "total": total, "queued": origin - created}
 
 
 @router.get("/executions/{execution_id}")
