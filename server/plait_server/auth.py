@@ -61,9 +61,14 @@ def current_user(request: Request,
         return LOCAL_ADMIN
     token = credentials.credentials if credentials else session
     user = access_store(request).authenticate(token) if token else None
-    if user is None:
+    if user is None and not token:
         raise HTTPException(401, "a valid API key is needed: send `Authorization: Bearer plait_...` "
                                  "(set PLAIT_API_KEY for the command line)",
+                            headers={"WWW-Authenticate": "Bearer"})
+    if user is None:
+        raise HTTPException(401, "this API key is not valid: it is mistyped, expired or revoked, or its user is "
+                                 "disabled; `plait keys create` makes a new one (on the server's machine: "
+                                 "`plait server create-key USER`)",
                             headers={"WWW-Authenticate": "Bearer"})
     return user
 

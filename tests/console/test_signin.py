@@ -110,3 +110,24 @@ def test_a_missing_browser_library_says_how_to_install_it(monkeypatch: Any, tmp_
     monkeypatch.setattr(assets, "NODE_MODULES", tmp_path / "node_modules")
     with pytest.raises(assets.AssetsMissing, match="htmx.org/dist/htmx.min.js is not installed: run `make venv`"):
         assets.vendor_file("htmx.min.js")
+
+
+def test_an_error_page_keeps_the_signed_in_users_navigation(page: Any, console: Console) -> None:
+    answer = page.goto(console.url + "/executions/no-such-execution")
+    assert answer is not None and answer.status == 404
+    assert page.get_by_role("button", name="Sign out").is_visible()
+    assert page.get_by_role("navigation", name="Main").is_visible()
+    assert_accessible(page)
+
+
+def test_the_browsers_icon_request_is_answered(console: Console) -> None:
+    icon = httpx.get(console.url + "/favicon.ico", follow_redirects=True)
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg")
+
+
+def test_a_key_that_is_not_valid_is_told_apart_from_no_key(console: Console) -> None:
+    missing = httpx.get(console.url + "/api/v1/me")
+    wrong = httpx.get(console.url + "/api/v1/me", headers={"Authorization": "Bearer plait_nope_nope"})
+    assert missing.status_code == wrong.status_code == 401
+    assert "a valid API key is needed" in missing.json()["detail"]
+    assert "this API key is not valid" in wrong.json()["detail"]

@@ -56,7 +56,7 @@ def test_an_admin_makes_a_project_a_user_and_a_key_and_the_user_works_within_its
     assert key_id in ok(plait(proc, alice, "keys", "list"))
     assert f"key {key_id} revoked" in ok(plait(proc, alice, "keys", "revoke", key_id))
     gone = plait(proc, alice, "whoami")
-    assert gone.returncode == 2 and "a valid API key is needed" in gone.stderr and proc.url in gone.stderr
+    assert gone.returncode == 2 and "this API key is not valid: it is mistyped, expired or revoked" in gone.stderr and proc.url in gone.stderr
 
 
 def test_without_a_server_or_a_key_the_command_says_what_to_set(server):

@@ -78,7 +78,7 @@ def test_without_a_key_the_client_says_PLAIT_API_KEY_is_not_set(world: dict[str,
     keyless = cli(world, "whoami", key=None)
     assert keyless.returncode == 2 and "PLAIT_API_KEY is not set" in keyless.stderr
     wrong = cli(world, "whoami", key="plait_nope_nope")
-    assert wrong.returncode == 2 and "a valid API key is needed" in wrong.stderr
+    assert wrong.returncode == 2 and "this API key is not valid: it is mistyped, expired or revoked" in wrong.stderr
     assert "PLAIT_API_KEY is not set" not in wrong.stderr
 
 

@@ -220,12 +220,14 @@ def test_relaunch_runs_the_same_version_with_the_same_or_edited_inputs(api: http
     answer = api.post(f"/executions/{first}/relaunch", json={})
     assert answer.status_code == 201, answer.text
     same = answer.json()["execution_id"]
-    edited = api.post(f"/executions/{first}/relaunch", json={"inputs": {"a": 4}}).json()["execution_id"]
+    edited = api.post(f"/executions/{first}/relaunch", json={"inputs": {"a": 4}, "tags": ["edited"]}).json()[
+        "execution_id"]
     assert len({first, same, edited}) == 3
     for xid, output in ((same, 80), (edited, 90)):
         done = wait_for(lambda xid=xid: ended(api, xid), f"relaunched {xid} to end", servers=[world["server"]])
         assert (done["phase"], done["outputs"]) == ("succeeded", {"o0": output})
         assert done["execution"]["version"] == execution(api, first)["execution"]["version"]
+    assert set(execution(api, edited)["tags"]) == set(execution(api, first)["tags"]) | {"edited"}
     fixed = api.post(f"/executions/{first}/relaunch", json={"inputs": {"factor": 2}})
     assert fixed.status_code == 400 and "fixes input 'factor'" in fixed.json()["detail"]
 
@@ -233,7 +235,8 @@ def test_relaunch_runs_the_same_version_with_the_same_or_edited_inputs(api: http
 def test_recover_reruns_only_the_nodes_that_had_not_succeeded(api: httpx.Client, world: dict[str, Any],
                                                               marks: Path, tmp_path: Path):
     gate = tmp_path / "gate"  # closed: the middle node fails
-    failed = launch(api, workflow="flows.fragile", inputs={"a": 1, "b": 1, "marks": str(marks), "gate": str(gate)})
+    failed = launch(api, workflow="flows.fragile", inputs={"a": 1, "b": 1, "marks": str(marks), "gate": str(gate)},
+                    tags=["big"])
     done = wait_for(lambda: ended(api, failed), "the execution to fail", servers=[world["server"]])
     assert done["phase"] == "failed"
     assert attempts(api, failed) == {"add": 1, "checked": 1}
@@ -245,6 +248,7 @@ def test_recover_reruns_only_the_nodes_that_had_not_succeeded(api: httpx.Client,
     done = wait_for(lambda: ended(api, recovered), "the recovery to end", servers=[world["server"]])
     assert (done["phase"], done["outputs"]) == ("succeeded", {"o0": (1 + 1) * 10 * 3})
     assert attempts(api, recovered) == {"checked": 1, "scale": 1}  # add's outputs were reused
+    assert done["tags"] == ["big"]  # the recovery is found by the original's tags
     reused = [e for e in events(api, recovered) if e["kind"] == "node" and e["entity"] == "add"]
     assert [(e["phase"], e["data"].get("recovered_from")) for e in reused] == [("succeeded", failed)]
     assert runs(marks, failed) == {"add": ["done"], "checked": ["done"]}

@@ -35,6 +35,7 @@ from plait.model.registered import LaunchPlanSpec, RegisteredWorkflow
 from plait.model.spec import WorkflowSpec
 from plait.model.status import Phase
 from plait.model.typespec import TypeSpec
+from plait.service.query import execution_tags_of
 from plait.storage.blobs import BlobStore
 from plait.storage.entities import EntityStore, active_launch_plans
 from plait.storage.events import EventStore, Origin, executions
@@ -159,7 +160,8 @@ def launched_from(store: EventStore, execution_id: str) -> tuple[dict[str, Any],
 def relaunch(store: EventStore, execution_id: str, *, launched_by: str | None = None,
              inputs: dict[str, Any] | None = None, tags: Iterable[str] = ()) -> str:
     """A new execution of the same registered version with the same inputs (``inputs``
-    replaces some of them, checked as at launch: a launch plan's fixed inputs stay fixed)."""
+    replaces some of them, checked as at launch: a launch plan's fixed inputs stay fixed) and
+    the same tags (and ``tags``)."""
     row, launched = launched_from(store, execution_id)
     edits = dict(inputs or {})
     plan = _plan_of(store, row, launched)
@@ -172,25 +174,33 @@ def relaunch(store: EventStore, execution_id: str, *, launched_by: str | None = 
     again = Launched(launched.launch_plan, launched.launch_plan_version, launched.workflow,
                      launched.workflow_version, literals, launched.options)
     return enqueue_launched(store, row["project"], row["domain"], spec, again,
-                            Origin(launched.launch_plan, launched_by, (*tags, *label_tags(plan))), note={"relaunch_of": row["id"]})
+                            Origin(launched.launch_plan, launched_by, _carried_tags(store, row, plan, tags)),
+                            note={"relaunch_of": row["id"]})
 
 
 def recover(store: EventStore, execution_id: str, *, launched_by: str | None = None) -> str:
     """A new execution of a failed (or aborted) one that reuses every node that succeeded
-    there (its recorded outputs) and runs only the rest."""
+    there (its recorded outputs) and runs only the rest; it keeps the original's tags."""
     row, launched = launched_from(store, execution_id)
     if row["phase"] not in RECOVERABLE:
-        why = ("it succeeded: nothing is left to run; relaunch it to run it again" if row["phase"] == "succeeded"
-               else "it has not ended; wait for it (or abort it) first")
-        raise InputError(f"cannot recover execution {row['id']}, which is {row['phase']}: {why}")
+        why = ("it succeeded, so nothing is left to run; relaunch it to run it again" if row["phase"] == "succeeded"
+               else f"it is {row['phase']} and has not ended; wait for it (or abort it) first")
+        raise InputError(f"cannot recover execution {row['id']}: {why}")
     spec = store.spec(row["version"])
     options = {**launched.options, "recover_from": row["id"]}
     again = Launched(launched.launch_plan, launched.launch_plan_version, launched.workflow,
                      launched.workflow_version, launched.inputs, options)
     plan = _plan_of(store, row, launched)
     return enqueue_launched(store, row["project"], row["domain"], spec, again,
-                            Origin(launched.launch_plan, launched_by, tuple(label_tags(plan))),
+                            Origin(launched.launch_plan, launched_by, _carried_tags(store, row, plan)),
                             note={"recover_of": row["id"]})
+
+
+def _carried_tags(store: EventStore, row: dict[str, Any], plan: LaunchPlanSpec | None,
+                  extra: Iterable[str] = ()) -> tuple[str, ...]:
+    """The tags a relaunch or a recovery of ``row`` carries: the original's, the launch plan's
+    labels as it is registered now, and ``extra``; each once."""
+    return tuple(sorted({*execution_tags_of(store, row), *label_tags(plan), *extra}))
 
 
 def _plan_of(store: EventStore, row: dict[str, Any], launched: Launched) -> LaunchPlanSpec | None:

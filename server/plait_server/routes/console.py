@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.responses import FileResponse, PlainTextResponse, RedirectResponse, Response
 
 from plait_server.app import API
-from plait_server.console import HERE, SignInNeeded, page_modules, render, sign_in_url
+from plait_server.console import HERE, SignInNeeded, console_user, page_modules, render, sign_in_url
 from plait_server.console.assets import AssetsMissing, vendor_file
 
 router = APIRouter(include_in_schema=False)
@@ -28,6 +28,12 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
 }
+
+
+@router.get("/favicon.ico")
+def favicon() -> Response:
+    """Browsers ask for it whatever the page links; the console's icon is an SVG."""
+    return RedirectResponse("/static/favicon.svg", status_code=301)
 
 
 @router.get("/static/vendor/{name}")
@@ -53,8 +59,12 @@ def install(app: FastAPI) -> None:
         assert isinstance(exc, HTTPException)
         if request.url.path.startswith(API) or request.url.path.startswith("/static/"):
             return await http_exception_handler(request, exc)
+        try:  # a signed-in user keeps the navigation and Sign out on an error page
+            user = console_user(request)
+        except SignInNeeded:
+            user = None
         return render(request, "error.html", status_code=exc.status_code, status=exc.status_code,
-                      detail=exc.detail)
+                      detail=exc.detail, user=user)
 
     app.add_exception_handler(SignInNeeded, signed_out)
     app.add_exception_handler(HTTPException, http_error)

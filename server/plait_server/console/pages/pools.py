@@ -112,6 +112,7 @@ def _plot(view: PoolView, share: PoolShare) -> None:
 
 def _views(store: EventStore, config: TokenConfig, label: Any) -> tuple[list[PoolView], str, PoolShare]:
     usage, source = pools_usage(store, config)
+    source = source.replace("the local store", "this server's store")  # where the page was read, not a laptop
     share = pool_share(store, slots=SLOTS)
     views = {p.name: PoolView(p.name, p.capacity, p.rate) for p in usage}
     for claim in pool_claims(store):
