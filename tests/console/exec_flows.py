@@ -97,3 +97,18 @@ def frame(rows: int, stamp: File) -> pd.DataFrame:
 def table(rows: int = 50, text: str = "hello file") -> pd.DataFrame:
     """A file, then a data frame made from it."""
     return frame(rows=rows, stamp=note(text=text))
+
+
+@plait.dynamic
+def grow(n: int, gate: str) -> int:
+    """n steps built at run time, the last one waiting for the gate."""
+    value = 0
+    for _ in range(n):
+        value = start(a=value)
+    return wait(value=value, gate=gate)
+
+
+@plait.workflow
+def grown(n: int, gate: str) -> int:
+    """A dynamic node between nothing and finish."""
+    return finish(value=grow(n=n, gate=gate))

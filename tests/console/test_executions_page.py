@@ -207,6 +207,32 @@ def test_a_sub_workflow_expands_into_its_own_nodes(page: Any, flows: Console) ->
     shot(page, "execution-nested")
 
 
+def test_a_dynamic_node_expands_into_the_nodes_it_built_and_they_stay_live(page: Any, flows: Console,
+                                                                             tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    xid = launch(flows, "grown", "--n", "3", "--gate", str(gate))
+    page.goto(f"{flows.url}/executions/{xid}")
+    page.get_by_role("button", name="Expand grow").click()
+    inside = page.locator("section.inside")
+    inside.get_by_role("heading", name="Inside dynamic node grow").wait_for()
+    page.wait_for_function("() => [...document.querySelectorAll('section.inside [data-node]')]"
+                           ".some(n => n.classList.contains('phase-running'))", timeout=120_000)
+    gate.write_text("open")
+    page.wait_for_function("() => { const n = [...document.querySelectorAll('section.inside [data-node]')];"
+                           " return n.length === 4 && n.every(e => e.classList.contains('phase-succeeded')); }",
+                           timeout=120_000)
+    names = sorted(n.get_attribute("data-node") for n in inside.locator("[data-node]").all())
+    assert names[0].startswith("grow.") and len(names) == 4, names
+    assert_accessible(page)
+    shot(page, "execution-dynamic")
+
+    assert ended(flows, xid) == "succeeded"
+    page.reload()  # drawn from the store this time, not from the stream
+    page.get_by_role("button", name="Expand grow").click()
+    page.locator("section.inside .graph[data-ready=true]").wait_for()
+    assert sorted(n.get_attribute("data-node") for n in inside.locator("[data-node]").all()) == names
+
+
 def test_a_data_frame_is_previewed_with_its_schema_and_a_file_downloads(page: Any, flows: Console) -> None:
     xid = launch(flows, "table", "--rows", "50", "--text", "hello file")
     assert ended(flows, xid) == "succeeded"

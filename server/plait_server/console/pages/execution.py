@@ -98,7 +98,7 @@ def _timeline(state: ExecutionState, times: dict[str, list[float]], created: flo
     bars = sorted(({"node": node, "number": attempt.number, "phase": attempt.phase, "start": span[0] - origin,
                     "end": span[1] - origin, "waited": span[2]} for node, attempt, span in spans),
                   key=lambda b: (b["start"], b["node"]))
-    total = max([b["end"] for b in bars] + [0.001])
+    total = max([b["end"] for b in bars] + [1.0])  # a second at least: a blink is not drawn as a long bar
     return {"bars": bars, "total": total, "queued": origin - created}
 
 
