@@ -112,3 +112,16 @@ def grow(n: int, gate: str) -> int:
 def grown(n: int, gate: str) -> int:
     """A dynamic node between nothing and finish."""
     return finish(value=grow(n=n, gate=gate))
+
+
+@plait.task
+def hold(x: int, gate: str) -> int:
+    while not Path(gate).exists():
+        time.sleep(0.05)
+    return x
+
+
+@plait.workflow
+def gated_fan(n: int, gate: str) -> list[int]:
+    """A map whose items all wait for the gate."""
+    return plait.map(hold, list_of(n=n), gate=gate)

@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from console_harness import Console, assert_accessible, shot, sign_in
 from harness import wait_for
@@ -189,6 +190,30 @@ def test_a_map_node_shows_counts_and_pages_its_items_a_hundred_at_a_time(page: A
     assert items.count() == 100
     assert_accessible(page)
     shot(page, "execution-map")
+
+
+def test_a_running_maps_counts_stay_live_without_streaming_its_items(page: Any, flows: Console,
+                                                                      tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    xid = launch(flows, "gated_fan", "--n", "300", "--gate", str(gate))
+    frames: list[str] = []
+    page.on("response", lambda r: frames.append(r.url) if "/live" in r.url else None)
+    page.goto(f"{flows.url}/executions/{xid}")
+    page.evaluate("window.stillTheSamePage = true")
+    wait_node_phase(page, "map-hold", "running")
+    gate.write_text("open")
+    page.wait_for_function("() => document.querySelector('[data-node=\"map-hold\"]').textContent"
+                           ".includes('300 succeeded')", timeout=120_000)
+    assert page.evaluate("window.stillTheSamePage") is True
+    assert frames and all("/api/" not in f for f in frames)  # the console's stream, not the API's
+    with flows.api() as api:
+        every = api.get(f"/executions/{xid}/events").json()
+    items = sum(1 for e in every if e["kind"] == "item")
+    session = {c["name"]: c["value"] for c in page.context.cookies()}["plait_session"]
+    with httpx.Client(base_url=flows.url, cookies={"plait_session": session}, timeout=60) as browserlike:
+        streamed = browserlike.get(f"/executions/{xid}/live").text
+    assert items >= 600 and "event: item\n" not in streamed
+    assert 1 <= streamed.count("event: items\n") < 50 and streamed.endswith("\n\n")
 
 
 def test_a_sub_workflow_expands_into_its_own_nodes(page: Any, flows: Console) -> None:

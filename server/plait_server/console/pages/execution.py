@@ -112,7 +112,7 @@ def execution(request: Request, user: ConsoleUser, execution_id: str) -> Respons
     xid = quote(row["id"], safe="")
     return render(request, "execution.html", user=user, project=row["project"], domain=row["domain"],
                   nav="executions", row=row, created=when(row["created"]), state=state, phase=state.phase,
-                  graph=graph, events_url=f"/api/v1/executions/{xid}/events?stream=1&after={last}",
+                  graph=graph, events_url=f"/executions/{xid}/live?after={last}",
                   panel_url=f"/executions/{xid}/nodes/", counts_url=f"/executions/{xid}/counts/",
                   actions=_actions(row, state.phase, role), timeline=_timeline(state, times, row["created"]))
 

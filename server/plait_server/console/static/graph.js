@@ -8,8 +8,8 @@
 // while waiting, thick while running, double when it failed). A sub-workflow or dynamic node
 // has an "expand" button that draws its nodes in a section of their own below.
 //
-// On an execution's page the element also carries data-events (the API's event stream, after
-// the events the page was rendered from), data-panel (where a node's panel is loaded from) and
+// On an execution's page the element also carries data-events (the API's event stream less
+// map items' events, after the events the page was rendered from; execution_live.py), data-panel (where a node's panel is loaded from) and
 // data-counts (a map node's counts per phase): one EventSource keeps every phase live.
 "use strict";
 (() => {
@@ -233,7 +233,7 @@
       if (panel && panel.id === e.entity) refreshPanel();
     });
     on("attempt", (e) => { if (panel && panel.id === e.data.node) refreshPanel(); });
-    on("item", (e) => counts(e.data.node));
+    on("items", (e) => counts(e.node));  // a map's items moved (execution_live.py)
     on("end", () => { source.close(); document.body.dispatchEvent(new CustomEvent("plait:ended")); });
   }
 
