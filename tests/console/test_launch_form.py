@@ -128,7 +128,9 @@ def test_good_values_launch_and_the_execution_has_what_was_typed_and_uploaded(
     assert inputs["at"].startswith("2026-03-04T05:06:07")
     assert inputs["data"]["uri"].startswith("file://" + str(registered.server.home / "blobs"))
     assert '"data": "field notes from the upload"' in done["outputs"]["o0"]
-    assert execution(registered, xid)["execution"]["launched_by"] == "admin"
+    row = execution(registered, xid)["execution"]
+    assert row["launched_by"] == "admin"
+    assert row["launch_plan"] == "form_flows.every_kind"  # as `plait run --remote`: the workflow's own plan
 
 
 def test_a_launch_plans_defaults_are_filled_in_and_its_fixed_inputs_shown_read_only(

@@ -306,8 +306,16 @@ def _may(request: Request, user: Any, project: str, domain: str) -> bool:
 def launch_form(request: Request, user: ConsoleUser, project: str, domain: str, name: str,
                 version: str | None = None, launch_plan: str | None = None) -> Response:
     allowed(request, user, project, "viewer", domain)
+    if launch_plan is None and version is None and _launches(request, project, domain, name):
+        launch_plan = name  # as `plait run --remote NAME`: the plan registered with the workflow, labels and all
     target = _target(request, project, domain, name, version, launch_plan)
     return _launch_page(request, user, project, domain, target, target.fields())
+
+
+def _launches(request: Request, project: str, domain: str, name: str) -> bool:
+    """Whether the launch plan named ``name`` (its active version, else its latest) launches the
+    workflow ``name``."""
+    return name in _plans_of(request, project, domain, name)
 
 
 @router.post("/projects/{project}/domains/{domain}/workflows/{name}/launch")
