@@ -1,14 +1,19 @@
-"""The console's dataset pages: a project's datasets, and one dataset's producers and readers
-with links to their executions (from the lineage the server's engine records)."""
+"""The console's dataset pages: a project's datasets, 100 a page and searched by name prefix,
+and one dataset's producers and readers with links to their executions (from the lineage the
+server's engine records)."""
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from pathlib import Path
 from typing import Any
 
 from console_harness import Console, assert_accessible, shot, sign_in
 from harness import wait_for
+from plait.model.lineage import AttemptRun, Dataset, RunRecord
+from plait.storage.events import EventStore
+from plait.storage.lineage import LineageStore
 
 FLOWS = Path(__file__).parents[1] / "lineage" / "lineage_flows.py"
 
@@ -67,3 +72,51 @@ def test_a_user_with_no_role_in_the_project_is_told_it_does_not_exist(browser: A
     answer = tab.goto(console.url + "/projects/default/datasets/lineage?namespace=file&name=/x")
     assert answer is not None and answer.status == 404
     context.close()
+
+
+def photo(n: int) -> str:
+    """A long name, as a blob's is: a path holding a 64-digit hash."""
+    return f"/srv/blobs/cas/{hashlib.sha256(str(n).encode()).hexdigest()}/photo-{n:03}.png"
+
+
+def test_datasets_come_100_a_page_are_searched_by_name_and_keep_to_the_width_of_the_window(
+        page: Any, console: Console) -> None:
+    """130 datasets read by one attempt each (a map's items), recorded in the server's store as its
+    engine records them."""
+    with console.api() as api:
+        api.post("/projects", json={"name": "camera"}).raise_for_status()
+    store = EventStore(console.server.db_url)
+    lineage = LineageStore(store)
+    for n in range(130):
+        run = AttemptRun("hunt-1", "bigfoot.hunt", "camera", "development", "bigfoot.detect", "python", "detect", 1, n)
+        used = Dataset("file", photo(n), "photo", "file")
+        lineage.record(RunRecord(run, "START", 1_700_000_000.0 + n, (used,), ()), [(used, "read")])
+    lineage.flush()
+    store.engine.dispose()
+
+    page.goto(console.url + "/projects/camera/datasets")
+    table = page.get_by_role("table", name="Datasets of project camera")
+    names = sorted(photo(n) for n in range(130))
+    assert table.locator("tbody th").all_inner_texts() == names[:100]
+    one_line = page.evaluate("""() => [...document.querySelectorAll('table.datasets tr > :nth-child(n+3)')].map(cell => {
+        const text = document.createRange(); text.selectNodeContents(cell); return text.getClientRects().length; })""")
+    assert set(one_line) == {1}, "a count or a time wraps"
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), "the table runs past the window"
+    assert_accessible(page)
+    shot(page, "datasets-page-1")
+
+    page.get_by_role("link", name="Next 100").click()
+    assert table.locator("tbody th").all_inner_texts() == names[100:]
+    assert page.get_by_role("link", name="Next 100").count() == 0
+    page.get_by_role("link", name="First page").click()
+    assert table.locator("tbody th").all_inner_texts() == names[:100]
+
+    prefix = names[42][:len("/srv/blobs/cas/") + 2]
+    page.get_by_label("Name starts with").fill(prefix)
+    page.get_by_role("button", name="Search").click()
+    assert table.locator("tbody th").all_inner_texts() == [name for name in names if name.startswith(prefix)]
+    assert page.get_by_label("Name starts with").input_value() == prefix
+    page.get_by_label("Name starts with").fill("/nowhere/")
+    page.get_by_role("button", name="Search").click()
+    assert "No dataset of this project has a name starting with /nowhere/" in page.locator("main").inner_text()
+    shot(page, "datasets-search")

@@ -23,7 +23,7 @@ from plait.engine import build_engine
 from plait.engine.execution import RunOptions
 from plait.model.lineage import AttemptRun, Dataset, RunRecord
 from plait.model.settings import Settings
-from plait.service.lineage import dataset_lineage, run_events
+from plait.service.lineage import MAX_PAGE, dataset_lineage, execution_datasets, run_events
 from plait.storage.events import EventStore
 from plait.storage.lineage import LineageStore
 
@@ -37,7 +37,9 @@ JOBS = "default/development"
 def events_of(execution_id: str) -> list[dict[str, Any]]:
     engine = build_engine()
     try:
-        return run_events(engine.store, execution_id)
+        page = run_events(engine.store, execution_id, limit=MAX_PAGE)
+        assert page.next_cursor is None
+        return page.items
     finally:
         engine.close()
 
@@ -133,8 +135,8 @@ def test_recording_an_attempt_again_keeps_one_copy_of_each_event(tmp_path: Path)
         for event_type in ("START", "COMPLETE"):
             lineage.record(RunRecord(run, event_type, 1.0, (), (used,)), [(used, "produced")])
         lineage.flush()
-    assert [e["eventType"] for e in lineage.events("x1")] == ["START", "COMPLETE"]
-    assert len(lineage.uses()) == 1
+    assert [e["eventType"] for _, e in lineage.events("x1")] == ["START", "COMPLETE"]
+    assert len(execution_datasets(store, "x1").items) == 1
 
 
 def test_forwarding_posts_every_event_to_the_endpoint_while_the_engine_runs(monkeypatch: pytest.MonkeyPatch):

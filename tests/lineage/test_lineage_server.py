@@ -80,14 +80,14 @@ def get(world: dict[str, Any], project: str, path: str, **params: Any) -> httpx.
 
 
 def test_an_executions_lineage_is_its_run_events_start_and_end_per_attempt(world: dict[str, Any]):
-    events = get(world, "alpha", f"/executions/{world['runs']['alpha']}/lineage").json()
+    events = get(world, "alpha", f"/executions/{world['runs']['alpha']}/lineage").json()["items"]
     for event in events:
         check(event)
     assert sorted((e["job"]["name"], e["eventType"]) for e in events) == sorted(
         (f"lineage_flows.{task}", kind) for task in ("write_report", "make_frame", "summarise")
         for kind in ("START", "COMPLETE"))
     assert {e["job"]["namespace"] for e in events} == {"alpha/development"}
-    failed = get(world, "alpha", f"/executions/{world['runs']['alpha-failed']}/lineage").json()
+    failed = get(world, "alpha", f"/executions/{world['runs']['alpha-failed']}/lineage").json()["items"]
     for event in failed:
         check(event)
     assert [e["eventType"] for e in failed if e["job"]["name"] == "lineage_flows.refuse"] == [
@@ -103,7 +103,7 @@ def test_an_aborted_attempt_ends_with_abort(world: dict[str, Any]):
         xid = answer.json()["execution_id"]
 
         def lingering() -> list[dict[str, Any]]:
-            return [e for e in api.get(f"/executions/{xid}/lineage").json()
+            return [e for e in api.get(f"/executions/{xid}/lineage").json()["items"]
                     if e["job"]["name"] == "lineage_flows.linger"]
 
         wait_for(lingering, "the lingering attempt's START", servers=[server])
@@ -117,29 +117,29 @@ def test_an_aborted_attempt_ends_with_abort(world: dict[str, Any]):
 
 
 def test_a_datasets_producers_and_readers_link_to_their_executions(world: dict[str, Any]):
-    produced = get(world, "alpha", f"/executions/{world['runs']['alpha']}/datasets").json()
+    produced = get(world, "alpha", f"/executions/{world['runs']['alpha']}/datasets").json()["items"]
     report = next(u for u in produced if u["node"] == "write_report")
     assert report["direction"] == "produced" and report["namespace"] == "file" and report["kind"] == "file"
     found = get(world, "alpha", "/projects/alpha/datasets/lineage", namespace="file", name=report["name"]).json()
-    assert [(u["execution_id"], u["node"]) for u in found["producers"]] == [
-        (world["runs"]["alpha"], "write_report"), (world["runs"]["alpha-failed"], "write_report")]
+    assert sorted((u["execution_id"], u["node"]) for u in found["producers"]) == sorted([
+        (world["runs"]["alpha"], "write_report"), (world["runs"]["alpha-failed"], "write_report")])
     assert sorted((u["execution_id"], u["attempt"]) for u in found["readers"]) == sorted([  # each attempt read it
         (world["runs"]["alpha"], "summarise/1"), (world["runs"]["alpha-failed"], "refuse/1"),
         (world["runs"]["alpha-failed"], "refuse/2")])
     for use in found["producers"] + found["readers"]:
         assert use["execution_url"] == f"/api/v1/executions/{use['execution_id']}"
         assert get(world, "alpha", use["execution_url"].removeprefix("/api/v1")).status_code == 200
-    listed = get(world, "alpha", "/projects/alpha/datasets").json()
+    listed = get(world, "alpha", "/projects/alpha/datasets").json()["items"]
     row = next(d for d in listed if d["name"] == report["name"])
     assert (row["namespace"], row["produced"], row["read"]) == ("file", 2, 3)
-    assert get(world, "alpha", "/projects/alpha/datasets", domain="staging").json() == []
+    assert get(world, "alpha", "/projects/alpha/datasets", domain="staging").json() == {"items": [], "next_cursor": None}
 
 
 def test_a_viewer_sees_only_its_own_projects_use_of_a_shared_dataset(world: dict[str, Any]):
     runs = world["runs"]
-    alpha_report = next(u for u in get(world, "alpha", f"/executions/{runs['alpha']}/datasets").json()
+    alpha_report = next(u for u in get(world, "alpha", f"/executions/{runs['alpha']}/datasets").json()["items"]
                         if u["node"] == "write_report")
-    beta_report = next(u for u in get(world, "beta", f"/executions/{runs['beta']}/datasets").json()
+    beta_report = next(u for u in get(world, "beta", f"/executions/{runs['beta']}/datasets").json()["items"]
                        if u["node"] == "write_report")
     assert alpha_report["name"] == beta_report["name"]  # the same bytes: one blob, one dataset
     for project, other in (("alpha", "beta"), ("beta", "alpha")):
@@ -155,3 +155,36 @@ def test_a_viewer_sees_only_its_own_projects_use_of_a_shared_dataset(world: dict
         for path in (f"/executions/{runs[other]}/lineage", f"/executions/{runs[other]}/datasets"):
             refused = get(world, project, path)
             assert (refused.status_code, refused.json()) == (404, {"detail": f"no execution {runs[other]!r}"})
+
+
+def every_page(world: dict[str, Any], path: str, **params: Any) -> list[Any]:
+    """Every row of an API list, a page of ``params['limit']`` at a time, following next_cursor."""
+    rows: list[Any] = []
+    cursor = None
+    while True:
+        page = get(world, "alpha", path, **params, **({"cursor": cursor} if cursor else {})).json()
+        items = page.get("items", page.get("producers", []) + page.get("readers", []))
+        assert len(items) == params["limit"] or page["next_cursor"] is None, page
+        rows += items
+        if (cursor := page["next_cursor"]) is None:
+            return rows
+
+
+def test_the_lists_page_by_cursor_and_the_datasets_are_searched_by_name_prefix(world: dict[str, Any]):
+    xid = world["runs"]["alpha"]
+    events = every_page(world, f"/executions/{xid}/lineage", limit=1)
+    assert events == get(world, "alpha", f"/executions/{xid}/lineage").json()["items"] and len(events) == 6
+    uses = every_page(world, f"/executions/{xid}/datasets", limit=2)
+    assert uses == get(world, "alpha", f"/executions/{xid}/datasets", limit=500).json()["items"] and len(uses) > 2
+    listed = every_page(world, "/projects/alpha/datasets", limit=1)
+    assert [d["name"] for d in listed] == sorted(d["name"] for d in listed) and len(listed) >= 2
+    report = next(u for u in uses if u["node"] == "write_report")  # report_flow's, as the test above
+    prefix = report["name"][:-len("report.txt")]
+    assert get(world, "alpha", "/projects/alpha/datasets", q=prefix).json() == {
+        "items": [d for d in listed if d["name"].startswith(prefix)], "next_cursor": None}
+    found = every_page(world, "/projects/alpha/datasets/lineage", limit=1, namespace="file", name=report["name"])
+    assert len(found) == 5  # two producers' and three readers' pages
+    refused = get(world, "alpha", "/projects/alpha/datasets", cursor="nonsense")
+    assert (refused.status_code, refused.json()["detail"]) == (
+        400, "'nonsense' is not a cursor of this list; pass the next_cursor the previous page gave")
+    assert get(world, "alpha", f"/executions/{xid}/lineage", limit=501).status_code == 422

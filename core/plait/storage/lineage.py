@@ -26,6 +26,18 @@ from plait.model.api.lineage import DatasetUseOut
 from plait.model.lineage import Dataset, Direction, RunRecord
 from plait.storage.events import EventStore, metadata
 
+DATASET_NAME = sa.String(1024).with_variant(sa.String(1024, collation="C"), "postgresql")
+"""Compared by code point on both databases (SQLite's default), so that the names starting with
+a prefix are one range of the index, and pages come in the same order on SQLite and PostgreSQL."""
+
+EVENTS_INDEX = ("ix_lineage_events_execution", "execution_id", "seq")
+"""An execution's run events in order: its pages are ranges of this index."""
+LIST_INDEX = ("ix_lineage_datasets_tenant", "project", "name", "namespace", "domain", "direction", "ts")
+"""A project's datasets by name: a page (and a name prefix) is a range of it, and it holds every
+column the list counts, so the list reads the index alone. A domain is checked on its entries."""
+EXECUTION_INDEX = ("ix_lineage_datasets_execution", "execution_id", "entity", "direction", "namespace", "name")
+"""An execution's dataset uses by attempt, unique (the primary key's columns): its pages' key."""
+
 lineage_events = sa.Table(
     "lineage_events", metadata,
     sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
@@ -35,12 +47,13 @@ lineage_events = sa.Table(
     sa.Column("ts", sa.Float, nullable=False),
     sa.Column("body", sa.Text, nullable=False),
     sa.UniqueConstraint("execution_id", "entity", "event_type", name="uq_lineage_event_once"),
+    sa.Index(*EVENTS_INDEX),
 )
 
 lineage_datasets = sa.Table(
     "lineage_datasets", metadata,
     sa.Column("namespace", sa.String(512), nullable=False),
-    sa.Column("name", sa.String(1024), nullable=False),
+    sa.Column("name", DATASET_NAME, nullable=False),
     sa.Column("execution_id", sa.String(64), nullable=False),
     sa.Column("entity", sa.String(512), nullable=False),
     sa.Column("direction", sa.String(8), nullable=False),
@@ -52,8 +65,8 @@ lineage_datasets = sa.Table(
     sa.Column("kind", sa.String(64), nullable=False),
     sa.Column("ts", sa.Float, nullable=False),
     sa.PrimaryKeyConstraint("namespace", "name", "execution_id", "entity", "direction", name="pk_lineage_datasets"),
-    sa.Index("ix_lineage_datasets_tenant", "project", "domain", "namespace", "name"),
-    sa.Index("ix_lineage_datasets_execution", "execution_id"),
+    sa.Index(*LIST_INDEX),
+    sa.Index(*EXECUTION_INDEX),
 )
 
 lineage_outbox = sa.Table(
@@ -141,32 +154,58 @@ class LineageStore:
             return int(conn.execute(sa.select(sa.func.count()).select_from(lineage_outbox)).scalar_one())
 
     # -- reading ---------------------------------------------------------------------------
+    # Every read is a keyset page: ``limit`` + 1 rows after the key ``after`` (so the caller
+    # knows whether more follow), in the order of an index, never OFFSET.
 
-    def events(self, execution_id: str) -> list[dict[str, Any]]:
-        """The execution's run events, in the order they were recorded."""
+    def events(self, execution_id: str, after: int = 0, limit: int | None = None) -> list[tuple[int, dict[str, Any]]]:
+        """The execution's run events after seq ``after``, with their seqs, in the order they were recorded."""
         self.flush()
-        query = (sa.select(lineage_events.c.body).where(lineage_events.c.execution_id == execution_id)
-                 .order_by(lineage_events.c.seq))
+        c = lineage_events.c
+        query = (sa.select(c.seq, c.body).where(c.execution_id == execution_id, c.seq > after)
+                 .order_by(c.seq).limit(limit))
         with self.engine.connect() as conn:
-            return [RunRecord.from_json(body).event() for body in conn.execute(query).scalars()]
+            return [(seq, RunRecord.from_json(body).event()) for seq, body in conn.execute(query)]
 
-    def uses(self, *where: Any, limit: int = 1000) -> list[DatasetUseOut]:
-        """Rows of the dataset index matching ``where`` (columns of :data:`lineage_datasets`), oldest first."""
+    def uses(self, *where: Any, key: tuple[str, ...], after: tuple[str, ...] | None, limit: int) -> list[DatasetUseOut]:
+        """Rows of the dataset index matching ``where`` (columns of :data:`lineage_datasets`), by the
+        columns ``key`` (unique among those rows), after ``after``."""
         self.flush()
-        query = sa.select(lineage_datasets).where(*where).order_by(lineage_datasets.c.ts).limit(limit)
+        query = sa.select(lineage_datasets).where(*where)
         with self.engine.connect() as conn:
-            return [DatasetUseOut(**{**row, "attempt": row["entity"]}) for row in conn.execute(query).mappings()]
+            return [DatasetUseOut(**{**row, "attempt": row["entity"]})
+                    for row in conn.execute(_keyset(query, key, after, limit)).mappings()]
 
-    def datasets(self, project: str, domain: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
-        """A tenant's datasets (a project's, in every domain without ``domain``): how many
-        attempts produced and read each, and when it was last touched; newest first."""
+    def datasets(self, project: str, domain: str | None = None, prefix: str | None = None,
+                 after: tuple[str, str] | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """A tenant's datasets (a project's, in every domain without ``domain``) by name and
+        namespace, those whose name starts with ``prefix``: how many attempts produced and read
+        each, and when it was last touched."""
         self.flush()
         c = lineage_datasets.c
         where = [c.project == project] + ([c.domain == domain] if domain is not None else [])
+        if prefix:
+            where.append(c.name >= prefix)
+            if (end := _after_prefix(prefix)) is not None:
+                where.append(c.name < end)
         produced = sa.func.sum(sa.case((c.direction == "produced", 1), else_=0))
-        query = (sa.select(c.namespace, c.name, produced.label("produced"),
+        query = (sa.select(c.name, c.namespace, produced.label("produced"),
                            (sa.func.count() - produced).label("read"), sa.func.max(c.ts).label("last"))
-                 .where(*where).group_by(c.namespace, c.name)
-                 .order_by(sa.desc("last"), c.namespace, c.name).limit(limit))
+                 .where(*where).group_by(c.name, c.namespace))
         with self.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(query).mappings()]
+            return [dict(r) for r in conn.execute(_keyset(query, ("name", "namespace"), after, limit)).mappings()]
+
+
+def _keyset(query: sa.Select[Any], key: tuple[str, ...], after: tuple[str, ...] | None, limit: int) -> sa.Select[Any]:
+    columns = [lineage_datasets.c[k] for k in key]
+    if after is not None:
+        query = query.where(sa.tuple_(*columns) > sa.tuple_(*after))
+    return query.order_by(*columns).limit(limit + 1)
+
+
+def _after_prefix(prefix: str) -> str | None:
+    """The first string after every string starting with ``prefix``, by code point (None: none is)."""
+    stripped = prefix.rstrip(chr(0x10FFFF))
+    if not stripped:
+        return None
+    following = ord(stripped[-1]) + 1
+    return stripped[:-1] + chr(0xE000 if 0xD800 <= following < 0xE000 else following)  # no surrogate

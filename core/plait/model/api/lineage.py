@@ -1,8 +1,12 @@
-"""Lineage over the API: a tenant's datasets, and who produced and read one."""
+"""Lineage over the API: a tenant's datasets, and who produced and read one.
+
+Every list is a keyset page: ``next_cursor`` (None on the last page) is passed back as
+``cursor`` for the next, as for a tenant's executions.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, computed_field
 
@@ -15,6 +19,13 @@ class DatasetRow(BaseModel):
     produced: int
     read: int
     last: float
+
+
+class DatasetPage(BaseModel):
+    """A page of a tenant's datasets, by name then namespace."""
+
+    items: list[DatasetRow]
+    next_cursor: str | None = None
 
 
 class DatasetUseOut(BaseModel):
@@ -49,3 +60,19 @@ class DatasetLineage(BaseModel):
     name: str
     producers: list[DatasetUseOut]
     readers: list[DatasetUseOut]
+    next_cursor: str | None = None
+    """More producers and readers follow: a page holds ``limit`` uses of the two together."""
+
+
+class DatasetUsePage(BaseModel):
+    """A page of the datasets an execution's attempts read or produced, by attempt."""
+
+    items: list[DatasetUseOut]
+    next_cursor: str | None = None
+
+
+class RunEventPage(BaseModel):
+    """A page of an execution's OpenLineage run events, in the order they were recorded."""
+
+    items: list[dict[str, Any]]
+    next_cursor: str | None = None

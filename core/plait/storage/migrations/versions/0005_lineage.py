@@ -10,6 +10,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+# Written out, not imported from plait.storage.lineage: a revision stays what it was when released.
+DATASET_NAME = sa.String(1024).with_variant(sa.String(1024, collation="C"), "postgresql")
+
 revision = "0005"
 down_revision: str | None = "0004"
 branch_labels: str | None = None
@@ -27,10 +30,11 @@ def upgrade() -> None:
         sa.Column("body", sa.Text, nullable=False),
         sa.UniqueConstraint("execution_id", "entity", "event_type", name="uq_lineage_event_once"),
     )
+    op.create_index("ix_lineage_events_execution", "lineage_events", ["execution_id", "seq"])
     op.create_table(
         "lineage_datasets",
         sa.Column("namespace", sa.String(512), nullable=False),
-        sa.Column("name", sa.String(1024), nullable=False),
+        sa.Column("name", DATASET_NAME, nullable=False),
         sa.Column("execution_id", sa.String(64), nullable=False),
         sa.Column("entity", sa.String(512), nullable=False),
         sa.Column("direction", sa.String(8), nullable=False),
@@ -44,8 +48,10 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("namespace", "name", "execution_id", "entity", "direction",
                                 name="pk_lineage_datasets"),
     )
-    op.create_index("ix_lineage_datasets_tenant", "lineage_datasets", ["project", "domain", "namespace", "name"])
-    op.create_index("ix_lineage_datasets_execution", "lineage_datasets", ["execution_id"])
+    op.create_index("ix_lineage_datasets_tenant", "lineage_datasets",
+                    ["project", "name", "namespace", "domain", "direction", "ts"])
+    op.create_index("ix_lineage_datasets_execution", "lineage_datasets",
+                    ["execution_id", "entity", "direction", "namespace", "name"])
     op.create_table(
         "lineage_outbox",
         sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
@@ -59,4 +65,5 @@ def downgrade() -> None:
     op.drop_index("ix_lineage_datasets_execution", table_name="lineage_datasets")
     op.drop_index("ix_lineage_datasets_tenant", table_name="lineage_datasets")
     op.drop_table("lineage_datasets")
+    op.drop_index("ix_lineage_events_execution", table_name="lineage_events")
     op.drop_table("lineage_events")
