@@ -75,8 +75,9 @@ def test_a_user_with_no_role_in_the_project_is_told_it_does_not_exist(browser: A
 
 
 def photo(n: int) -> str:
-    """A long name, as a blob's is: a path holding a 64-digit hash."""
-    return f"/srv/blobs/cas/{hashlib.sha256(str(n).encode()).hexdigest()}/photo-{n:03}.png"
+    """A long name, as a content-addressed file's is: a path holding a 128-digit hash, wider than
+    the window's room for it in one piece."""
+    return f"/srv/blobs/cas/{hashlib.sha512(str(n).encode()).hexdigest()}/photo-{n:03}.png"
 
 
 def test_datasets_come_100_a_page_are_searched_by_name_and_keep_to_the_width_of_the_window(
