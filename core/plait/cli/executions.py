@@ -136,7 +136,8 @@ def attempt_logs(execution_id: str, node: str, attempt: int | None, item: int | 
         finally:
             store.close()
         return AttemptLogs(attempt=ref.label, notes=notes,
-                           parts=[LogPart(stream=p.stream, text=p.text, source=p.source) for p in parts])
+                           parts=[LogPart(stream=p.stream, text=p.text, source=p.source, kind=p.kind)
+                                  for p in parts])
     with client:
         return client.get(f"/executions/{execution_id}/logs/{node}", AttemptLogs,  # type: ignore[no-any-return]
                           attempt=attempt, item=item, tail=tail)

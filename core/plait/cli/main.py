@@ -636,8 +636,12 @@ def execution_logs(execution_id: str, node: str, attempt: int | None, item: int 
         store = _store()
         ref = wait_for_attempt(store, execution_id, node, attempt=attempt, item=item, note=note)
         parts = follow_logs(store, ref, tail, note)
+    shown = None
     for part in parts:
-        out = sys.stderr if part.stream == "stderr" else sys.stdout
+        out = sys.stderr if part.stream.endswith("stderr") else sys.stdout
+        if part.stream != shown and part.stream not in ("stdout", "stderr", "pod") and part.kind == "text":
+            out.write(f"==> {part.stream} <==\n")  # a task type's own streams: every rank's, labelled
+        shown = part.stream
         out.write(part.text)
         out.flush()
 

@@ -6,7 +6,11 @@ records which; before it has one, the execution's):
 - **Ended**, on any platform: the files named by the attempt's last event (``data.logs``), in
   its folder under ``$PLAIT_HOME/runs/``. On Kubernetes the engine reads the pod's log when the
   pod ends, keeps it there as ``stdout.log`` (the pod's log mixes both streams), then deletes
-  the pod: what the platform kept is the only log once an attempt has ended.
+  the pod: what the platform kept is the only log once an attempt has ended. A task type names
+  its own streams there too (a PyTorch attempt's ``rank0.stdout``, ``rank1.stderr``), and things
+  that are not log text (papermill's executed notebook, a SageMaker job's page): a path or a
+  ``file://`` address of a ``.log`` or ``.txt`` file is read; anything else is a link
+  (:class:`LogText` of kind ``link``), listed after the text, never read.
 - **Running on Kubernetes**: the pod's log through the API (container ``task``), the pod
   named from the attempt id. Following streams it until the container ends. A map item packed
   into a pod with other items has no pod of its own: the pod it shares is found by its
@@ -26,6 +30,8 @@ import codecs
 import functools
 import json
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,14 +102,25 @@ class AttemptRef:
         return f"item {self.index} of node {self.node}, attempt {self.number}"
 
 
+TEXT_SUFFIXES = frozenset({".log", ".txt"})
+"""The kept files read as log text; a log link to any other file (a notebook, a report) is a link."""
+
+
 @dataclass(frozen=True)
 class LogText:
-    """Some of an attempt's log: ``stream`` is ``stdout``, ``stderr``, or ``pod`` (both, mixed)."""
+    """Some of an attempt's log: ``stream`` is ``stdout``, ``stderr``, ``pod`` (both, mixed), or
+    a name its task type gave (``rank1.stderr``: a name ending ``stderr`` is error output).
+
+    Of ``kind`` ``link``, it names something kept that is not log text (``notebook``): ``source``
+    is its address, and ``text`` the line ``notebook: ADDRESS``, so a reader that prints text
+    alone still says where it is.
+    """
 
     stream: str
     text: str
     source: str
-    """Where it was read: a file's path, or ``pod NAMESPACE/NAME``."""
+    """Where it was read: a file's path, or ``pod NAMESPACE/NAME``; a link's address."""
+    kind: str = "text"
 
 
 # ---------------------------------------------------------------------------------------
@@ -264,14 +281,14 @@ def read_logs(store: EventStore, ref: AttemptRef, tail: int | None = None,
     """The attempt's log as it is now (``tail``: only the last lines of each stream).
 
     An ended attempt that wrote nothing gives an empty list. Raises LogsUnavailableError when
-    there is nothing to read yet (or the kept files are gone); ``note`` is told what a reader
-    should know besides (a pod shared by several map items).
+    there is nothing to read yet (or all it kept is gone); ``note`` is told what a reader
+    should know besides (a pod shared by several map items, a kept file that is gone).
     """
     _check_tail(tail)
     for _ in _until_recorded(store, ref):
         ref = refresh(store, ref)
         if ref.ended:
-            return _kept(ref, tail)
+            return _kept(ref, tail, note)
         if ref.platform == "kubernetes":
             pod = _Pod.find(ref, note)
             if pod is None:
@@ -304,7 +321,7 @@ def follow_logs(store: EventStore, ref: AttemptRef, tail: int | None = None,
     while True:
         ref = refresh(store, ref)
         if ref.ended:
-            yield from _kept(ref, tail)
+            yield from _kept(ref, tail, once)
             return
         if ref.platform == "kubernetes":
             pod = _Pod.find(ref, once)
@@ -328,16 +345,34 @@ def _until_recorded(store: EventStore, ref: AttemptRef) -> Iterator[None]:
         yield None
 
 
-def _kept(ref: AttemptRef, tail: int | None) -> list[LogText]:
-    out = []
-    for stream, path in sorted(ref.logs.items(), key=lambda kv: kv[0] != "stdout"):
-        file = Path(path)
-        if not file.exists():
-            raise LogsUnavailableError(
-                f"{ref.label} ended ({ref.phase}) and its {stream} was kept at {path}, which is gone "
-                "(was $PLAIT_HOME's runs/ folder removed, or did the execution run on another machine?)")
-        out.append(LogText(stream, _tail(file.read_text(errors="replace"), tail), path))
-    return out
+def _kept(ref: AttemptRef, tail: int | None, note: Note) -> list[LogText]:
+    """The ended attempt's log links: its text files read, then its other links; a file that
+    is gone is noted, or an error when nothing it kept is left."""
+    texts, links, gone = [], [], []
+    for stream, link in sorted(ref.logs.items(), key=lambda kv: kv[0] != "stdout"):
+        file = _local_file(link)
+        if file is not None and not file.exists():
+            gone.append(f"its {stream} was kept at {link}, which is gone")
+        elif file is not None and file.suffix in TEXT_SUFFIXES:
+            texts.append(LogText(stream, _tail(file.read_text(errors="replace"), tail), link))
+        else:
+            links.append(LogText(stream, f"{stream}: {link}\n", link, kind="link"))
+    if gone and not texts and not links:
+        raise LogsUnavailableError(
+            f"{ref.label} ended ({ref.phase}) and {gone[0]} "
+            "(was $PLAIT_HOME's runs/ folder removed, or did the execution run on another machine?)")
+    for what in gone:
+        note(f"{ref.label} ended ({ref.phase}) and {what}")
+    return texts + links
+
+
+def _local_file(link: str) -> Path | None:
+    """The file a log link names on this machine (a path, or a ``file://`` address); None for
+    any other address (``https://``, ``s3://``): a link, never read here."""
+    parts = urllib.parse.urlsplit(link)
+    if parts.scheme == "file":
+        return Path(urllib.request.url2pathname(parts.path))
+    return None if parts.scheme else Path(link)
 
 
 def _files(folder: Path) -> list[tuple[str, Path]]:

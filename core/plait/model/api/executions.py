@@ -81,11 +81,14 @@ class EventOut(BaseModel):
 
 
 class LogPart(BaseModel):
-    """Some of an attempt's log: ``stdout``, ``stderr``, or ``pod`` (both, mixed)."""
+    """Some of an attempt's log: ``stdout``, ``stderr``, ``pod`` (both, mixed), or a stream its
+    task type named (``rank1.stderr``); of kind ``link``, where something kept that is not log
+    text is (``source``; ``text`` says ``notebook: ADDRESS``)."""
 
     stream: str
     text: str
     source: str
+    kind: str = "text"
 
 
 class AttemptLogs(BaseModel):
