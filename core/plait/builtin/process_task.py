@@ -23,6 +23,7 @@ the command only through the platform (locally its environment, read and removed
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from pathlib import Path
@@ -85,6 +86,12 @@ class ProcessTask(TaskType):
         install (an image), and a result it cannot describe is an error that says so.
         """
         return status_of(AttemptResult.model_validate(result).model_dump(exclude_none=True))
+
+    def log_links(self, ctx: AttemptContext, handle: Handle) -> dict[str, str]:
+        """Where the ended command kept what the task printed, for the attempt's log links
+        (default: its stdout and stderr as the platform kept them). A subclass whose command
+        starts others that keep their own output (torchrun's ranks) names those files."""
+        return ctx.platform.log_paths(handle)
 
     def kubernetes_command(self, ctx: AttemptContext, task: TaskTemplate, request: ObjectRequest) -> list[str] | None:
         """The command of a plain Pod that runs the attempt on Kubernetes (``request.python``
@@ -210,8 +217,10 @@ class ProcessTask(TaskType):
             return Status(Phase.RUNNING)
         result = Path(ProcessTaskHandle.model_validate(handle).job) / "result.json"
         if result.exists():
-            return self.result(ctx, handle, json.loads(result.read_text()))
-        return self.failure(ctx, handle, code)
+            status = self.result(ctx, handle, json.loads(result.read_text()))
+        else:
+            status = self.failure(ctx, handle, code)
+        return dataclasses.replace(status, log_links={**self.log_links(ctx, handle), **status.log_links})
 
     def abort(self, ctx: AttemptContext, handle: Handle) -> None:
         if handle.get("remote"):

@@ -32,6 +32,7 @@ def main(job_path: str) -> int:
         papermill.execute_notebook(
             job["path"], str(executed), parameters=job["parameters"], kernel_name=job["kernel"],
             progress_bar=False, execution_timeout=job.get("cell_timeout"), cwd=str(Path(job["path"]).parent),
+            stdout_file=sys.stdout, stderr_file=sys.stderr,  # what the cells print is the attempt's log
         )
         result = {"status": "succeeded", "records": _records(workdir / "record.jsonl")}
     except PapermillExecutionError as exc:

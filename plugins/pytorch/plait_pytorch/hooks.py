@@ -123,6 +123,24 @@ class PyTorchTask(ProcessTask):
     def environment(self, ctx: AttemptContext, task: TaskTemplate) -> dict[str, str]:
         return {**task.env, "OMP_NUM_THREADS": "1"}
 
+    def log_links(self, ctx: AttemptContext, handle: Handle) -> dict[str, str]:
+        """Every rank's stdout and stderr that holds anything, as ``rank0.stdout``,
+        ``rank1.stderr`` (``restart1.rank0.stdout`` after an elastic restart).
+
+        torchrun keeps each rank's output under ``--log-dir`` and tees it, prefixed, into its
+        own stdout and stderr: those are what a running attempt's log shows, but once it ended
+        the ranks' files are the output without the copies. torchrun's own files are the log
+        only when no rank wrote one (it failed before any rank started, or they printed nothing).
+        """
+        found = []
+        for path in (Path(handle["job"]) / "ranks").glob("*/attempt_*/*/std*.log"):
+            restart, rank = path.parent.parent.name.removeprefix("attempt_"), path.parent.name
+            if restart.isdigit() and rank.isdigit() and path.stat().st_size:
+                found.append((int(restart), int(rank), path.stem == "stderr", path))
+        links = {f"{f'restart{run}.' if run else ''}rank{number}.{path.stem}": str(path)
+                 for run, number, _, path in sorted(found)}
+        return links or super().log_links(ctx, handle)
+
     def failure(self, ctx: AttemptContext, handle: Handle, code: int) -> Status:
         errors = sorted(Path(handle["job"]).glob("error-*.json"))
         if not errors:
