@@ -9,6 +9,7 @@ registrations and the launches they make are tested on PostgreSQL by tests/serve
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,22 +61,36 @@ def published(servers: dict[str, Any]) -> dict[str, Any]:
     return servers
 
 
-def test_a_bundle_published_on_one_server_is_imported_and_run_on_a_fresh_one(published: dict[str, Any]):
+def readme_commands(readme: str, **values: str) -> list[list[str]]:
+    """The commands of a bundle README's "Run it" section, its placeholders filled in."""
+    section = readme.split("\n## Run it\n", 1)[1].split("\n## ", 1)[0]
+    commands = [line.strip() for line in section.splitlines() if line.startswith("    plait ")]
+    for placeholder, value in values.items():
+        commands = [command.replace(placeholder, value) for command in commands]
+    return [command.split()[1:] for command in commands]
+
+
+def test_a_bundle_published_on_one_server_is_imported_and_run_on_a_fresh_one_as_its_readme_says(
+        published: dict[str, Any]):
     a, b, keys = published["a"], published["b"], published["keys"]
-    done = on(b, keys["b"], "hub", "import", "hunt@1.0.0", "--hub", a.url, "--project", PROJECT)
+    readme = httpx.get(a.url + "/api/v1/hub/bundles/hunt/1.0.0").json()["readme"]
+    runs = re.findall(r"plait run \S+", readme)
+    assert runs and set(runs) == {"plait run --remote"}, "the README runs a file an importer does not have"
+    imported, run = readme_commands(readme, HUB=a.url, PROJECT=PROJECT, DOMAIN="production")
+    assert imported[:2] == ["hub", "import"] and run[:2] == ["run", "--remote"]
+    done = on(b, keys["b"], *imported)
     assert "created    workflow     bigfoot.hunt@1.0.0" in done.stdout
     assert "created    launch_plan  hunt@1.0.0" in done.stdout
-    assert f"imported hunt@1.0.0 into {PROJECT}/development: 6 created" in done.stdout
+    assert f"imported hunt@1.0.0 into {PROJECT}/production: 6 created" in done.stdout
 
-    run = on(b, keys["b"], "run", "--remote", "hunt", "--project", PROJECT, "--photos", "300",
-                "--batch-size", "60", "--wait")
-    lines = run.stdout.splitlines()
-    assert lines[1] == "succeeded", run.stdout
+    ran = on(b, keys["b"], *run, "--photos", "300", "--batch-size", "60")
+    lines = ran.stdout.splitlines()
+    assert lines[1] == "succeeded", ran.stdout
     report = json.loads(lines[2])["o0"]
     assert report["photos"] == 300 and report["planted"] > 0
     assert report["found"] == report["planted"] and report["false_alarms"] == 0
     with b.client(keys["b"]) as api:  # B ran it from the bundle's archive, now in B's own blob store
-        workflow = api.get(f"/projects/{PROJECT}/domains/development/entities/workflow/bigfoot.hunt/1.0.0").json()
+        workflow = api.get(f"/projects/{PROJECT}/domains/production/entities/workflow/bigfoot.hunt/1.0.0").json()
         assert workflow["body"]["code"]["uri"].startswith("file://" + str(b.home))
 
 
@@ -100,6 +115,7 @@ def test_the_hub_is_read_without_a_key_and_searched_by_the_command_line(publishe
     assert found.splitlines() == [
         "hunt@1.0.0  Hunting bigfoot in trail-camera photos: the fan-out story in one file.",
         "    bigfoot.hunt(batch_size: int = 100, photos: int = 2000, threshold: float = 0.8) -> Report"]
+    assert found in hub_section(), "the README shows another output of plait hub search"
     assert plait("hub", "search", "spark", "--hub", a.url).stdout == "no bundles matching 'spark'\n"
 
 
@@ -150,3 +166,20 @@ def test_a_workflow_registered_on_a_server_is_published_to_a_folder_hub_as_in_it
     refused = on(a, keys["viewer-p"], "hub", "publish", "hunt", "--version", "1.0.0", "--project", PROJECT,
                  "--to", str(tmp_path / "other"), ok=False)
     assert "this needs editor" in refused.stderr and not (tmp_path / "other").exists()
+
+
+def hub_section() -> str:
+    readme = (ROOT / "README.md").read_text()
+    return readme.split("\n## Hub: ", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_readmes_hub_example_imports_and_runs_in_one_project_and_domain():
+    lines = [line.split("#")[0].split() for line in hub_section().splitlines() if line.startswith("plait ")]
+    imported = next(line for line in lines if line[1:3] == ["hub", "import"] and "--project" in line)
+    run = next(line for line in lines if line[1:3] == ["run", "--remote"])
+
+    def tenant(line: list[str]) -> tuple[str, str]:
+        assert "--domain" in line, f"{' '.join(line)} leaves the domain to its default"
+        return line[line.index("--project") + 1], line[line.index("--domain") + 1]
+
+    assert tenant(imported) == tenant(run) and run[3] == imported[3], (imported, run)

@@ -129,20 +129,21 @@ def make_bundle(name: str, version: str, spec: WorkflowSpec, plan: PlanTemplate,
                 readme: str | None = None) -> Bundle:
     """The bundle of ``spec`` as ``name@version``: its tasks, the launch-plan template, the code
     archive and a README (``readme``, else the workflow's and its module's docstrings, read from
-    the archive without running it)."""
+    the archive without running it, and how to run the bundle once imported)."""
     check_name(name)
     check_semver(version)
     templates = sorted({t.name: t for t in _templates(spec)}.values(), key=lambda t: t.name)
-    text = readme if readme is not None else _readme(name, spec.name, templates, code)
+    literals = {**spec.defaults, **plan.default_inputs, **plan.fixed_inputs}
+    inputs = [BundleInput(name=key, type=t.describe(), default=literals.get(key), required=key not in literals,
+                          fixed=key in plan.fixed_inputs) for key, t in sorted(spec.inputs.items())]
+    text = readme if readme is not None else (_readme(name, version, spec.name, templates, code)
+                                              + _how_to_run(name, version, inputs))
     files = {WORKFLOW: _json_bytes(spec.model_dump(mode="json")),
              TASKS: _json_bytes([t.model_dump(mode="json") for t in templates]),
              LAUNCH_PLAN: _json_bytes(plan.model_dump(mode="json")),
              README: text.encode()}
     if code is not None:
         files[CODE] = code
-    literals = {**spec.defaults, **plan.default_inputs, **plan.fixed_inputs}
-    inputs = [BundleInput(name=key, type=t.describe(), default=literals.get(key), required=key not in literals,
-                          fixed=key in plan.fixed_inputs) for key, t in sorted(spec.inputs.items())]
     manifest = Manifest(name=name, version=version, workflow=spec.name, description=_description(text),
                         inputs=inputs, outputs={key: t.describe() for key, t in spec.outputs.items()},
                         tasks=[t.name for t in templates], images=sorted({t.image for t in templates if t.image}),
@@ -163,9 +164,14 @@ def _description(readme: str) -> str:
     return ""
 
 
-def _readme(name: str, workflow: str, templates: list[TaskTemplate], code: bytes | None) -> str:
+_RUN_A_FILE = re.compile(r"plait run (?!--remote)\S+\.py:\w+")
+"""A docstring's command that runs the module file: an importer has the bundle, not the file."""
+
+
+def _readme(name: str, version: str, workflow: str, templates: list[TaskTemplate], code: bytes | None) -> str:
     """``# name`` and the docstrings of the workflow's module and function, found in the code
-    archive by the module its name begins with (``bigfoot.hunt``: ``hunt`` in ``bigfoot.py``)."""
+    archive by the module its name begins with (``bigfoot.hunt``: ``hunt`` in ``bigfoot.py``);
+    a ``plait run FILE.py:WORKFLOW`` in them becomes the command that runs the imported bundle."""
     module, _, function = workflow.rpartition(".")
     texts: list[str] = []
     sources = _archive_sources(code) if code is not None else {}
@@ -183,7 +189,21 @@ def _readme(name: str, workflow: str, templates: list[TaskTemplate], code: bytes
         break
     body = "\n\n".join(inspect.cleandoc(t) for t in texts if t) or (
         f"The workflow {workflow}. (Its code carries no docstring: publish with --readme FILE to describe it.)")
+    body = _RUN_A_FILE.sub(f"plait run --remote {name}@{version} --project PROJECT --domain DOMAIN", body)
     return f"# {name}\n\n{body}\n"
+
+
+def _how_to_run(name: str, version: str, inputs: list[BundleInput]) -> str:
+    """The README's last section: the commands an importer runs, and the inputs a launch takes."""
+    flags = [f"- `--{given.name.replace('_', '-')}` ({given.type}"
+             + (", required)" if given.required else f", default {given.default!r})")
+             for given in inputs if not given.fixed]
+    return (f"\n## Run it\n\nImport the bundle into a project and domain of the server PLAIT_SERVER names (as "
+            f"an editor there),\nthen launch its launch plan, `{name}`, in the same project and domain:\n\n"
+            f"    plait hub import {name}@{version} --hub HUB --project PROJECT --domain DOMAIN\n"
+            f"    plait run --remote {name}@{version} --project PROJECT --domain DOMAIN --wait\n\n"
+            f"HUB is the hub the bundle is in: a server's URL, a folder or a Git repository."
+            + ("\n\nIts inputs, as `plait run` flags:\n\n" + "\n".join(flags) if flags else "") + "\n")
 
 
 def _archive_sources(code: bytes) -> dict[str, str]:
