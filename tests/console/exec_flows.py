@@ -116,12 +116,14 @@ def grown(n: int, gate: str) -> int:
 
 @plait.task
 def hold(x: int, gate: str) -> int:
-    while not Path(gate).exists():
+    """Even items wait for the file GATE-even, odd ones for GATE-odd."""
+    mine = Path(f"{gate}-{'odd' if x % 2 else 'even'}")
+    while not mine.exists():
         time.sleep(0.05)
     return x
 
 
 @plait.workflow
 def gated_fan(n: int, gate: str) -> list[int]:
-    """A map whose items all wait for the gate."""
+    """A map whose even items wait for one gate and odd items for another."""
     return plait.map(hold, list_of(n=n), gate=gate)

@@ -196,12 +196,22 @@ def test_a_running_maps_counts_stay_live_without_streaming_its_items(page: Any, 
                                                                       tmp_path: Path) -> None:
     gate = tmp_path / "gate"
     xid = launch(flows, "gated_fan", "--n", "300", "--gate", str(gate))
+    def holding() -> bool:  # items already run: the map's node sends no event until its end
+        with flows.api() as api:
+            nodes = api.get(f"/executions/{xid}").json()["nodes"]
+        return any(n["node"] == "map-hold" and n["item_counts"].get("running") for n in nodes)
+
+    wait_for(holding, "the map's items to run", timeout=120, servers=[flows.server])
     frames: list[str] = []
     page.on("response", lambda r: frames.append(r.url) if "/live" in r.url else None)
     page.goto(f"{flows.url}/executions/{xid}")
     page.evaluate("window.stillTheSamePage = true")
     wait_node_phase(page, "map-hold", "running")
-    gate.write_text("open")
+    Path(f"{gate}-even").write_text("open")  # some items end while the map runs on
+    page.wait_for_function("() => { const n = document.querySelector('[data-node=\"map-hold\"]');"
+                           " return n.classList.contains('phase-running')"
+                           " && n.querySelector('.gcounts').textContent.includes('succeeded'); }", timeout=120_000)
+    Path(f"{gate}-odd").write_text("open")
     page.wait_for_function("() => document.querySelector('[data-node=\"map-hold\"]').textContent"
                            ".includes('300 succeeded')", timeout=120_000)
     assert page.evaluate("window.stillTheSamePage") is True
