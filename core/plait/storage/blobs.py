@@ -54,6 +54,18 @@ class BlobStore:
     def uri(self, *parts: str) -> str:
         return "/".join([self.url, *(p.strip("/") for p in parts)])
 
+    def inside(self, uri: str) -> str | None:
+        """The path of ``uri`` in this store's filesystem if ``uri`` names something inside the
+        store (no ``..`` or ``.`` segment, no empty one climbing out); None otherwise. What a
+        server reads for a caller goes through this, so an address given as input cannot name
+        the server's own files."""
+        if not uri.startswith(self.url + "/"):
+            return None
+        rest = uri[len(self.url) + 1:]
+        if not rest or any(part in ("", ".", "..") for part in rest.split("/")):
+            return None
+        return self._path(uri)
+
     def _path(self, uri: str) -> str:
         # fsspec's local filesystem wants paths, remote ones accept the URL as is.
         return uri[len("file://"):] if uri.startswith("file://") else uri

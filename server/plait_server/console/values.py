@@ -29,10 +29,10 @@ def shown_value(name: str, spec: TypeSpec | None, value: Any, blobs: BlobStore, 
         shown.update(kind="ref", uri=value["$ref"])
     elif inner is not None and inner.kind in ("file", "directory") and isinstance(value, dict) and "uri" in value:
         shown.update(kind="file" if inner.kind == "file" else "directory", uri=value["uri"],
-                     local=str(value["uri"]).startswith(blobs.url + "/"))
+                     local=blobs.inside(str(value["uri"])) is not None)
     elif inner is not None and inner.kind == "dataframe" and isinstance(value, dict) and "uri" in value:
         shown.update(kind="frame", uri=value["uri"], rows=value.get("rows"),
-                     local=str(value["uri"]).startswith(blobs.url + "/"), **_preview(blobs, str(value["uri"])))
+                     local=blobs.inside(str(value["uri"])) is not None, **_preview(blobs, str(value["uri"])))
     else:
         text = json.dumps(value, default=str, ensure_ascii=False)
         shown["text"] = text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + f"\n… ({len(text):,} characters)"
@@ -44,13 +44,13 @@ def _preview(blobs: BlobStore, uri: str) -> dict[str, Any]:
     import pyarrow.parquet as pq
 
     try:
-        if not uri.startswith(blobs.url + "/"):
+        path = blobs.inside(uri)
+        if path is None:
             return {"schema": [], "columns": [], "head": [], "note": "it is outside this server's blob store"}
-        path = uri.removeprefix("file://") if uri.startswith("file://") else uri
         if blobs.fs.size(path) > MAX_PREVIEW_BYTES:
             data: Any = blobs.fs.open(path, "rb")
         else:
-            data = io.BytesIO(blobs.read_bytes(uri))
+            data = io.BytesIO(blobs.fs.cat_file(path))
         with data:
             reader = pq.ParquetFile(data)
             schema = [(f.name, str(f.type)) for f in reader.schema_arrow]

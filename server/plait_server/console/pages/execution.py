@@ -241,9 +241,9 @@ def node_value(request: Request, user: ConsoleUser, execution_id: str, node: str
         value = ((found.outputs or {}) if found else {}).get(name)
     blobs: BlobStore = request.app.state.blobs
     uri = value.get("uri") or value.get("$ref") if isinstance(value, dict) else None
-    if not isinstance(uri, str) or not uri.startswith(blobs.url + "/"):
+    path = blobs.inside(uri) if isinstance(uri, str) else None
+    if path is None:
         raise HTTPException(404, f"{side} {name!r} of node {node} is not a file in this server's blob store")
-    path = uri.removeprefix("file://") if uri.startswith("file://") else uri
     if not blobs.fs.isfile(path):
         raise HTTPException(404, f"{side} {name!r} of node {node} is a directory or is gone from the blob store")
     filename = uri.rsplit("/", 1)[-1]
