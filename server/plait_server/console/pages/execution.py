@@ -98,7 +98,7 @@ def _timeline(state: ExecutionState, times: dict[str, list[float]], created: flo
     bars = sorted(({"node": node, "number": attempt.number, "phase": attempt.phase, "start": span[0] - origin,
                     "end": span[1] - origin, "waited": span[2]} for node, attempt, span in spans),
                   key=lambda b: (b["start"], b["node"]))
-    total = max([b["end"] for b in bars] + [1.0])  # a second at least: a blink is not drawn as a long bar
+    total = max([span[1] - origin for _, _, span in spans] + [1.0])  # a second at least: a blink is not drawn as a long bar
     return {"bars": bars, "total": total, "queued": origin - created}
 
 
@@ -246,7 +246,7 @@ def node_value(request: Request, user: ConsoleUser, execution_id: str, node: str
         raise HTTPException(404, f"{side} {name!r} of node {node} is not a file in this server's blob store")
     if not blobs.fs.isfile(path):
         raise HTTPException(404, f"{side} {name!r} of node {node} is a directory or is gone from the blob store")
-    filename = uri.rsplit("/", 1)[-1]
+    filename = path.rsplit("/", 1)[-1].replace('"', "")
 
     def chunks() -> Iterator[bytes]:
         with blobs.fs.open(path, "rb") as fh:
