@@ -5,6 +5,7 @@ what a viewer and a stranger may see."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -14,6 +15,7 @@ import httpx
 import pytest
 from console_harness import Console, assert_accessible, shot, sign_in
 from harness import wait_for
+from plait.storage.events import EventStore, events
 
 FLOWS = Path(__file__).with_name("exec_flows.py")
 LIST = "/projects/default/domains/development/executions"
@@ -94,6 +96,8 @@ def test_a_node_is_a_keyboard_button_that_opens_its_panel(page: Any, flows: Cons
     assert "42" in panel.get_by_role("region", name="Outputs of wait").inner_text()  # (20 + 1) * 2
     inputs = panel.get_by_role("region", name="Inputs of wait").inner_text()
     assert "21" in inputs and str(gate) in inputs
+    literal = panel.locator("pre.literal").first  # a long value wraps at its spaces, not mid-word
+    assert literal.evaluate("e => getComputedStyle(e).wordBreak") == "normal"
     assert_accessible(page)
 
 
@@ -119,6 +123,56 @@ def test_a_failed_nodes_error_and_log_are_read_inline_and_downloaded(page: Any, 
     with flows.api() as api:
         events = api.get(f"/executions/{recovered}/events").json()
     assert events[0]["data"]["launch"]["recover_of"] == xid, events[0]
+    origin = page.locator("main p").filter(has_text="Recovery of")
+    assert origin.get_by_role("link", name=xid).get_attribute("href") == f"/executions/{xid}"
+    workflow = page.get_by_role("link", name="exec_flows.broken", exact=True)
+    assert workflow.get_attribute("href").endswith("/workflows/exec_flows.broken?version=v1")
+    assert "version v1" in page.locator("main p").filter(has=workflow).inner_text()
+    assert page.request.get(flows.url + workflow.get_attribute("href")).status == 200  # not a dead link
+
+    with flows.api() as api:
+        again = api.post(f"/executions/{xid}/relaunch", json={}).json()["execution_id"]
+    page.goto(f"{flows.url}/executions/{again}")
+    origin = page.locator("main p").filter(has_text="Relaunch of")
+    assert origin.get_by_role("link", name=xid).get_attribute("href") == f"/executions/{xid}"
+
+
+def test_a_log_link_is_a_link_and_a_kept_file_downloads_after_the_role_check(page: Any, flows: Console) -> None:
+    """What a task type keeps besides log text (a notebook) is listed as links: one in the
+    server's blob store through the console, an https one as is, any other as text."""
+    xid = launch(flows, "broken")
+    assert ended(flows, xid) == "failed"
+    with flows.api() as api:
+        attempt = [e for e in api.get(f"/executions/{xid}/events").json()
+                   if e["kind"] == "attempt" and e["data"].get("logs")][-1]  # the last attempt's end
+    notebook = flows.server.home.resolve() / "blobs" / "kept" / "run.ipynb"
+    notebook.parent.mkdir(parents=True, exist_ok=True)
+    notebook.write_text('{"cells": []}')
+    links = {"notebook": f"file://{notebook}", "report": "https://example.org/report/1", "trace": "s3://bucket/t"}
+    store = EventStore(flows.server.db_url)  # the attempt's end as a task type that keeps them records it
+    with store.engine.begin() as conn:
+        conn.execute(events.update().where(events.c.seq == attempt["seq"]).values(
+            data=json.dumps({**attempt["data"], "logs": {**attempt["data"]["logs"], **links}})))
+    store.engine.dispose()
+    with flows.api() as api:
+        parts = api.get(f"/executions/{xid}/logs/explode").json()["parts"]
+    assert {p["stream"]: p["kind"] for p in parts}.get("notebook") == "link", (parts, attempt, links)
+
+    page.goto(f"{flows.url}/executions/{xid}")
+    node(page, "explode").click()
+    panel = page.locator("#node-panel")
+    panel.get_by_role("heading", name=re.compile("Node explode")).wait_for()
+    kept = panel.get_by_role("link", name=links["notebook"])
+    got = page.request.get(flows.url + kept.get_attribute("href"))
+    assert got.status == 200 and got.text() == '{"cells": []}'
+    assert panel.get_by_role("link", name=links["report"]).get_attribute("href") == links["report"]
+    assert panel.get_by_role("link", name=links["trace"]).count() == 0 and links["trace"] in panel.inner_text()
+    assert panel.locator("pre.log").count() == 1  # stdout's text alone: no text box for a link
+    whole = page.request.get(flows.url + panel.get_by_role("link", name=re.compile("Download the whole log"))
+                             .first.get_attribute("href")).text()
+    assert "about to fail" in whole and "notebook" not in whole
+    assert_accessible(page)
+    shot(page, "execution-log-links")
 
 
 def test_abort_from_the_button_stops_a_running_execution(page: Any, flows: Console, tmp_path: Path) -> None:
@@ -144,6 +198,15 @@ def test_the_list_filters_pages_and_keeps_phases_live(page: Any, flows: Console,
     wait_for(lambda: "running" in row.inner_text(), "the row to show running", timeout=120)
     assert page.get_by_role("row", name=re.compile(failed)).count() == 0
     assert_accessible(page)
+    boxes = {name: page.get_by_label(name).bounding_box() for name in
+             ("Phase", "Workflow", "Tags", "Created after (UTC)", "Created before (UTC)")}
+    assert boxes["Phase"]["y"] == boxes["Workflow"]["y"] == boxes["Tags"]["y"]  # one row, one height
+    assert boxes["Phase"]["height"] == boxes["Workflow"]["height"] == boxes["Created before (UTC)"]["height"]
+    assert boxes["Created after (UTC)"]["y"] == boxes["Created before (UTC)"]["y"]
+    assert page.get_by_label("Phase").evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(255, 255, 255)"
+    filter_box = page.get_by_role("button", name="Filter").bounding_box()
+    clear_box = page.get_by_role("link", name="Clear").bounding_box()
+    assert filter_box["y"] == clear_box["y"] and filter_box["height"] == clear_box["height"]
     shot(page, "executions-list")
     gate.write_text("open")
     page.wait_for_function("() => [...document.querySelectorAll('#rows tr')].some(r => r.innerText.includes("
@@ -154,9 +217,12 @@ def test_the_list_filters_pages_and_keeps_phases_live(page: Any, flows: Console,
     page.goto(f"{flows.url}{LIST}")
     page.get_by_label("Tags").fill("team=red")
     page.get_by_role("button", name="Filter").click()
-    page.wait_for_url(re.compile(r"tags=team%3Dred"))
+    page.wait_for_url(re.compile(r"tag=team%3Dred"))
     ids = page.locator("#rows th[scope=row]").all_inner_texts()
     assert ids == [failed]
+    page.goto(f"{flows.url}{LIST}?tag=team%3Dred")  # the API's name, as a link would give it
+    assert page.locator("#rows th[scope=row]").all_inner_texts() == [failed]
+    assert page.get_by_label("Tags").input_value() == "team=red"
     page.get_by_label("Phase").select_option("succeeded")
     page.get_by_role("button", name="Filter").click()
     assert page.locator("#rows th[scope=row]").count() == 0
@@ -169,9 +235,12 @@ def test_the_list_filters_pages_and_keeps_phases_live(page: Any, flows: Console,
 
 
 def test_a_bad_filter_is_named_on_the_page(page: Any, flows: Console) -> None:
-    reply = page.goto(f"{flows.url}{LIST}?after=2026-01-02T00:00&before=2026-01-01T00:00")
+    reply = page.goto(f"{flows.url}{LIST}?created_after=2026-01-02T00:00&created_before=2026-01-01T00:00")
     assert reply.status == 400
     assert "must be before created before" in page.get_by_role("alert").inner_text()
+    reply = page.goto(f"{flows.url}{LIST}?phase=bogus&created_after=yesterday")
+    alert = page.get_by_role("alert").inner_text()
+    assert reply.status == 400 and "phase 'bogus'" in alert and "created after 'yesterday'" in alert  # every one
 
 
 def test_a_map_node_shows_counts_and_pages_its_items_a_hundred_at_a_time(page: Any, flows: Console) -> None:
@@ -179,7 +248,11 @@ def test_a_map_node_shows_counts_and_pages_its_items_a_hundred_at_a_time(page: A
     assert ended(flows, xid) == "succeeded"
     page.goto(f"{flows.url}/executions/{xid}")
     square = node(page, "map-square")
-    assert "250 succeeded" in square.text_content()
+    assert "✓ 250 succeeded" in square.text_content()
+    bar = page.locator("svg.timeline rect.tl-bar.tl-map")
+    assert bar.count() == 1 and float(bar.get_attribute("width")) > 2
+    assert "map-square items succeeded" in page.locator("#timeline-desc").text_content()
+    assert "250 succeeded" in page.locator("svg.timeline").text_content()
     square.click()
     panel = page.locator("#node-panel")
     items = panel.locator("table.items tbody tr")
@@ -278,6 +351,8 @@ def test_a_data_frame_is_previewed_with_its_schema_and_a_file_downloads(page: An
     preview.wait_for()
     assert preview.locator("tbody tr").count() == 20
     assert "hello file 19" in preview.inner_text()
+    box = panel.get_by_role("region", name="Preview of o0")
+    assert box.evaluate("e => e.scrollHeight <= e.clientHeight")  # all 20 rows show, no inner scroll
     assert "n: int64" in panel.inner_text() and "50 rows" in panel.inner_text()
     link = panel.get_by_role("link", name="Download stamp")
     got = page.request.get(flows.url + link.get_attribute("href"))

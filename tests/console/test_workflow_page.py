@@ -100,3 +100,16 @@ def test_a_workflow_of_a_project_without_a_role_is_not_found(browser: Any, flows
         assert "exec_flows" not in page.inner_text("main")
     assert page.goto(f"{flows.url}/projects/apart/domains/development/workflows/nope").status == 404
     context.close()
+
+
+def test_only_a_launcher_is_offered_the_launch_button(browser: Any, page: Any, flows: Console) -> None:
+    page.goto(f"{flows.url}{WORKFLOWS}/exec_flows.gated")
+    assert page.get_by_role("link", name="Launch", exact=True).is_visible()
+    key = flows.member("onlooker", "viewer")
+    context = browser.new_context(viewport={"width": 1280, "height": 720})
+    viewer = context.new_page()
+    sign_in(viewer, flows.url, key)
+    viewer.goto(f"{flows.url}{WORKFLOWS}/exec_flows.gated")
+    viewer.get_by_role("heading", name="Workflow exec_flows.gated").wait_for()
+    assert viewer.get_by_role("link", name="Launch", exact=True).count() == 0
+    context.close()

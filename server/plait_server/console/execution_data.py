@@ -17,6 +17,7 @@ from fastapi import Request
 from plait.model.events import Event
 from plait.model.spec import Binding, WorkflowSpec
 from plait.model.status import Phase
+from plait.service.remote_launch import LAUNCH_KEY
 from plait.storage.events import EventStore, ExecutionState, events
 
 ITEMS_PAGE = 100
@@ -168,3 +169,32 @@ def spec_at(spec: WorkflowSpec, path: str) -> tuple[WorkflowSpec, str, str] | No
     if not any(n.id == parts[-1] for n in current.nodes):
         return None
     return current, prefix, parts[-1]
+
+
+def launch_records(store: EventStore, execution_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """How each execution was launched, as its queued event records it (the registered
+    workflow version, a relaunch's or a recovery's origin); none for a run of local code."""
+    if not execution_ids:
+        return {}
+    query = (sa.select(events.c.execution_id, events.c.data)
+             .where(events.c.execution_id.in_(execution_ids), events.c.kind == "execution",
+                    events.c.entity == "", events.c.phase == Phase.QUEUED.value).order_by(events.c.seq))
+    found: dict[str, dict[str, Any]] = {}
+    with store.engine.connect() as conn:
+        for xid, data in conn.execute(query):
+            record = json.loads(data).get(LAUNCH_KEY)
+            if isinstance(record, dict):
+                found.setdefault(xid, record)
+    return found
+
+
+def item_spans(store: EventStore, execution_id: str) -> dict[str, tuple[float, float]]:
+    """Each map node's first item event and last, by the database: a map drawn as one bar."""
+    if store.engine.dialect.name == "postgresql":
+        node = sa.cast(events.c.data, sa.JSON)["node"].as_string()
+    else:
+        node = sa.func.json_extract(events.c.data, "$.node")
+    query = (sa.select(node, sa.func.min(events.c.ts), sa.func.max(events.c.ts))
+             .where(events.c.execution_id == execution_id, events.c.kind == "item").group_by(node))
+    with store.engine.connect() as conn:
+        return {str(n): (float(first), float(last)) for n, first, last in conn.execute(query)}

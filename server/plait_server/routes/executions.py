@@ -194,4 +194,4 @@ def get_logs(
     notes: list[str] = []
     parts = read_logs(store, ref, tail, notes.append)
     return AttemptLogs(attempt=ref.label, notes=notes,
-                       parts=[LogPart(stream=p.stream, text=p.text, source=p.source) for p in parts])
+                       parts=[LogPart(stream=p.stream, text=p.text, source=p.source, kind=p.kind) for p in parts])

@@ -37,7 +37,9 @@ from plait_server.console.execution_data import (
     event_store,
     graph_of,
     item_counts,
+    item_spans,
     items_page,
+    launch_records,
     resolve,
     spec_at,
     state_without_items,
@@ -55,7 +57,7 @@ LOG_TAIL = 200
 def _links(xid: str, node: str) -> dict[str, str]:
     """Where a node's items, logs and values are read from."""
     x, n = quote(xid, safe=""), quote(node, safe="")
-    return {part: f"/executions/{x}/{part}/{n}" for part in ("nodes", "items", "log", "value")}
+    return {part: f"/executions/{x}/{part}/{n}" for part in ("nodes", "items", "log", "logfile", "value")}
 
 
 def _viewed(request: Request, user: Any, execution_id: str, needed: str = "viewer") -> tuple[dict[str, Any], str]:
@@ -89,17 +91,27 @@ def _actions(row: dict[str, Any], phase: str, role: str) -> dict[str, bool]:
             "relaunch": launcher and phase in ENDED}
 
 
-def _timeline(state: ExecutionState, times: dict[str, list[float]], created: float) -> dict[str, Any]:
+def _timeline(state: ExecutionState, times: dict[str, list[float]], created: float,
+              maps: dict[str, tuple[float, float, dict[str, int]]]) -> dict[str, Any]:
     """Each task attempt as a bar from its first event to its last, from the first attempt's
-    start (map items are counted on their node, not drawn)."""
-    spans = [(node.node, attempt, times[attempt.attempt_id]) for node in state.nodes.values()
+    start; a map node as one bar from its first item's event to its last, with its counts
+    (``maps``: its items are not drawn one by one)."""
+    spans = [(node.node, attempt.number, attempt.phase, times[attempt.attempt_id]) for node in state.nodes.values()
              for attempt in node.attempts if attempt.attempt_id in times]
-    origin = min([span[0] for _, _, span in spans], default=created)
-    bars = sorted(({"node": node, "number": attempt.number, "phase": attempt.phase, "start": span[0] - origin,
-                    "end": span[1] - origin, "waited": span[2]} for node, attempt, span in spans),
+    spans += [(node, 0, state.nodes[node].phase if node in state.nodes else "running", [first, last, 0.0])
+              for node, (first, last, _counts) in maps.items()]
+    origin = min([span[0] for *_, span in spans], default=created)
+    bars = sorted(({"node": node, "number": number, "phase": phase, "start": span[0] - origin,
+                    "end": span[1] - origin, "waited": span[2],
+                    "counts": maps[node][2] if number == 0 else None} for node, number, phase, span in spans),
                   key=lambda b: (b["start"], b["node"]))
-    total = max([span[1] - origin for _, _, span in spans] + [1.0])  # a second at least: a blink is not drawn as a long bar
+    total = max([span[1] - origin for *_, span in spans] + [1.0])  # a second at least: a blink is not drawn as a long bar
     return {"bars": bars, "total": total, "queued": origin - created}
+
+
+def _map_spans(store: EventStore, xid: str) -> dict[str, tuple[float, float, dict[str, int]]]:
+    """Each map node's first and last item event and its items' counts per phase."""
+    return {node: (first, last, item_counts(store, xid, node)) for node, (first, last) in item_spans(store, xid).items()}
 
 
 @router.get("/executions/{execution_id}")
@@ -112,18 +124,22 @@ def execution(request: Request, user: ConsoleUser, execution_id: str) -> Respons
     xid = quote(row["id"], safe="")
     return render(request, "execution.html", user=user, project=row["project"], domain=row["domain"],
                   nav="executions", row=row, created=when(row["created"]), state=state, phase=state.phase,
+                  launch=launch_records(store, [row["id"]]).get(row["id"]),
                   graph=graph, events_url=f"/executions/{xid}/live?after={last}",
                   panel_url=f"/executions/{xid}/nodes/", counts_url=f"/executions/{xid}/counts/",
-                  actions=_actions(row, state.phase, role), timeline=_timeline(state, times, row["created"]))
+                  actions=_actions(row, state.phase, role),
+                  timeline=_timeline(state, times, row["created"], _map_spans(store, row["id"])))
 
 
 @router.get("/executions/{execution_id}/summary")
 def summary(request: Request, user: ConsoleUser, execution_id: str) -> Response:
     """The buttons and the timeline again: the page reloads them when the execution ends."""
     row, role = _viewed(request, user, execution_id)
-    state, _last, times = state_without_items(event_store(request), row["id"])
+    store = event_store(request)
+    state, _last, times = state_without_items(store, row["id"])
     return render(request, "execution_summary.html", row=row, phase=state.phase, state=state,
-                  actions=_actions(row, state.phase, role), timeline=_timeline(state, times, row["created"]))
+                  actions=_actions(row, state.phase, role),
+                  timeline=_timeline(state, times, row["created"], _map_spans(store, row["id"])))
 
 
 @router.get("/executions/{execution_id}/counts/{node:path}")
@@ -151,7 +167,9 @@ def node_panel(request: Request, user: ConsoleUser, execution_id: str, node: str
         attempts.append({"number": attempt.number, "phase": attempt.phase, "message": attempt.message,
                          "error_kind": attempt.error_kind, "waited": span[2], "took": span[1] - span[0],
                          "pools": _pools(store, row["id"], attempt.attempt_id),
-                         "log": _log(store, row["id"], node, attempt.number) if attempt.phase != "queued" else None,
+                         "log": _log(store, row["id"], node, attempt.number, blobs=request.app.state.blobs,
+                                     link_url=links["logfile"] + f"?attempt={attempt.number}&stream=")
+                         if attempt.phase != "queued" else None,
                          "log_url": links["log"] + f"?attempt={attempt.number}"})
     is_map = found is not None and found.items is not None
     return render(request, "execution_node.html", row=row, node=node, found=found, values=values,
@@ -199,13 +217,20 @@ def _pools(store: EventStore, xid: str, attempt_id: str) -> str:
 
 
 def _log(store: EventStore, xid: str, node: str, number: int, item: int | None = None,
-         tail: int | None = LOG_TAIL) -> dict[str, Any]:
-    """An attempt's log read now, or why there is none."""
+         tail: int | None = LOG_TAIL, blobs: BlobStore | None = None, link_url: str = "") -> dict[str, Any]:
+    """An attempt's log read now, or why there is none; a link part (something kept that is not
+    log text: a notebook) with ``href``: ``link_url`` + its stream for an address in ``blobs``,
+    the address itself for an http(s) one, else none (shown as text)."""
     try:
         ref = find_attempt(store, xid, node, attempt=number, item=item)
-        return {"parts": read_logs(store, ref, tail), "note": None}
+        parts = read_logs(store, ref, tail)
     except PlaitError as exc:
-        return {"parts": [], "note": str(exc)}
+        return {"texts": [], "links": [], "note": str(exc)}
+    links = [{"stream": p.stream, "source": p.source,
+              "href": link_url + quote(p.stream) if blobs is not None and blobs.inside(p.source)
+              else p.source if p.source.startswith(("http://", "https://")) else None}
+             for p in parts if p.kind == "link"]
+    return {"texts": [p for p in parts if p.kind != "link"], "links": links, "note": None}
 
 
 @router.get("/executions/{execution_id}/log/{node:path}")
@@ -214,11 +239,42 @@ def node_log(request: Request, user: ConsoleUser, execution_id: str, node: str, 
     """An attempt's whole log, as a text file to save."""
     row, _role = _viewed(request, user, execution_id)
     found = _log(event_store(request), row["id"], node, attempt or 1, item, tail=None)
-    if found["note"] and not found["parts"]:
+    if found["note"] and not found["texts"]:
         raise HTTPException(404, found["note"])
-    text = "".join(f"==> {p.stream} ({p.source}) <==\n{p.text}\n" for p in found["parts"])
+    text = "".join(f"==> {p.stream} ({p.source}) <==\n{p.text}\n" for p in found["texts"])
     name = f"{row['id']}-{node}{'' if item is None else f'-{item}'}-{attempt or 1}.log".replace("/", "_")
     return PlainTextResponse(text, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@router.get("/executions/{execution_id}/logfile/{node:path}")
+def node_log_file(request: Request, user: ConsoleUser, execution_id: str, node: str, stream: str,
+                  attempt: int | None = None, item: int | None = None) -> Response:
+    """A file an attempt's log links to (a notebook), from the server's blob store after the
+    role check; only an address the attempt's own log names, inside the store."""
+    row, _role = _viewed(request, user, execution_id)
+    try:
+        ref = find_attempt(event_store(request), row["id"], node, attempt=attempt or 1, item=item)
+    except PlaitError as exc:
+        raise HTTPException(404, str(exc)) from None
+    blobs: BlobStore = request.app.state.blobs
+    address = ref.logs.get(stream)
+    path = blobs.inside(address) if address else None
+    if path is None or not blobs.fs.isfile(path):
+        raise HTTPException(404, f"{ref.label} has no {stream!r} file in this server's blob store")
+    return _download(blobs, path)
+
+
+def _download(blobs: BlobStore, path: str) -> Response:
+    """The blob store's file at ``path`` as an attachment, read a chunk at a time."""
+    filename = path.rsplit("/", 1)[-1].replace('"', "")
+
+    def chunks() -> Iterator[bytes]:
+        with blobs.fs.open(path, "rb") as fh:
+            while chunk := fh.read(1 << 16):
+                yield chunk
+
+    return StreamingResponse(chunks(), media_type="application/octet-stream",
+                             headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 @router.get("/executions/{execution_id}/value/{node:path}")
@@ -246,15 +302,7 @@ def node_value(request: Request, user: ConsoleUser, execution_id: str, node: str
         raise HTTPException(404, f"{side} {name!r} of node {node} is not a file in this server's blob store")
     if not blobs.fs.isfile(path):
         raise HTTPException(404, f"{side} {name!r} of node {node} is a directory or is gone from the blob store")
-    filename = path.rsplit("/", 1)[-1].replace('"', "")
-
-    def chunks() -> Iterator[bytes]:
-        with blobs.fs.open(path, "rb") as fh:
-            while chunk := fh.read(1 << 16):
-                yield chunk
-
-    return StreamingResponse(chunks(), media_type="application/octet-stream",
-                             headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return _download(blobs, path)
 
 
 @router.post("/executions/{execution_id}/abort")

@@ -14,14 +14,15 @@ from plait.service.query import ExecutionFilter, list_executions
 from starlette.responses import Response
 
 from plait_server.console import ConsoleUser, allowed, render
-from plait_server.console.execution_data import event_store
+from plait_server.console.execution_data import event_store, launch_records
 
 router = APIRouter(include_in_schema=False)
 
 PAGE = 25
 POLL_S = 3
 PHASES = [p.value for p in Phase]
-FIELDS = ("phase", "workflow", "launch_plan", "launched_by", "tags", "after", "before")
+FIELDS = ("phase", "workflow", "launch_plan", "launched_by", "created_after", "created_before")
+"""The API's filter names (``tag``, repeatable, is read apart)."""
 
 
 def when(ts: float) -> str:
@@ -29,40 +30,54 @@ def when(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _epoch(text: str, name: str) -> float | None:
-    """A datetime-local field (read as UTC) in seconds since the epoch."""
+def _epoch(text: str, name: str, errors: list[str]) -> float | None:
+    """A datetime-local field (read as UTC), or seconds since the epoch as the API takes them, in
+    seconds since the epoch; None, and the reason in ``errors``, for text that is neither."""
     if not text:
         return None
     try:
-        return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
+        return float(text) if text.replace(".", "", 1).isdigit() else datetime.fromisoformat(text).replace(
+            tzinfo=UTC).timestamp()
     except ValueError:
-        raise PlaitError(f"{name} {text!r} is not a date and time (YYYY-MM-DDTHH:MM)") from None
+        errors.append(f"{name.replace('_', ' ')} {text!r} is not a date and time (YYYY-MM-DDTHH:MM) "
+                      "or seconds since the epoch")
+        return None
 
 
 def _listing(request: Request, project: str, domain: str) -> dict[str, Any]:
-    """The filters asked for, the page they select, and where the next page is; an error
-    message instead of rows when a filter cannot match."""
+    """The filters asked for (the API's names), the page they select, and where the next page
+    is; every bad filter's message instead of rows when one cannot match."""
     q = request.query_params
     asked = {f: q.get(f, "").strip() for f in FIELDS}
+    tags = [t for given in q.getlist("tag") for t in given.replace(",", " ").split()]
     cursor = q.get("cursor") or None
     limit = int(q["limit"]) if q.get("limit", "").isdigit() else PAGE
-    context: dict[str, Any] = {"asked": asked, "rows": [], "next_url": None, "error": None,
+    context: dict[str, Any] = {"asked": asked, "tags": " ".join(tags), "rows": [], "next_url": None, "error": None,
                                "first_page": cursor is None}
+    errors: list[str] = []
+    if asked["phase"] and asked["phase"] not in PHASES:
+        errors.append(f"phase {asked['phase']!r} is not a phase; use one of {', '.join(PHASES)}")
+    after = _epoch(asked["created_after"], "created_after", errors)
+    before = _epoch(asked["created_before"], "created_before", errors)
     try:
+        if errors:
+            raise PlaitError("; ".join(errors))
         where = ExecutionFilter(
             project=project, domain=domain, phase=asked["phase"] or None, workflow=asked["workflow"] or None,
             launch_plan=asked["launch_plan"] or None, launched_by=asked["launched_by"] or None,
-            tags=tuple(t for t in asked["tags"].replace(",", " ").split() if t),
-            created_after=_epoch(asked["after"], "after"), created_before=_epoch(asked["before"], "before"))
+            tags=tuple(tags), created_after=after, created_before=before)
         page = list_executions(event_store(request), limit=limit, cursor=cursor, where=where)
     except PlaitError as exc:
         context["error"] = str(exc)
         return context
-    filters = {k: v for k, v in asked.items() if v} | ({"limit": str(limit)} if limit != PAGE else {})
-    context["rows"] = [{**r, "created_text": when(r["created"])} for r in page.items]
-    context["query"] = urlencode({**filters, **({"cursor": cursor} if cursor else {})})
+    filters = [(k, v) for k, v in asked.items() if v] + [("tag", t) for t in tags]
+    filters += [("limit", str(limit))] if limit != PAGE else []
+    launches = launch_records(event_store(request), [r["id"] for r in page.items])
+    context["rows"] = [{**r, "created_text": when(r["created"]),
+                        "workflow_version": launches.get(r["id"], {}).get("workflow_version")} for r in page.items]
+    context["query"] = urlencode(filters + ([("cursor", cursor)] if cursor else []))
     if page.next_cursor:
-        context["next_url"] = "?" + urlencode({**filters, "cursor": page.next_cursor})
+        context["next_url"] = "?" + urlencode(filters + [("cursor", page.next_cursor)])
     context["first_url"] = "?" + urlencode(filters)
     return context
 

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Request
 from plait.model.registered import LaunchPlanSpec, RegisteredWorkflow
 from plait.model.spec import WorkflowSpec
+from plait.storage.access import role_at_least
 from plait.storage.entities import EntityStore, entities
 from starlette.responses import Response
 
@@ -40,7 +41,7 @@ def workflows(request: Request, user: ConsoleUser, project: str, domain: str) ->
 @router.get("/projects/{project}/domains/{domain}/workflows/{name}")
 def workflow(request: Request, user: ConsoleUser, project: str, domain: str, name: str,
              version: str | None = None) -> Response:
-    allowed(request, user, project, "viewer", domain)
+    role = allowed(request, user, project, "viewer", domain).role
     store = EntityStore(event_store(request))
     versions = store.list_versions(project, domain, "workflow", name)
     if not versions:
@@ -60,7 +61,7 @@ def workflow(request: Request, user: ConsoleUser, project: str, domain: str, nam
             plans.append((plan, plan_versions[-1].version))
     return render(request, "workflow.html", user=user, project=project, domain=domain, nav="workflows",
                   name=name, versions=versions, chosen=chosen, registered=when(chosen.created), spec=spec, plans=plans,
-                  inputs=_interface(spec), graph=graph_of(spec))
+                  inputs=_interface(spec), graph=graph_of(spec), can_launch=role_at_least(role, "launcher"))
 
 
 def _interface(spec: WorkflowSpec) -> list[dict[str, Any]]:

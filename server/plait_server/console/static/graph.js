@@ -29,7 +29,7 @@
 
   function countsText(counts) {
     return Object.entries(counts || {}).filter(([, n]) => n > 0)
-      .map(([phase, n]) => `${SYMBOL[phase] || ""}${n.toLocaleString("en")} ${phase.replace(/_/g, " ")}`).join(", ");
+      .map(([phase, n]) => `${SYMBOL[phase] ? SYMBOL[phase] + " " : ""}${n.toLocaleString("en")} ${phase.replace(/_/g, " ")}`).join(", ");
   }
 
   function shownLabel(node) {
