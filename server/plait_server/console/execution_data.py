@@ -92,13 +92,17 @@ def _index(store: EventStore) -> Any:
     return sa.func.json_extract(events.c.data, "$.index")
 
 
+def _items_of(node: str) -> Any:
+    """The map node's item events (entity ``NODE[I]``), by a LIKE with ``node`` escaped."""
+    like = node.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "[%"
+    return events.c.entity.like(like, escape="\\")
+
+
 def _latest_per_item(store: EventStore, execution_id: str, node: str) -> Any:
     """The seq of each item's latest event (a retried item: its latest attempt's)."""
-    like = node.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "[%"
     index = _index(store).label("item")
     return (sa.select(index, sa.func.max(events.c.seq).label("seq"))
-            .where(events.c.execution_id == execution_id, events.c.kind == "item",
-                   events.c.entity.like(like, escape="\\"))
+            .where(events.c.execution_id == execution_id, events.c.kind == "item", _items_of(node))
             .group_by(index))
 
 
@@ -188,13 +192,11 @@ def launch_records(store: EventStore, execution_ids: list[str]) -> dict[str, dic
     return found
 
 
-def item_spans(store: EventStore, execution_id: str) -> dict[str, tuple[float, float]]:
-    """Each map node's first item event and last, by the database: a map drawn as one bar."""
-    if store.engine.dialect.name == "postgresql":
-        node = sa.cast(events.c.data, sa.JSON)["node"].as_string()
-    else:
-        node = sa.func.json_extract(events.c.data, "$.node")
-    query = (sa.select(node, sa.func.min(events.c.ts), sa.func.max(events.c.ts))
-             .where(events.c.execution_id == execution_id, events.c.kind == "item").group_by(node))
+def item_span(store: EventStore, execution_id: str, node: str) -> tuple[float, float] | None:
+    """The map node's first item event and its last, by the database (None before any): a map
+    drawn as one bar."""
+    query = sa.select(sa.func.min(events.c.ts), sa.func.max(events.c.ts)).where(
+        events.c.execution_id == execution_id, events.c.kind == "item", _items_of(node))
     with store.engine.connect() as conn:
-        return {str(n): (float(first), float(last)) for n, first, last in conn.execute(query)}
+        first, last = conn.execute(query).one()
+    return None if first is None else (float(first), float(last))

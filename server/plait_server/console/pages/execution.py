@@ -37,7 +37,7 @@ from plait_server.console.execution_data import (
     event_store,
     graph_of,
     item_counts,
-    item_spans,
+    item_span,
     items_page,
     launch_records,
     resolve,
@@ -109,9 +109,14 @@ def _timeline(state: ExecutionState, times: dict[str, list[float]], created: flo
     return {"bars": bars, "total": total, "queued": origin - created}
 
 
-def _map_spans(store: EventStore, xid: str) -> dict[str, tuple[float, float, dict[str, int]]]:
-    """Each map node's first and last item event and its items' counts per phase."""
-    return {node: (first, last, item_counts(store, xid, node)) for node, (first, last) in item_spans(store, xid).items()}
+def _map_spans(store: EventStore, state: ExecutionState) -> dict[str, tuple[float, float, dict[str, int]]]:
+    """Each started map node's first and last item event and its items' counts per phase."""
+    spans = {}
+    for node in state.nodes.values():
+        span = item_span(store, state.execution_id, node.node) if node.items is not None else None
+        if span is not None:
+            spans[node.node] = (*span, item_counts(store, state.execution_id, node.node))
+    return spans
 
 
 @router.get("/executions/{execution_id}")
@@ -128,7 +133,7 @@ def execution(request: Request, user: ConsoleUser, execution_id: str) -> Respons
                   graph=graph, events_url=f"/executions/{xid}/live?after={last}",
                   panel_url=f"/executions/{xid}/nodes/", counts_url=f"/executions/{xid}/counts/",
                   actions=_actions(row, state.phase, role),
-                  timeline=_timeline(state, times, row["created"], _map_spans(store, row["id"])))
+                  timeline=_timeline(state, times, row["created"], _map_spans(store, state)))
 
 
 @router.get("/executions/{execution_id}/summary")
@@ -139,7 +144,7 @@ def summary(request: Request, user: ConsoleUser, execution_id: str) -> Response:
     state, _last, times = state_without_items(store, row["id"])
     return render(request, "execution_summary.html", row=row, phase=state.phase, state=state,
                   actions=_actions(row, state.phase, role),
-                  timeline=_timeline(state, times, row["created"], _map_spans(store, row["id"])))
+                  timeline=_timeline(state, times, row["created"], _map_spans(store, state)))
 
 
 @router.get("/executions/{execution_id}/counts/{node:path}")
