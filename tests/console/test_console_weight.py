@@ -65,7 +65,10 @@ def test_a_map_of_100000_items_loads_under_300_kb_with_its_first_page_of_items(p
     weighed = Weighed(page)
     page.goto(f"{console.url}/executions/{heavy['map']}")
     square = page.locator('[data-node="map-square"]')
-    assert "100,000 succeeded" in square.text_content()
+    assert "✓ 100,000 succeeded" in square.text_content()
+    assert "exec_flows.fan (local code" in page.locator("main").inner_text()  # run inline: no registered version
+    assert page.get_by_role("link", name="exec_flows.fan").count() == 0  # so no link to one
+    assert "100,000 succeeded" in page.locator("svg.timeline").text_content()  # the map's one bar
     square.click()
     items = page.locator("#node-panel table.items tbody tr")
     items.first.wait_for()
