@@ -79,8 +79,11 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         yield Console(server, key)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Chromium for one test module. Not for the session: Playwright's sync API keeps an event
+    loop running in this thread while it is open, and every later test that calls asyncio.run()
+    (the engine's, in the same process) would fail."""
     if not CHROMIUM.exists():
         pytest.fail(f"the console's tests need Chromium at {CHROMIUM}: `apt-get install chromium` "
                     f"(make test installs it)", pytrace=False)
