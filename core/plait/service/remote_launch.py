@@ -160,8 +160,9 @@ def launched_from(store: EventStore, execution_id: str) -> tuple[dict[str, Any],
 def relaunch(store: EventStore, execution_id: str, *, launched_by: str | None = None,
              inputs: dict[str, Any] | None = None, tags: Iterable[str] = ()) -> str:
     """A new execution of the same registered version with the same inputs (``inputs``
-    replaces some of them, checked as at launch: a launch plan's fixed inputs stay fixed) and
-    the same tags (and ``tags``)."""
+    replaces some of them, checked as at launch: a launch plan's fixed inputs stay fixed),
+    tagged with ``tags`` and the launch plan's labels (the original launch's own tags stay its
+    own: a relaunch is a launch of its own)."""
     row, launched = launched_from(store, execution_id)
     edits = dict(inputs or {})
     plan = _plan_of(store, row, launched)
@@ -174,7 +175,7 @@ def relaunch(store: EventStore, execution_id: str, *, launched_by: str | None = 
     again = Launched(launched.launch_plan, launched.launch_plan_version, launched.workflow,
                      launched.workflow_version, literals, launched.options)
     return enqueue_launched(store, row["project"], row["domain"], spec, again,
-                            Origin(launched.launch_plan, launched_by, _carried_tags(store, row, plan, tags)),
+                            Origin(launched.launch_plan, launched_by, tuple(sorted({*tags, *label_tags(plan)}))),
                             note={"relaunch_of": row["id"]})
 
 
@@ -196,11 +197,10 @@ def recover(store: EventStore, execution_id: str, *, launched_by: str | None = N
                             note={"recover_of": row["id"]})
 
 
-def _carried_tags(store: EventStore, row: dict[str, Any], plan: LaunchPlanSpec | None,
-                  extra: Iterable[str] = ()) -> tuple[str, ...]:
-    """The tags a relaunch or a recovery of ``row`` carries: the original's, the launch plan's
-    labels as it is registered now, and ``extra``; each once."""
-    return tuple(sorted({*execution_tags_of(store, row), *label_tags(plan), *extra}))
+def _carried_tags(store: EventStore, row: dict[str, Any], plan: LaunchPlanSpec | None) -> tuple[str, ...]:
+    """The tags a recovery of ``row`` carries, as the same run carried on: the original's and the
+    launch plan's labels as it is registered now; each once."""
+    return tuple(sorted({*execution_tags_of(store, row), *label_tags(plan)}))
 
 
 def _plan_of(store: EventStore, row: dict[str, Any], launched: Launched) -> LaunchPlanSpec | None:
