@@ -387,8 +387,14 @@ def test_a_live_engine_keeps_its_tokens_past_the_lease_time_and_a_killed_one_los
     while not survivor.try_acquire("svc", "b/dev", "alive")[0]:  # dead, it stops renewing
         assert time.monotonic() - killed_at < LEASE + 10, "the killed engine's tokens never came back"
         time.sleep(0.05)
-    snapshot = survivor.snapshot()["svc"]
-    assert snapshot["used"] == 1 and snapshot["holders"] == {"b/dev": 1}, "a token leaked"
+    # the dead engine's waiting request may be granted the token its held ones freed, in the same
+    # moment, if its lease ran out a moment later than theirs: it then lapses within a lease time
+    while (snapshot := survivor.snapshot()["svc"])["holders"] != {"b/dev": 1}:
+        assert time.monotonic() - killed_at < 2 * LEASE + 10, f"a token leaked: {snapshot}"
+        survivor.try_acquire("svc", "b/dev", "expire")  # a call expires what is overdue
+        survivor.release("svc", "expire")
+        time.sleep(0.05)
+    assert snapshot["used"] == 1
 
 
 def test_two_engines_running_workflows_never_exceed_the_shared_pool(url, tmp_path, monkeypatch):
