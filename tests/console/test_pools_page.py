@@ -130,3 +130,20 @@ def test_the_page_names_who_holds_and_who_waits_and_plots_each_tenants_share(
     legend = viewer.get_by_role("region", name=POOL).locator("ul.legend").inner_text()
     assert "another project" in legend and SECRET not in legend
     context.close()
+
+
+def test_an_attempt_that_waited_for_tokens_says_how_long_and_on_which_pool(page: Any, console: Console,
+                                                                           tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    holder = launch(console, SECRET, gate)
+    wait_for(lambda: pool(console)["holders"], "the first execution to hold the token", servers=[console.server])
+    waiter = launch(console, "default", gate)
+    wait_for(lambda: pool(console)["waiters"], "the second execution to wait", servers=[console.server])
+    page.wait_for_timeout(1500)  # the waiter waits a while; the panel says for how long
+    gate.touch()
+    wait_for(lambda: phase(console, waiter) == "succeeded" and phase(console, holder) == "succeeded",
+             "both executions to succeed", servers=[console.server])
+    page.goto(f"{console.url}/executions/{waiter}/nodes/hold")
+    heading = page.locator("h4", has_text="Attempt 1").inner_text()
+    waited = float(heading.split("waited ")[1].split("s for tokens")[0])
+    assert waited >= 1.0 and f"pools {POOL}" in heading
