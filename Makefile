@@ -62,8 +62,11 @@ services: java
 chromium:
 	@test -x /usr/bin/chromium || { apt-get update -q && apt-get install -y -q chromium; }
 
+# Three workers: the suite mostly waits (servers, subprocesses, browsers); each test file stays on
+# one worker (--dist loadfile), so a module's server or cluster starts once and its tests keep
+# their order. Tests keep ports, databases and folders private (a fixed port takes a lock).
 test: venv services chromium lint typecheck
-	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=30
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=30 -n 3 --dist loadfile
 
 bench: venv
 	$(BIN)/python bench/engine_overhead.py
