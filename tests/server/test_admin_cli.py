@@ -70,3 +70,19 @@ def test_without_a_server_or_a_key_the_command_says_what_to_set(server):
     down = subprocess.run([sys.executable, "-m", "plait.cli", "whoami", "--server", "http://127.0.0.1:9"],
                           env=env, capture_output=True, text=True, timeout=60)
     assert down.returncode == 2 and "cannot reach the plait server at http://127.0.0.1:9" in down.stderr
+
+
+def test_a_disabled_users_keys_stop_working_until_it_is_enabled_again(server):
+    proc, admin = server
+    ok(plait(proc, admin, "users", "create", "bob"))
+    bob = ok(plait(proc, admin, "keys", "create", "--user", "bob")).strip()
+    assert ok(plait(proc, bob, "whoami")).split() == ["bob"]
+    assert "user bob disabled" in ok(plait(proc, admin, "users", "disable", "bob"))
+    refused = plait(proc, bob, "whoami")
+    assert refused.returncode == 2 and "this API key is not valid" in refused.stderr
+    assert "yes" in ok(plait(proc, admin, "users", "list")).split("bob", 1)[1].splitlines()[0]
+    assert "user bob enabled" in ok(plait(proc, admin, "users", "enable", "bob"))
+    assert ok(plait(proc, bob, "whoami")).split() == ["bob"]
+    refused = plait(proc, bob, "users", "enable", "bob")
+    assert refused.returncode == 2 and "not a server admin" in refused.stderr
+

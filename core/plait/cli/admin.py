@@ -150,6 +150,16 @@ def disable_user(name: str, server: str | None) -> None:
     click.echo(f"user {name} disabled")
 
 
+@users.command("enable")
+@click.argument("name")
+@SERVER
+def enable_user(name: str, server: str | None) -> None:
+    """Enable a disabled user again: its keys not revoked or expired work again."""
+    with Client.from_env(server) as client:
+        client.post(f"/users/{name}/enable")
+    click.echo(f"user {name} enabled")
+
+
 @click.group()
 def keys() -> None:
     """API keys: yours, or (server admins) any user's."""

@@ -92,6 +92,13 @@ def disable_user(request: Request, name: str, _admin: ServerAdmin) -> Response:
     return Response(status_code=204)
 
 
+@router.post("/users/{name}/enable", status_code=204)
+def enable_user(request: Request, name: str, _admin: ServerAdmin) -> Response:
+    """Let a disabled user's keys (those not revoked or expired) authenticate again."""
+    access_store(request).set_disabled(name, False)
+    return Response(status_code=204)
+
+
 @router.get("/users/{name}/keys")
 def list_keys(request: Request, name: str, user: CurrentUser) -> list[KeyOut]:
     """A user's keys (never their secrets): the user itself or a server admin."""
