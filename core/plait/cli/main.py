@@ -280,12 +280,17 @@ def _print_outputs(wf: Any, outputs: dict[str, Any], engine: Any, as_json: bool)
         return
     _, _, types = _signature_types(wf.fn, "workflow")
     values = decode_values(outputs, types, ValueIO(engine.blobs, where=wf.name), what="output")
-    from rich.pretty import Pretty
-
     for name, value in values.items():
         label = "output" if name == "o0" else name
         console.print(f"[bold]{label}[/]:")
-        console.print(value if hasattr(value, "to_string") else Pretty(value))
+        if hasattr(value, "to_string"):
+            console.print(value)
+        elif value is None or isinstance(value, (bool, int, float, str)):
+            console.print(repr(value), markup=False)  # as Pretty would, without importing it
+        else:
+            from rich.pretty import Pretty  # 15 ms to import: only for values that need it
+
+            console.print(Pretty(value))
 
 
 # ---------------------------------------------------------------------------------------

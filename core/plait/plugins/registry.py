@@ -97,7 +97,8 @@ def _distribution_of(ep: importlib.metadata.EntryPoint) -> tuple[str, str]:
     dist = getattr(ep, "dist", None)
     if dist is None:
         return "?", "?"
-    return dist.metadata["Name"], dist.version
+    metadata = dist.metadata  # parsed from its file on every access: read it once
+    return metadata["Name"], metadata["Version"]
 
 
 def _check_task_type(task_type: Any, plugin: PluginInfo) -> TaskType:
@@ -123,7 +124,8 @@ def _check_task_type(task_type: Any, plugin: PluginInfo) -> TaskType:
     return task_type
 
 
-def _entry_points() -> list[importlib.metadata.EntryPoint]:
+def _entry_points() -> list[tuple[importlib.metadata.EntryPoint, tuple[str, str]]]:
+    """The entry points to load, each with its distribution's name and version."""
     eps = list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
     allow = os.environ.get("PLAIT_PLUGINS")
     if allow:
@@ -135,7 +137,8 @@ def _entry_points() -> list[importlib.metadata.EntryPoint]:
         seen.setdefault(ep.name, ep)
     # Built-ins first, then plugins by name: a plugin's types then take precedence over the
     # built-in ones they specialise (a dataclass of its own, say), whatever order pip chose.
-    return sorted(seen.values(), key=lambda ep: (_distribution_of(ep)[0] != "plait", ep.name))
+    found = [(ep, _distribution_of(ep)) for ep in seen.values()]
+    return sorted(found, key=lambda found: (found[1][0] != "plait", found[0].name))
 
 
 def build_registry(modules: list[tuple[PluginInfo, Any]] | None = None) -> Registry:
@@ -146,8 +149,7 @@ def build_registry(modules: list[tuple[PluginInfo, Any]] | None = None) -> Regis
     registry = Registry()
     loaded: list[tuple[PluginInfo, Any]] = []
     if modules is None:
-        for ep in _entry_points():
-            dist, version = _distribution_of(ep)
+        for ep, (dist, version) in _entry_points():
             info = PluginInfo(ep.name, ep.value, dist, version)
             try:
                 module = ep.load()

@@ -16,8 +16,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import fsspec
-
 from plait.model.errors import PlaitError
 
 _CHUNK = 1 << 20
@@ -41,6 +39,8 @@ class BlobStore:
     @property
     def fs(self) -> Any:
         if self._fs is None:
+            import fsspec  # here, not at the top: a run whose values all stay inline never needs it
+
             protocol = self.url.split("://", 1)[0]
             try:
                 self._fs = fsspec.filesystem(protocol)
