@@ -15,6 +15,7 @@ violation, listing each.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -58,6 +59,15 @@ class Console:
             made = api.post(f"/users/{user}/keys", json={"description": "console test"})
             made.raise_for_status()
             return str(made.json()["key"])
+
+    def register_copy(self, source: Path, folder: Path, version: str = "v1", text: str | None = None) -> None:
+        """Register ``source`` (or ``text`` under its name) in default/development from ``folder``,
+        removed afterwards: the engine then runs it from its code archive, as on a real server."""
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / source.name).write_text(source.read_text() if text is None else text)
+        self.cli("register", str(folder / source.name), "--project", "default", "--domain", "development",
+                 "--version", version)
+        shutil.rmtree(folder)
 
     def cli(self, *args: str, key: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
         """``plait ARGS`` against this server, as a user at a terminal would run it."""

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +24,7 @@ ENDED = ("succeeded", "failed", "timed_out", "aborted")
 @pytest.fixture(scope="module")
 def flows(console: Console, tmp_path_factory: pytest.TempPathFactory) -> Console:
     """exec_flows.py registered in default/development from a folder since removed."""
-    folder = tmp_path_factory.mktemp("source")
-    shutil.copy(FLOWS, folder / FLOWS.name)
-    console.cli("register", str(folder / FLOWS.name), "--project", "default", "--domain", "development",
-                "--version", "v1")
-    shutil.rmtree(folder)
+    console.register_copy(FLOWS, tmp_path_factory.mktemp("source"))
     return console
 
 

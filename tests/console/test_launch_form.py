@@ -3,7 +3,6 @@ reads inputs, launching (and relaunching with edits) through the API's own servi
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +23,7 @@ def registered(console: Console, tmp_path_factory: pytest.TempPathFactory) -> Co
     """form_flows.py and bigfoot.py registered in default/development, from folders since removed
     (the engine runs them from their code archives)."""
     for source in (FLOWS, BIGFOOT):
-        folder = tmp_path_factory.mktemp("source")
-        shutil.copy(source, folder / source.name)
-        console.cli("register", str(folder / source.name), "--project", "default", "--domain", "development",
-                    "--version", "v1")
-        shutil.rmtree(folder)
+        console.register_copy(source, tmp_path_factory.mktemp("source"))
     return console
 
 

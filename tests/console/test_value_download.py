@@ -3,7 +3,6 @@ climbs out of it (``..``) names no file, whatever the execution was launched wit
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +16,7 @@ FLOWS = Path(__file__).parent / "value_flows.py"
 
 @pytest.fixture(scope="module")
 def kept(console: Console, tmp_path_factory: pytest.TempPathFactory) -> Console:
-    folder = tmp_path_factory.mktemp("source")
-    shutil.copy(FLOWS, folder / FLOWS.name)
-    console.cli("register", str(folder / FLOWS.name), "--project", "default", "--version", "v1")
+    console.register_copy(FLOWS, tmp_path_factory.mktemp("source"))
     return console
 
 

@@ -4,7 +4,6 @@ interface, tasks, launch plans and graph, readable before anything has run."""
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +18,8 @@ WORKFLOWS = "/projects/default/domains/development/workflows"
 def flows(console: Console, tmp_path_factory: pytest.TempPathFactory) -> Console:
     """exec_flows.py registered twice (v1, then v2 with another default) and never run."""
     for version, default in (("v1", "the reactor is on fire"), ("v2", "the reactor is fine")):
-        folder = tmp_path_factory.mktemp("source")
         text = FLOWS.read_text().replace('"the reactor is on fire"', repr(default))
-        (folder / FLOWS.name).write_text(text)
-        console.cli("register", str(folder / FLOWS.name), "--project", "default", "--domain", "development",
-                    "--version", version)
-        shutil.rmtree(folder)
+        console.register_copy(FLOWS, tmp_path_factory.mktemp("source"), version, text)
     return console
 
 

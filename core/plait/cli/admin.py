@@ -140,14 +140,18 @@ def create_user(name: str, admin: bool, server: str | None) -> None:
     click.echo(f"user {name} created")
 
 
+def _set_user(name: str, action: str, server: str | None) -> None:
+    with Client.from_env(server) as client:
+        client.post(f"/users/{name}/{action}")
+    click.echo(f"user {name} {action}d")
+
+
 @users.command("disable")
 @click.argument("name")
 @SERVER
 def disable_user(name: str, server: str | None) -> None:
     """Disable a user: none of its keys authenticate any more."""
-    with Client.from_env(server) as client:
-        client.post(f"/users/{name}/disable")
-    click.echo(f"user {name} disabled")
+    _set_user(name, "disable", server)
 
 
 @users.command("enable")
@@ -155,9 +159,7 @@ def disable_user(name: str, server: str | None) -> None:
 @SERVER
 def enable_user(name: str, server: str | None) -> None:
     """Enable a disabled user again: its keys not revoked or expired work again."""
-    with Client.from_env(server) as client:
-        client.post(f"/users/{name}/enable")
-    click.echo(f"user {name} enabled")
+    _set_user(name, "enable", server)
 
 
 @click.group()

@@ -137,11 +137,11 @@ def get_events(
             after = max(after, int(last_event_id))
         except ValueError:
             raise HTTPException(400, f"Last-Event-ID {last_event_id!r} is not an event's seq") from None
-    return StreamingResponse(_follow(request, store, row["id"], after), media_type="text/event-stream",
+    return StreamingResponse(follow_events(request, store, row["id"], after), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-async def _follow(request: Request, store: EventStore, execution_id: str, after: int) -> AsyncIterator[str]:
+async def follow_events(request: Request, store: EventStore, execution_id: str, after: int) -> AsyncIterator[str]:
     """SSE frames of the execution's events from ``after`` on, until its own end; then ``end``.
 
     A coroutine, so a follower waits on the event loop rather than holding one of the server's

@@ -22,8 +22,7 @@ from starlette.responses import Response
 
 from plait_server.console import ConsoleUser
 from plait_server.console.execution_data import event_store
-from plait_server.routes.executions import _follow as follow_events
-from plait_server.routes.executions import visible_execution
+from plait_server.routes.executions import follow_events, visible_execution
 
 router = APIRouter(include_in_schema=False)
 
