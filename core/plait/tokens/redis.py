@@ -96,7 +96,7 @@ local function grant()
         local weight = tonumber(redis.call('HGET', P .. ':weights', t) or '1')
         local cap = tonumber(redis.call('HGET', P .. ':caps', t) or tostring(capacity))
         if count <= free and held + count <= cap then
-          local k1, k2, seq = held / weight, (held + count) / weight, tonumber(head[2])
+          local k1, k2, seq = held / weight, (held + count) / weight, tonumber(head[2]) % 1e12  -- arrival: across tenants, priority does not count
           if best == nil or k1 < bestkey1 or (k1 == bestkey1 and (k2 < bestkey2 or (k2 == bestkey2 and seq < bestseq))) then
             best, bestkey1, bestkey2, bestseq = {t, head[1], count, f[3]}, k1, k2, seq
           end
