@@ -19,7 +19,7 @@ from plait.model.status import Handle, Status
 from plait.plugins.platform import ResultCallback
 from plait.plugins.tasktype import AttemptContext, TaskType
 from plait.runtime.attempt import run_attempt
-from plait.runtime.payload import attempt_payload, placement, write_logs
+from plait.runtime.payload import attempt_payload, placement, status_of, write_logs
 from plait.runtime.placed import PlacedAttempts
 
 
@@ -52,6 +52,35 @@ class PythonTask(TaskType):
             else:  # a platform written before placements takes three arguments
                 ctx.platform.submit_python(job, payload, done)
         return handle
+
+    def submit_chunk(self, ctxs: list[AttemptContext], task: TaskTemplate,
+                     done: Callable[[int, Status], None]) -> list[Handle] | None:
+        platform = ctxs[0].platform
+        if not ctxs[0].inline and not platform.takes_chunks:
+            return None
+        handles: list[Handle] = [{"job": ctx.attempt_id, "platform": platform.name} for ctx in ctxs]
+        jobs: list[tuple[str, dict[str, Any], ResultCallback]] = []
+        for k, ctx in enumerate(ctxs):
+            self._placed.placing(ctx.attempt_id)
+            payload = attempt_payload(ctx, task)
+            if ctx.inline:
+                result = _run_inline(payload, ctx)
+                self._placed.finished(ctx.attempt_id, result)
+                done(k, status_of(result))
+            else:
+                jobs.append((ctx.attempt_id, payload, self._chunk_item_done(ctx, k, done)))
+        if jobs:
+            platform.submit_python_chunk(jobs)
+        return handles
+
+    def _chunk_item_done(self, ctx: AttemptContext, k: int, done: Callable[[int, Status], None]) -> ResultCallback:
+        def finished(result: dict[str, Any]) -> None:
+            write_logs(ctx, result)
+            if ctx.attempt_id in self._placed:  # not aborted and forgotten meanwhile
+                self._placed.finished(ctx.attempt_id, result)
+                done(k, status_of(result))
+
+        return finished
 
     def poll(self, ctx: AttemptContext, handle: Handle) -> Status:
         job = handle["job"]

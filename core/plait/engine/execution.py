@@ -301,33 +301,38 @@ class _Execution:
         return fn(*args)
 
     async def run_task(self, path: str, template: TaskTemplate, inputs: dict[str, Any],
-                       index: int | None = None) -> dict[str, Any]:
+                       index: int | None = None, first: Status | None = None) -> dict[str, Any]:
         """Run attempts of ``template`` until one succeeds or the retry budgets are spent
-        (holding one of the execution's ``max_parallelism`` slots meanwhile, if it has any)."""
+        (holding one of the execution's ``max_parallelism`` slots meanwhile, if it has any).
+        ``first``: how attempt 1 ended, run already in a chunk (see :meth:`run_chunk`)."""
         if self.parallelism is None:
-            return await self._run_task(path, template, inputs, index)
+            return await self._run_task(path, template, inputs, index, first)
         async with self.parallelism:
-            return await self._run_task(path, template, inputs, index)
+            return await self._run_task(path, template, inputs, index, first)
 
     async def _run_task(self, path: str, template: TaskTemplate, inputs: dict[str, Any],
-                        index: int | None) -> dict[str, Any]:
+                        index: int | None, first: Status | None) -> dict[str, Any]:
         task_type = self.engine.registry.task_type(template.type, needed_by=template.name)
         user_failures = system_failures = 0
         number = self.prior.attempts.get((path, index), 0)
         reattach = self.prior.open.pop((path, index), None)
+        status = first  # attempt 1 ended in a chunk: its ending counts as any attempt's does
+        if first is not None:
+            number = 1
         while True:
-            if reattach is not None:
-                number, handle = reattach
-                reattach = None
-                try:  # written by another plait: one too new to read is refused, not misread
-                    TaskHandle.model_validate(handle)
-                except (WireVersionError, ValueError) as exc:
-                    raise NodeFailed(path, f"cannot re-attach attempt {number}: {exc}") from None
-            else:
-                number, handle = number + 1, None
-            status = await self.engine.lineage.recording(
-                self, path, template, inputs, number, index,
-                self.run_attempt(path, template, task_type, inputs, number, index, handle))
+            if status is None:
+                if reattach is not None:
+                    number, handle = reattach
+                    reattach = None
+                    try:  # written by another plait: one too new to read is refused, not misread
+                        TaskHandle.model_validate(handle)
+                    except (WireVersionError, ValueError) as exc:
+                        raise NodeFailed(path, f"cannot re-attach attempt {number}: {exc}") from None
+                else:
+                    number, handle = number + 1, None
+                status = await self.engine.lineage.recording(
+                    self, path, template, inputs, number, index,
+                    self.run_attempt(path, template, task_type, inputs, number, index, handle))
             if status.phase == Phase.SUCCEEDED:
                 return status.outputs or {}
             if status.phase == Phase.ABORTED:
@@ -342,6 +347,7 @@ class _Execution:
                 why = "" if status.retryable else " (not retryable)"
                 raise NodeFailed(path, f"attempt {number} {status.phase.value}{why}: {status.message}")
             await asyncio.sleep(self.backoff(user_failures + system_failures))
+            status = None
 
     def _resolve_secrets(self, template: TaskTemplate, ctx: AttemptContext) -> str | None:
         """Fill ``ctx.secrets``; return an error naming a missing secret and where to put it."""
@@ -358,23 +364,83 @@ class _Execution:
         delay = min(self.options.backoff_max, self.options.backoff_base * 2 ** (failures - 1))
         return float(delay * random.uniform(0.5, 1.0))
 
-    async def run_attempt(self, path: str, template: TaskTemplate, task_type: TaskType,
-                          inputs: dict[str, Any], number: int, index: int | None,
-                          handle: Handle | None = None) -> Status:
-        """Run one attempt to its end; with ``handle``, attach to one an earlier engine started."""
+    def _context(self, path: str, inputs: dict[str, Any], number: int, index: int | None) -> AttemptContext:
         item = "" if index is None else f"[{index}]"
-        entity = f"{path}{item}/{number}"  # the attempt id without the execution's: shorter rows
-        attempt_id = f"{self.id}/{entity}"
-        kind: EventKind = "attempt" if index is None else "item"
-        base = {"node": path, "attempt": number} if index is None else {"node": path, "index": index, "attempt": number}
-        ctx = AttemptContext(
-            execution_id=self.id, node_id=path, attempt_id=attempt_id, attempt=number, inputs=inputs,
-            blobs=self.blobs, workdir=f"{self.workdir}/{path}/{'' if index is None else index}/{number}",
+        return AttemptContext(
+            execution_id=self.id, node_id=path, attempt_id=f"{self.id}/{path}{item}/{number}", attempt=number,
+            inputs=inputs, blobs=self.blobs, workdir=f"{self.workdir}/{path}/{'' if index is None else index}/{number}",
             checkpoint_uri=f"{self.checkpoints}/{path}{item}",
             project=self.options.project, domain=self.options.domain, item_index=index,
             inline=self.options.inline, platform=self.platform,
             map_size=None if index is None else self.map_sizes.get(path),
         )
+
+    async def run_chunk(self, path: str, template: TaskTemplate, task_type: TaskType,
+                        items: list[tuple[int, dict[str, Any]]]) -> list[Status] | None:
+        """Run attempt 1 of several map items of ``path`` as one chunk (see
+        :meth:`TaskType.submit_chunk`), recording each item's start and end as an attempt run
+        alone would; how each ended, in order. None if the task type runs them one by one.
+
+        The caller checked that nothing an attempt run alone does is left out: no timeout,
+        cache, pools, secrets, datasets or ``max_parallelism``; retries go through :meth:`run_task`.
+        """
+        ctxs = [self._context(path, inputs, 1, index) for index, inputs in items]
+        statuses: list[Status | None] = [None] * len(ctxs)
+        ended: list[int] = []
+        wake = asyncio.Event()
+
+        def done(k: int, status: Status) -> None:
+            statuses[k] = status
+            ended.append(k)
+            wake.set()
+
+        try:
+            handles = task_type.submit_chunk(ctxs, template, done)
+        except Exception as exc:  # as submit failing: each item's attempt 1 fails, and is retried
+            message = f"task type {template.type!r} failed in submit: {type(exc).__name__}: {exc}"
+            handles = [{} for _ in ctxs]
+            for k in range(len(ctxs)):
+                if statuses[k] is None:
+                    done(k, Status.failed(message, error_kind=ErrorKind.SYSTEM))
+        if handles is None:
+            return None
+        bases = [{"node": path, "index": index, "attempt": 1} for index, _ in items]
+        for ctx, handle, base in zip(ctxs, handles, bases):
+            if handle:
+                self.emit("item", _entity(ctx), Phase.RUNNING, {**base, "handle": self._on_platform(handle)})
+        left = len(ctxs)
+        try:
+            while left:
+                if not ended:
+                    wake.clear()
+                    await wake.wait()
+                for k in ended:
+                    status = statuses[k]
+                    assert status is not None
+                    if handles[k]:
+                        try:
+                            task_type.cleanup(ctxs[k], handles[k])
+                        except Exception as exc:
+                            self._cleanup_failed(ctxs[k], exc)
+                    self.emit("item", _entity(ctxs[k]), status.phase, _ending(bases[k], status))
+                left -= len(ended)
+                ended.clear()
+        except asyncio.CancelledError:
+            for k, status in enumerate(statuses):
+                if status is None and handles[k]:
+                    await self._stop(_Attempt(task_type, ctxs[k], handles[k]), "item", bases[k], Phase.ABORTED,
+                                     "aborted")
+            raise
+        return [status for status in statuses if status is not None]
+
+    async def run_attempt(self, path: str, template: TaskTemplate, task_type: TaskType,
+                          inputs: dict[str, Any], number: int, index: int | None,
+                          handle: Handle | None = None) -> Status:
+        """Run one attempt to its end; with ``handle``, attach to one an earlier engine started."""
+        ctx = self._context(path, inputs, number, index)
+        entity = _entity(ctx)
+        kind: EventKind = "attempt" if index is None else "item"
+        base = {"node": path, "attempt": number} if index is None else {"node": path, "index": index, "attempt": number}
         if template.secrets and not self.platform.places_work:  # else resolved where the work runs
             missing = self._resolve_secrets(template, ctx)
             if missing:
@@ -400,7 +466,7 @@ class _Execution:
                 def waiting(position: int, queued: int, pool: str = pool) -> None:
                     self.emit(kind, entity, Phase.WAITING_FOR_RESOURCES, {
                         **base, "waiting": {"pool": pool, "position": position, "queued": queued, "tenant": tenant}})
-                await tokens.acquire(pool, tenant, attempt_id, count, self.options.priority, on_wait=waiting)
+                await tokens.acquire(pool, tenant, ctx.attempt_id, count, self.options.priority, on_wait=waiting)
             return await self._run_holding(ctx, template, task_type, handle, kind, entity, base)
         finally:
             # Detached (another engine claimed the execution) with shared tokens: the lease is
@@ -408,7 +474,7 @@ class _Execution:
             # releasing would free its tokens; ours expire with the renewals no longer made.
             if not (self.detached and tokens.shared):
                 for pool, _ in pools:
-                    tokens.release(pool, attempt_id)
+                    tokens.release(pool, ctx.attempt_id)
 
     async def _give_up(self, ctx: AttemptContext, task_type: TaskType, handle: Handle | None, kind: EventKind,
                        entity: str, base: dict[str, Any], message: str, error_kind: ErrorKind) -> Status:
@@ -459,16 +525,7 @@ class _Execution:
             await self._stop(attempt, kind, base, Phase.TIMED_OUT, status.message)
             return status
         await self._cleanup(attempt)
-        data = dict(base)
-        if status.phase == Phase.SUCCEEDED:
-            if kind == "item":
-                data["outputs"] = status.outputs
-        else:
-            data["message"] = status.message
-            data["error_kind"] = status.error_kind.value
-        if status.log_links:
-            data["logs"] = status.log_links
-        self.emit(kind, entity, status.phase, data)
+        self.emit(kind, entity, status.phase, _ending(base, status))
         return status
 
     async def _drive(self, attempt: _Attempt, template: TaskTemplate, kind: EventKind, base: dict[str, Any]) -> Status:
@@ -568,8 +625,11 @@ class _Execution:
         try:
             await self.call(attempt.task_type, "cleanup", attempt.ctx, attempt.handle)
         except Exception as exc:
-            self.emit("cleanup", _entity(attempt.ctx) + "#cleanup", Phase.FAILED,
-                      {"node": attempt.ctx.node_id, "attempt": attempt.ctx.attempt, "message": str(exc)})
+            self._cleanup_failed(attempt.ctx, exc)
+
+    def _cleanup_failed(self, ctx: AttemptContext, exc: Exception) -> None:
+        self.emit("cleanup", _entity(ctx) + "#cleanup", Phase.FAILED,
+                  {"node": ctx.node_id, "attempt": ctx.attempt, "message": str(exc)})
 
     @staticmethod
     def _log_paths(ctx: AttemptContext, data: dict[str, Any]) -> None:
@@ -605,6 +665,20 @@ def run_from_archive(spec: WorkflowSpec, code: dict[str, Any], cache: Path, own_
         return wf.model_copy(update={"tasks": tasks, "subworkflows": subs})
 
     return moved(spec)
+
+
+def _ending(base: dict[str, Any], status: Status) -> dict[str, Any]:
+    """The data of the event that records how an attempt ended (``base``: its node, index, number)."""
+    data = dict(base)
+    if status.phase == Phase.SUCCEEDED:
+        if "index" in base:  # a node's outputs are recorded by its node event
+            data["outputs"] = status.outputs
+    else:
+        data["message"] = status.message
+        data["error_kind"] = status.error_kind.value
+    if status.log_links:
+        data["logs"] = status.log_links
+    return data
 
 
 def _entity(ctx: AttemptContext) -> str:

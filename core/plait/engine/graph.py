@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from typing import TYPE_CHECKING, Any
 
 from plait.model.errors import PlaitError
+from plait.model.lineage import has_datasets
 from plait.model.spec import Binding, Node, TaskTemplate, WorkflowSpec
-from plait.model.status import Phase
+from plait.model.status import Phase, Status
+from plait.plugins.tasktype import TaskType
 from plait.types.engine import load_offloaded, offload
 
 if TYPE_CHECKING:
@@ -166,8 +169,19 @@ class _Graph:
         return await _Graph(self.x, sub, path + ".", {}).run()
 
 
+CHUNK_S = 0.02
+"""A chunk of a map's quick items is sized to take about this long (see :meth:`_MapNode.chunk_size`)."""
+MAX_CHUNK = 256
+
+
 class _MapNode:
-    """A map node: items run with bounded concurrency; state is counts plus failures."""
+    """A map node: items run with bounded concurrency; state is counts plus failures.
+
+    Quick items run in chunks where the task type can (:meth:`TaskType.submit_chunk`): a
+    chunk is handed over at once, and sized from the measured item time, so items of
+    microseconds go many to a message and items of seconds one at a time. Each item is still
+    its own attempt, recorded start and end; one that fails is retried on its own.
+    """
 
     def __init__(self, graph: _Graph, node: Node, path: str, inputs: dict[str, Any]) -> None:
         assert node.map is not None and node.task is not None
@@ -185,6 +199,26 @@ class _MapNode:
         if task_type.uses_python_slots and not self.x.options.inline:  # as many as the platform runs at once
             capacity = self.x.platform.python_slots(len(self.items))
         self.window = node.map.concurrency or (2 * capacity if capacity else 64)
+        self.task_type = task_type
+        self.chunked = node.map.concurrency is None and self._chunkable(task_type)
+        self.item_seconds: float | None = None
+        """How long an item takes, measured over the chunks so far (None before the first)."""
+
+    def _chunkable(self, task_type: TaskType) -> bool:
+        """Whether items may run in chunks: nothing an attempt alone does would be left out."""
+        t = self.template
+        return (not task_type.blocking and type(task_type).submit_chunk is not TaskType.submit_chunk
+                and type(task_type).pools is TaskType.pools and not t.timeout and not t.cache
+                and not t.secrets and not t.dynamic and self.x.options.max_parallelism is None
+                and not has_datasets(t))
+
+    def chunk_size(self, left: int) -> int:
+        """Items for the next chunk: about ``CHUNK_S`` of work, one while nothing is measured,
+        and no more than an even share of what is left among the window's chunks."""
+        if self.item_seconds is None:
+            return 1
+        size = int(CHUNK_S / max(self.item_seconds, 1e-7))
+        return max(1, min(size, MAX_CHUNK, -(-left // self.window)))
 
     async def run(self) -> dict[str, Any]:
         n = len(self.items)
@@ -196,24 +230,66 @@ class _MapNode:
         next_index = 0
         stop = False
 
+        async def item(i: int, first: Status | None = None) -> None:
+            nonlocal stop
+            try:
+                if first is None:
+                    outputs = await self.run_item(i)
+                else:  # attempt 1 failed in a chunk: the next ones run on their own
+                    outputs = await self.x.run_task(self.path, self.template, self.inputs(i), i, first=first)
+            except NodeFailed as exc:
+                failures[i] = exc.message
+                if len(failures) > allowed_failures:
+                    stop = True
+                return
+            for name in names:
+                results[name][i] = outputs[name]
+
         async def worker() -> None:
-            nonlocal next_index, stop
+            nonlocal next_index
             while not stop and next_index < n:
                 i = next_index
                 next_index += 1
-                try:
-                    outputs = await self.run_item(i)
-                except NodeFailed as exc:
-                    failures[i] = exc.message
-                    if len(failures) > allowed_failures:
-                        stop = True
-                    continue
-                for name in names:
-                    results[name][i] = outputs[name]
+                await item(i)
                 if i % 256 == 255:
                     await asyncio.sleep(0)  # let progress, flushing and Ctrl-C through
 
-        workers = [asyncio.create_task(worker()) for _ in range(min(self.window, n) or 1)]
+        async def chunks() -> None:
+            nonlocal next_index
+            while not stop and next_index < n:
+                size = self.chunk_size(n - next_index)
+                chunk: list[tuple[int, dict[str, Any]]] = []
+                while len(chunk) < size and next_index < n:
+                    i = next_index
+                    next_index += 1
+                    if (self.path, i) in self.x.prior.attempts or (self.path, i) in self.x.prior.item_outputs:
+                        await item(i)  # run (or recovered) before: resumed on its own, as it was
+                    else:
+                        chunk.append((i, self.inputs(i)))
+                if not chunk:
+                    continue
+                started = time.monotonic()
+                statuses = await self.x.run_chunk(self.path, self.template, self.task_type, chunk)
+                if statuses is None:  # the task type runs its items one by one after all
+                    self.chunked = False
+                    for i, _ in chunk:
+                        await item(i)
+                    return await worker()
+                took = (time.monotonic() - started) / len(chunk)
+                self.item_seconds = took if self.item_seconds is None else 0.7 * self.item_seconds + 0.3 * took
+                retries = []
+                for (i, _), status in zip(chunk, statuses):
+                    if status.phase == Phase.SUCCEEDED:
+                        for name in names:
+                            results[name][i] = (status.outputs or {})[name]
+                    else:
+                        retries.append(item(i, status))
+                if retries:
+                    await asyncio.gather(*retries)
+                await asyncio.sleep(0)  # let progress, flushing and Ctrl-C through
+
+        run = chunks if self.chunked else worker
+        workers = [asyncio.create_task(run()) for _ in range(min(self.window, n) or 1)]
         try:
             await asyncio.gather(*workers)
         except BaseException:
@@ -228,6 +304,9 @@ class _MapNode:
                                         f"{self.min_ratio:g} allows: {shown}{more}")
         return {name: offload(values, self.x.io) for name, values in results.items()}
 
+    def inputs(self, index: int) -> dict[str, Any]:
+        return {**self.shared, self.over: self.items[index]}
+
     async def run_item(self, index: int) -> dict[str, Any]:
         done = self.x.prior.item_outputs.get((self.path, index))
         if done is not None:
@@ -236,7 +315,7 @@ class _MapNode:
                             {"node": self.path, "index": index, "attempt": 0, "outputs": done,
                              "recovered_from": self.x.prior.recovered_from})
             return done
-        inputs = {**self.shared, self.over: self.items[index]}
+        inputs = self.inputs(index)
         template = self.template
         key = template.cache_key(inputs) if template.cache else None
         if key is not None and not self.x.options.overwrite_cache:

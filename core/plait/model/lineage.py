@@ -112,7 +112,7 @@ def datasets(literals: dict[str, Any] | None, types: dict[str, TypeSpec]) -> lis
         return []
     found: dict[tuple[str, str], Dataset] = {}
     for name, spec in types.items():
-        if name in literals:
+        if name in literals and _can_hold(spec):  # a list of a million ints is not walked
             for dataset in _walk(literals[name], spec, name):
                 found.setdefault((dataset.namespace, dataset.name), dataset)
     return list(found.values())

@@ -135,6 +135,17 @@ class Platform:
         """Why a submitted Python attempt has not started yet (a full quota), or None."""
         return None
 
+    takes_chunks: ClassVar[bool] = False
+    """True for a platform whose :meth:`submit_python_chunk` runs a chunk of items as one unit
+    of work (the local worker pool): the engine then hands it a map's quick items in chunks."""
+
+    def submit_python_chunk(self, jobs: list[tuple[str, dict[str, Any], ResultCallback]]) -> None:
+        """Run several Python attempts (a map's items) one after another as one unit of work,
+        calling each job's callback with its result as it ends; ``cancel_python`` takes any of
+        their job ids. Asked only of a platform that sets ``takes_chunks``."""
+        for job_id, payload, done in jobs:
+            self.submit_python(job_id, payload, done)
+
     def cancel_python(self, job_id: str) -> None:
         """Stop a Python attempt: dequeue it, or kill what runs it."""
         raise NotImplementedError

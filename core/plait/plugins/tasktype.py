@@ -150,6 +150,19 @@ class TaskType:
         """Release what submit created; called once the attempt ends, whatever the ending."""
         raise NotImplementedError
 
+    def submit_chunk(self, ctxs: list[AttemptContext], task: TaskTemplate,
+                     done: Callable[[int, Status], None]) -> list[Handle] | None:
+        """Start the attempts of several map items of ``task`` at once, for a map of quick
+        items: one handle per context, and ``done(k, status)`` called once as the ``k``-th
+        attempt ends (from the engine's thread; possibly before this returns). Return None
+        (the default) to have the engine submit and poll each attempt on its own.
+
+        The engine asks only a task type that is not ``blocking``, for items without a timeout,
+        cache, pools, secrets or datasets to record; ``abort`` and ``cleanup`` still take one
+        attempt's context and handle.
+        """
+        return None
+
     def capacity(self, inline: bool) -> int | None:
         """How many attempts can run at once here (a worker pool's size), or None if unknown.
 

@@ -26,6 +26,7 @@ class LocalPlatform(Platform):
     """Processes and worker processes on this machine."""
 
     name = "local"
+    takes_chunks = True
 
     def __init__(self) -> None:
         self.processes = LocalProcess()
@@ -74,6 +75,9 @@ class LocalPlatform(Platform):
     def submit_python(self, job_id: str, payload: dict[str, Any], done: ResultCallback,
                       placement: Placement | None = None) -> None:
         self.pool.submit(job_id, payload, done)
+
+    def submit_python_chunk(self, jobs: list[tuple[str, dict[str, Any], ResultCallback]]) -> None:
+        self.pool.submit_many(jobs)
 
     def cancel_python(self, job_id: str) -> None:
         if self._pool is not None:

@@ -19,6 +19,7 @@ import select
 import signal
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +27,9 @@ from plait.model.settings import SECRET_ENV_PREFIX, without_secrets
 from plait.platforms.local.process import LOG_LIMIT, _kill_group
 
 Callback = Callable[[dict[str, Any]], None]
+
+RESULT_GROUP_S = 0.005
+"""A worker running a chunk of items sends the results it has at least this often."""
 
 
 def _die_with_the_engine() -> None:
@@ -51,8 +55,6 @@ def _worker_main(conn: multiprocessing.connection.Connection) -> None:
     for key in [k for k in os.environ if k.startswith(SECRET_ENV_PREFIX)]:
         del os.environ[key]  # a task gets the secrets it declared in its payload, no others
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the engine's to handle
-    from plait.runtime.attempt import run_attempt
-
     out = tempfile.TemporaryFile()
     err = tempfile.TemporaryFile()
     saved = os.dup(1), os.dup(2)
@@ -63,35 +65,52 @@ def _worker_main(conn: multiprocessing.connection.Connection) -> None:
             return
         if message is None:
             return
-        job_id, payload, env = message
+        jobs, env = message
         if env is not None:  # the engine's environment changed since this worker started
             os.environ.clear()
             os.environ.update(without_secrets(env))
             import fsspec.config
 
             fsspec.config.set_conf_env(fsspec.config.conf)
-        for f in (out, err):
-            f.seek(0)
-            f.truncate()
+        done: list[tuple[str, dict[str, Any]]] = []
+        sent = time.monotonic()
+        for job_id, payload in jobs:
+            done.append((job_id, _run_captured(payload, out, err, saved)))
+            # Results go back as they come, grouped when items take microseconds: one message
+            # per item would cost the engine more than running the items does.
+            if time.monotonic() - sent > RESULT_GROUP_S:
+                conn.send(done)
+                done, sent = [], time.monotonic()
+        if done:
+            conn.send(done)
+
+
+def _run_captured(payload: dict[str, Any], out: Any, err: Any, saved: tuple[int, int]) -> dict[str, Any]:
+    """Run one attempt with its stdout and stderr (file descriptors 1 and 2) kept in its result."""
+    from plait.runtime.attempt import run_attempt
+
+    for f in (out, err):
+        f.seek(0)
+        f.truncate()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(out.fileno(), 1)
+    os.dup2(err.fileno(), 2)
+    try:
+        result = run_attempt(payload)
+    except BaseException as exc:  # never lose the cause to a dead worker
+        import traceback
+
+        result = {"status": "failed", "retryable": True, "error_kind": "system",
+                  "message": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+    finally:
         sys.stdout.flush()
         sys.stderr.flush()
-        os.dup2(out.fileno(), 1)
-        os.dup2(err.fileno(), 2)
-        try:
-            result = run_attempt(payload)
-        except BaseException as exc:  # never lose the cause to a dead worker
-            import traceback
-
-            result = {"status": "failed", "retryable": True, "error_kind": "system",
-                      "message": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-        result["stdout"] = _tail(out)
-        result["stderr"] = _tail(err)
-        conn.send((job_id, result))
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+    result["stdout"] = _tail(out)
+    result["stderr"] = _tail(err)
+    return result
 
 
 def _tail(f: Any) -> str:
@@ -109,7 +128,8 @@ class _Worker:
         self.process = ctx.Process(target=_worker_main, args=(child,), daemon=True)
         self.process.start()
         child.close()
-        self.job: str | None = None
+        self.jobs: dict[str, None] = {}
+        """The jobs of the chunk it runs, in order, less those whose results came back."""
         self.env_version = 0
         self.dead = False
         self.retiring = False
@@ -124,6 +144,10 @@ class _Worker:
 class WorkerPool:
     """A fixed number of worker processes that run Python task attempts one at a time each.
 
+    Jobs are queued in chunks (:meth:`submit_many`): an idle worker takes the next chunk in
+    one message and sends its results back as they come, several per message when its items
+    are quick.
+
     There is no thread: when an asyncio loop is running, the workers' pipes are watched by
     it (results are handled the moment they arrive, with no lock or GIL hand-off); without
     one, :meth:`collect` picks results up, and a task type's ``poll`` calls it.
@@ -133,7 +157,7 @@ class WorkerPool:
         self.size = size
         self._ctx = multiprocessing.get_context("forkserver")
         self._ctx.set_forkserver_preload(["plait.runtime.attempt", "plait.types.builtin"])
-        self._pending: collections.deque[tuple[str, dict[str, Any], Callback]] = collections.deque()
+        self._pending: collections.deque[list[tuple[str, dict[str, Any], Callback]]] = collections.deque()
         self._callbacks: dict[str, Callback] = {}
         self._cancelled: set[str] = set()
         self._workers: list[_Worker] = []
@@ -147,6 +171,13 @@ class WorkerPool:
 
     def submit(self, job_id: str, payload: dict[str, Any], callback: Callback) -> None:
         """Queue ``payload``; ``callback(result)`` is called when the attempt ends."""
+        self.submit_many([(job_id, payload, callback)])
+
+    def submit_many(self, jobs: list[tuple[str, dict[str, Any], Callback]]) -> None:
+        """Queue ``jobs`` as one chunk, run one after another by one worker; each job's
+        callback is called with its result as it ends."""
+        if not jobs:
+            return
         if not self._workers:
             self._workers = [_Worker(self._ctx) for _ in range(self.size)]
             atexit.register(self.shutdown)  # no worker outlives the interpreter
@@ -154,17 +185,21 @@ class WorkerPool:
             self._env, self._env_raw = dict(os.environ), dict(_raw_environ())
             self._env_version += 1
         self._watch_from_running_loop()
-        self._pending.append((job_id, payload, callback))
+        self._pending.append(jobs)
         self._pump()
 
     def cancel(self, job_id: str) -> None:
-        """Forget a queued job, or kill the worker running it (a new worker replaces it)."""
-        for i, (jid, _, _) in enumerate(self._pending):
-            if jid == job_id:
-                del self._pending[i]
-                return
+        """Forget a queued job, or kill the worker running it (a new worker replaces it; the
+        other jobs of its chunk that had not ended fail as a worker death, and are retried)."""
+        for chunk in self._pending:
+            for i, (jid, _, _) in enumerate(chunk):
+                if jid == job_id:
+                    del chunk[i]
+                    if not chunk:
+                        self._pending.remove(chunk)
+                    return
         for worker in self._workers:
-            if worker.job == job_id:
+            if job_id in worker.jobs:
                 self._cancelled.add(job_id)
                 worker.retiring = True  # its result may already be in the pipe: no new job for it
                 _kill_group(worker.process.pid)
@@ -177,7 +212,7 @@ class WorkerPool:
         if self._loop is not None and not self._loop.is_closed():
             return  # the loop already handles them as they arrive
         for worker in list(self._workers):
-            if worker.job is not None and worker.readable():
+            if worker.jobs and worker.readable():
                 self._on_result(worker)
             if not worker.process.is_alive():
                 self._on_death(worker)
@@ -191,7 +226,7 @@ class WorkerPool:
         self._closed = True
         self._unwatch()
         for worker in self._workers:
-            if worker.job is None:
+            if not worker.jobs:
                 try:
                     worker.conn.send(None)
                 except OSError:
@@ -209,15 +244,16 @@ class WorkerPool:
         for worker in self._workers:
             if not self._pending:
                 return
-            if worker.job is None and not worker.dead and not worker.retiring:
-                job_id, payload, callback = self._pending.popleft()
-                worker.job = job_id
-                self._callbacks[job_id] = callback
+            if not worker.jobs and not worker.dead and not worker.retiring:
+                chunk = self._pending.popleft()
+                for job_id, _, callback in chunk:
+                    worker.jobs[job_id] = None
+                    self._callbacks[job_id] = callback
                 env = None
                 if worker.env_version != self._env_version:
                     env, worker.env_version = self._env, self._env_version
                 try:
-                    worker.conn.send((job_id, payload, env))
+                    worker.conn.send(([(job_id, payload) for job_id, payload, _ in chunk], env))
                 except OSError:
                     pass  # the worker died; its death is reported with the job
 
@@ -252,15 +288,17 @@ class WorkerPool:
         try:
             if not worker.readable():  # readiness seen by the loop may have been consumed since
                 return
-            job_id, result = worker.conn.recv()
+            results = worker.conn.recv()
         except (EOFError, OSError):
             self._on_death(worker)
             return
-        self._finish(worker, job_id, result)
-        self._pump()
+        for job_id, result in results:
+            self._finish(worker, job_id, result)
+        if not worker.jobs:
+            self._pump()
 
     def _finish(self, worker: _Worker, job_id: str, result: dict[str, Any]) -> None:
-        worker.job = None
+        worker.jobs.pop(job_id, None)
         callback = self._callbacks.pop(job_id, None)
         if job_id in self._cancelled:
             self._cancelled.discard(job_id)
@@ -278,8 +316,8 @@ class WorkerPool:
         replacement = _Worker(self._ctx)
         self._workers[self._workers.index(worker)] = replacement
         self._watch(replacement)
-        if worker.job is not None:
-            self._finish(worker, worker.job, {
+        for job_id in list(worker.jobs):
+            self._finish(worker, job_id, {
                 "status": "failed", "retryable": True, "error_kind": "system",
                 "message": f"the worker process running this attempt died (exit code {worker.process.exitcode})",
             })
