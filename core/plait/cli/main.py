@@ -178,10 +178,12 @@ def run(ctx: click.Context, target: str | None, inline: bool, keep_going: bool, 
     from plait.engine import build_engine
     from plait.engine.execution import RunOptions
     from plait.service.inputs import load_workflow, parse_inputs
-    from plait.service.run import encode_inputs, run_claimed_here
+    from plait.service.run import encode_inputs, run_claimed_here, warm_up
 
     if workers:
         os.environ["PLAIT_WORKERS"] = str(workers)
+    if not inline:  # its worker processes start while the workflow compiles and the store opens
+        warm_up(platform)
     wf = load_workflow(target)
     values = parse_inputs(wf, list(ctx.args))
     spec = wf.spec

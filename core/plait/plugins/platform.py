@@ -135,6 +135,10 @@ class Platform:
         """Why a submitted Python attempt has not started yet (a full quota), or None."""
         return None
 
+    def warm_up(self) -> None:
+        """Start, in the background, what running Python attempts needs (a worker pool), so that
+        the first attempt does not wait for it; ``plait run`` asks before it compiles. Optional."""
+
     takes_chunks: ClassVar[bool] = False
     """True for a platform whose :meth:`submit_python_chunk` runs a chunk of items as one unit
     of work (the local worker pool): the engine then hands it a map's quick items in chunks."""

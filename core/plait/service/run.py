@@ -14,6 +14,7 @@ from plait.model.errors import ExecutionFailed, InputError, PlaitError
 from plait.model.settings import Settings
 from plait.model.spec import WorkflowSpec
 from plait.model.status import Phase
+from plait.plugins.registry import Registry, load_registry
 from plait.storage.queue import ExecutionQueue
 from plait.types.engine import ValueIO, decode_values, encode_values
 
@@ -101,14 +102,30 @@ async def resume_claimed_here(engine: Engine, execution_id: str, options: RunOpt
     return result
 
 
+def _runs_python(spec: WorkflowSpec) -> bool:
+    return (any(t.type == "python" for t in spec.tasks.values())
+            or any(_runs_python(sub) for sub in spec.subworkflows.values()))
+
+
+def warm_up(platform: str, registry: Registry | None = None) -> None:
+    """Have ``platform`` start what it runs Python attempts with (see :meth:`Platform.warm_up`)
+    in the background; an unknown platform is left for the engine to name."""
+    try:
+        (registry or load_registry()).platform(platform).warm_up()
+    except PlaitError:
+        pass
+
+
 def run(wf: Workflow, inputs: dict[str, Any] | None = None, *, options: RunOptions | None = None,
         settings: Settings | None = None, listener: Listener | None = None,
         engine: Engine | None = None) -> Execution:
     """Run ``wf`` to the end on the local platform and return its execution."""
     own = engine is None
+    spec = wf.spec
+    if not (options and options.inline) and _runs_python(spec):  # its workers start while the store opens
+        warm_up(options.platform if options else "local", engine.registry if engine else None)
     engine = engine or build_engine(settings)
     try:
-        spec = wf.spec
         literals = encode_inputs(wf, inputs or {}, engine)
         result = asyncio.run(engine.run(spec, literals, options, listener))
         outputs: dict[str, Any] = {}

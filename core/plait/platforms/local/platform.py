@@ -76,6 +76,9 @@ class LocalPlatform(Platform):
                       placement: Placement | None = None) -> None:
         self.pool.submit(job_id, payload, done)
 
+    def warm_up(self) -> None:
+        threading.Thread(target=self.pool.start, name="plait-pool-start", daemon=True).start()
+
     def submit_python_chunk(self, jobs: list[tuple[str, dict[str, Any], ResultCallback]]) -> None:
         self.pool.submit_many(jobs)
 

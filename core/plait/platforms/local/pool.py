@@ -19,6 +19,7 @@ import select
 import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -163,6 +164,7 @@ class WorkerPool:
         self._workers: list[_Worker] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
+        self._starting = threading.Lock()  # ``start`` may run in a thread while jobs come
         # Workers are forked from a server started once; pass on later changes to the
         # environment (credentials, endpoints) so a task sees what the engine sees.
         self._env = dict(os.environ)
@@ -178,15 +180,20 @@ class WorkerPool:
         callback is called with its result as it ends."""
         if not jobs:
             return
-        if not self._workers:
-            self._workers = [_Worker(self._ctx) for _ in range(self.size)]
-            atexit.register(self.shutdown)  # no worker outlives the interpreter
+        self.start()
         if _raw_environ() != self._env_raw:  # compared in C: this runs once per map item
             self._env, self._env_raw = dict(os.environ), dict(_raw_environ())
             self._env_version += 1
         self._watch_from_running_loop()
         self._pending.append(jobs)
         self._pump()
+
+    def start(self) -> None:
+        """Start the worker processes, if not started yet (the first job does it otherwise)."""
+        with self._starting:
+            if not self._workers and not self._closed:
+                self._workers = [_Worker(self._ctx) for _ in range(self.size)]
+                atexit.register(self.shutdown)  # no worker outlives the interpreter
 
     def cancel(self, job_id: str) -> None:
         """Forget a queued job, or kill the worker running it (a new worker replaces it; the
@@ -221,9 +228,10 @@ class WorkerPool:
     def shutdown(self) -> None:
         """Stop every worker, killing any running attempt."""
         atexit.unregister(self.shutdown)
-        if self._closed:
-            return
-        self._closed = True
+        with self._starting:  # workers being started now are stopped too
+            if self._closed:
+                return
+            self._closed = True
         self._unwatch()
         for worker in self._workers:
             if not worker.jobs:
