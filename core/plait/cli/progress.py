@@ -32,6 +32,8 @@ class Progress:
         self.live = console.is_terminal
         self._live: Live | None = None
         self._reported: dict[str, int] = {}
+        self._endings: dict[str, int] = {}  # item events that ended an attempt, by map node
+        self._next: dict[str, int] = {}  # the count of endings at which a map's next line may be due
 
     def __enter__(self) -> Progress:
         if self.live:
@@ -51,13 +53,18 @@ class Progress:
         if event.kind == "node" and event.phase in ("running", *_DONE):
             self.console.print(f"{self._clock()} {event.entity}: {event.phase}", highlight=False)
         elif event.kind == "item" and event.phase in _DONE:
-            node = state.nodes.get(event.data["node"])
+            name = event.data["node"]
+            endings = self._endings[name] = self._endings.get(name, 0) + 1
+            if endings < self._next.get(name, 0):  # at least that many endings until the next line is due
+                return
+            node = state.nodes.get(name)
             if node is not None and node.items:
                 done = sum(v for k, v in node.item_counts.items() if k in _DONE)
                 step = max(1, node.items // 10)
-                if done // step > self._reported.get(node.node, 0) or done == node.items:
-                    self._reported[node.node] = done // step
-                    self.console.print(f"{self._clock()} {node.node}: {done}/{node.items} items", highlight=False)
+                if done // step > self._reported.get(name, 0) or done == node.items:
+                    self._reported[name] = done // step
+                    self.console.print(f"{self._clock()} {name}: {done}/{node.items} items", highlight=False)
+                self._next[name] = endings + min((done // step + 1) * step, node.items) - done
 
     def _clock(self) -> str:
         return f"[{time.monotonic() - self.started:6.1f}s]"

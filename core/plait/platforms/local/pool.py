@@ -190,6 +190,8 @@ class WorkerPool:
 
     def start(self) -> None:
         """Start the worker processes, if not started yet (the first job does it otherwise)."""
+        if self._workers:  # started: every submit asks, so without taking the lock
+            return
         with self._starting:
             if not self._workers and not self._closed:
                 self._workers = [_Worker(self._ctx) for _ in range(self.size)]
