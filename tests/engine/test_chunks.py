@@ -6,8 +6,10 @@ itself, noting the size of each chunk it is handed, so a test can see that chunk
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from plait.model.status import Phase
 from plait.platforms.local.platform import LocalPlatform
 from plait.plugins.platform import ResultCallback
 from plait.plugins.registry import load_registry
+from plait.service.run import encode_inputs
 from plait.storage.events import replay
 
 
@@ -33,10 +36,21 @@ class Counted(LocalPlatform):
     def __init__(self) -> None:
         super().__init__()
         self.chunks: list[int] = []
+        self.results = 0
+        self.on_result: Callable[[int], None] = lambda results: None
+        """Called with the count of results so far, as each comes in."""
 
     def submit_python_chunk(self, jobs: list[tuple[str, dict[str, Any], ResultCallback]]) -> None:
         self.chunks.append(len(jobs))
-        super().submit_python_chunk(jobs)
+        super().submit_python_chunk([(job, payload, self._counting(done)) for job, payload, done in jobs])
+
+    def _counting(self, done: ResultCallback) -> ResultCallback:
+        def counted(result: dict[str, Any]) -> None:
+            self.results += 1
+            self.on_result(self.results)
+            done(result)
+
+        return counted
 
 
 @pytest.fixture
@@ -154,3 +168,27 @@ def test_items_with_a_timeout_are_submitted_one_at_a_time(counted):
     assert done.phase == Phase.SUCCEEDED, done.error
     # a chunk's queued items would run out their timeouts waiting for the ones before them
     assert platform.chunks == [], "items with a timeout went in chunks"
+
+
+def test_cancelling_mid_chunk_ends_every_started_item_as_it_ended_or_aborted(counted):
+    engine, platform = counted
+    literals = encode_inputs(chunk_flows.doubled, {"n": 20_000}, engine)
+
+    async def run_and_cancel() -> Any:
+        running = asyncio.create_task(engine.run(chunk_flows.doubled.spec, literals, RunOptions(platform="counted")))
+        # Ctrl-C while results stream in: the cancel reaches the chunks a few loop turns later,
+        # and results that come in meanwhile must be recorded, not left "running".
+        platform.on_result = lambda results: results == 4000 and running.cancel()
+        return await running
+
+    result = asyncio.run(run_and_cancel())
+    assert result.phase == Phase.ABORTED
+    endings: dict[int, list[str]] = {}
+    for e in item_events(engine, result.execution_id, "map-double"):
+        endings.setdefault(e.data["index"], []).append(e.phase)
+    assert 4000 <= len(endings) < 20_000, "the cancel did not come mid-map: the test proves nothing"
+    left_running = sorted(i for i, phases in endings.items() if phases == ["running"])
+    assert not left_running, f"{len(left_running)} items are recorded as running forever: {left_running[:10]}"
+    assert {tuple(phases) for phases in endings.values()} <= {("running", "succeeded"), ("running", "aborted")}
+    assert sum(phases[-1] == "aborted" for phases in endings.values()) > 0
+    assert sum(phases[-1] == "succeeded" for phases in endings.values()) >= 4000

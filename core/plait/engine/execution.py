@@ -379,7 +379,8 @@ class _Execution:
                         items: list[tuple[int, dict[str, Any]]]) -> list[Status] | None:
         """Run attempt 1 of several map items of ``path`` as one chunk (see
         :meth:`TaskType.submit_chunk`), recording each item's start and end as an attempt run
-        alone would; how each ended, in order. None if the task type runs them one by one.
+        alone would (cancelled, an item whose result had come in ends as it did, the others are
+        aborted); how each ended, in order. None if the task type runs them one by one.
 
         The caller checked that nothing an attempt run alone does is left out: no timeout,
         cache, pools, secrets, datasets or ``max_parallelism``; retries go through :meth:`run_task`.
@@ -408,24 +409,29 @@ class _Execution:
         for ctx, handle, base in zip(ctxs, handles, bases):
             if handle:
                 self.emit("item", _entity(ctx), Phase.RUNNING, {**base, "handle": self._on_platform(handle)})
+
+        def record_endings() -> None:
+            for k in ended:
+                status = statuses[k]
+                assert status is not None
+                if handles[k]:
+                    try:
+                        task_type.cleanup(ctxs[k], handles[k])
+                    except Exception as exc:
+                        self._cleanup_failed(ctxs[k], exc)
+                self.emit("item", _entity(ctxs[k]), status.phase, _ending(bases[k], status))
+            ended.clear()
+
         left = len(ctxs)
         try:
             while left:
                 if not ended:
                     wake.clear()
                     await wake.wait()
-                for k in ended:
-                    status = statuses[k]
-                    assert status is not None
-                    if handles[k]:
-                        try:
-                            task_type.cleanup(ctxs[k], handles[k])
-                        except Exception as exc:
-                            self._cleanup_failed(ctxs[k], exc)
-                    self.emit("item", _entity(ctxs[k]), status.phase, _ending(bases[k], status))
                 left -= len(ended)
-                ended.clear()
+                record_endings()
         except asyncio.CancelledError:
+            record_endings()  # results that came in before the cancel are how those items ended
             for k, status in enumerate(statuses):
                 if status is None and handles[k]:
                     await self._stop(_Attempt(task_type, ctxs[k], handles[k]), "item", bases[k], Phase.ABORTED,

@@ -157,9 +157,11 @@ class TaskType:
         attempt ends (from the engine's thread; possibly before this returns). Return None
         (the default) to have the engine submit and poll each attempt on its own.
 
-        The engine asks only a task type that is not ``blocking``, for items without a timeout,
-        cache, pools, secrets or datasets to record; ``abort`` and ``cleanup`` still take one
-        attempt's context and handle.
+        The engine asks only a task type that is not ``blocking``, for the first attempts of
+        items of a map without a ``concurrency`` cap, in an execution without
+        ``max_parallelism``, of a task without a timeout, cache, pools, secrets, datasets to
+        record or a dynamic body; ``abort`` and ``cleanup`` still take one attempt's context
+        and handle.
         """
         return None
 

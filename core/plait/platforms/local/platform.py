@@ -77,7 +77,13 @@ class LocalPlatform(Platform):
         self.pool.submit(job_id, payload, done)
 
     def warm_up(self) -> None:
-        threading.Thread(target=self.pool.start, name="plait-pool-start", daemon=True).start()
+        def start() -> None:
+            try:
+                self.pool.start()
+            except Exception:  # the first attempt starts the pool again, and says what failed
+                pass
+
+        threading.Thread(target=start, name="plait-pool-start", daemon=True).start()
 
     def submit_python_chunk(self, jobs: list[tuple[str, dict[str, Any], ResultCallback]]) -> None:
         self.pool.submit_many(jobs)

@@ -66,7 +66,9 @@ def _worker_main(conn: multiprocessing.connection.Connection) -> None:
             return
         if message is None:
             return
-        jobs, env = message
+        jobs, env, path = message
+        if path is not None:  # the engine's sys.path changed since this worker started
+            sys.path[:] = path
         if env is not None:  # the engine's environment changed since this worker started
             os.environ.clear()
             os.environ.update(without_secrets(env))
@@ -132,6 +134,7 @@ class _Worker:
         self.jobs: dict[str, None] = {}
         """The jobs of the chunk it runs, in order, less those whose results came back."""
         self.env_version = 0
+        self.path_version = 0
         self.dead = False
         self.retiring = False
         # Connection.poll() builds a selector per call; one registered poller is far cheaper.
@@ -149,9 +152,14 @@ class WorkerPool:
     one message and sends its results back as they come, several per message when its items
     are quick.
 
-    There is no thread: when an asyncio loop is running, the workers' pipes are watched by
-    it (results are handled the moment they arrive, with no lock or GIL hand-off); without
-    one, :meth:`collect` picks results up, and a task type's ``poll`` calls it.
+    No thread handles results: when an asyncio loop is running, the workers' pipes are
+    watched by it (results are handled the moment they arrive, with no lock or GIL hand-off);
+    without one, :meth:`collect` picks results up, and a task type's ``poll`` calls it. Only
+    :meth:`start` may run in a thread of its own (a platform's ``warm_up``).
+
+    A worker that dies loses the results it ran but had not sent yet (at most
+    ``RESULT_GROUP_S`` of items): those jobs fail as a worker death and run again, as a job
+    whose worker died just after it ended always did.
     """
 
     def __init__(self, size: int) -> None:
@@ -170,6 +178,10 @@ class WorkerPool:
         self._env = dict(os.environ)
         self._env_raw = dict(_raw_environ())
         self._env_version = 1
+        # And sys.path: a worker started early (warm_up) has the path from before the engine
+        # imported the workflow's file, which put the file's folder (and its packages) on it.
+        self._path = list(sys.path)
+        self._path_version = 1
 
     def submit(self, job_id: str, payload: dict[str, Any], callback: Callback) -> None:
         """Queue ``payload``; ``callback(result)`` is called when the attempt ends."""
@@ -181,9 +193,12 @@ class WorkerPool:
         if not jobs:
             return
         self.start()
-        if _raw_environ() != self._env_raw:  # compared in C: this runs once per map item
+        if _raw_environ() != self._env_raw:  # compared in C: this runs once per chunk
             self._env, self._env_raw = dict(os.environ), dict(_raw_environ())
             self._env_version += 1
+        if sys.path != self._path:
+            self._path = list(sys.path)
+            self._path_version += 1
         self._watch_from_running_loop()
         self._pending.append(jobs)
         self._pump()
@@ -193,13 +208,22 @@ class WorkerPool:
         if self._workers:  # started: every submit asks, so without taking the lock
             return
         with self._starting:
-            if not self._workers and not self._closed:
-                self._workers = [_Worker(self._ctx) for _ in range(self.size)]
-                atexit.register(self.shutdown)  # no worker outlives the interpreter
+            if self._workers or self._closed:
+                return
+            workers: list[_Worker] = []
+            try:
+                for _ in range(self.size):
+                    workers.append(_Worker(self._ctx))
+            except BaseException:  # none of them outlives a start that failed half-way
+                for worker in workers:
+                    worker.process.kill()
+                raise
+            self._workers = workers
+            atexit.register(self.shutdown)  # no worker outlives the interpreter
 
     def cancel(self, job_id: str) -> None:
         """Forget a queued job, or kill the worker running it (a new worker replaces it; the
-        other jobs of its chunk that had not ended fail as a worker death, and are retried)."""
+        other jobs of its chunk whose results had not come back fail as a worker death)."""
         for chunk in self._pending:
             for i, (jid, _, _) in enumerate(chunk):
                 if jid == job_id:
@@ -259,11 +283,13 @@ class WorkerPool:
                 for job_id, _, callback in chunk:
                     worker.jobs[job_id] = None
                     self._callbacks[job_id] = callback
-                env = None
+                env = path = None
                 if worker.env_version != self._env_version:
                     env, worker.env_version = self._env, self._env_version
+                if worker.path_version != self._path_version:
+                    path, worker.path_version = self._path, self._path_version
                 try:
-                    worker.conn.send(([(job_id, payload) for job_id, payload, _ in chunk], env))
+                    worker.conn.send(([(job_id, payload) for job_id, payload, _ in chunk], env, path))
                 except OSError:
                     pass  # the worker died; its death is reported with the job
 
