@@ -175,15 +175,17 @@ def run(ctx: click.Context, target: str | None, inline: bool, keep_going: bool, 
                                "waits anyway")
     if target is None:
         raise click.UsageError("plait run needs FILE.py:WORKFLOW (or --remote NAME to launch a registered one)")
+    if workers:
+        os.environ["PLAIT_WORKERS"] = str(workers)
+    if not inline:  # the worker processes start while the engine is imported and the workflow compiles
+        from plait.plugins.registry import warm_up
+
+        warm_up(platform)
     from plait.engine import build_engine
     from plait.engine.execution import RunOptions
     from plait.service.inputs import load_workflow, parse_inputs
-    from plait.service.run import encode_inputs, run_claimed_here, warm_up
+    from plait.service.run import encode_inputs, run_claimed_here
 
-    if workers:
-        os.environ["PLAIT_WORKERS"] = str(workers)
-    if not inline:  # its worker processes start while the workflow compiles and the store opens
-        warm_up(platform)
     wf = load_workflow(target)
     values = parse_inputs(wf, list(ctx.args))
     spec = wf.spec

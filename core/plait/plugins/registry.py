@@ -237,6 +237,15 @@ def load_registry() -> Registry:
     return _registry
 
 
+def warm_up(platform: str, registry: Registry | None = None) -> None:
+    """Have ``platform`` start what it runs Python attempts with (see :meth:`Platform.warm_up`)
+    in the background; an unknown platform is left for the engine to name."""
+    try:
+        (registry or load_registry()).platform(platform).warm_up()
+    except UnknownPlatformError:
+        pass
+
+
 def reset_registry() -> None:
     """Forget the loaded plugins (tests, or after installing a plugin in-process)."""
     global _registry

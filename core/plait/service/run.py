@@ -14,7 +14,7 @@ from plait.model.errors import ExecutionFailed, InputError, PlaitError
 from plait.model.settings import Settings
 from plait.model.spec import WorkflowSpec
 from plait.model.status import Phase
-from plait.plugins.registry import Registry, load_registry
+from plait.plugins.registry import warm_up
 from plait.storage.queue import ExecutionQueue
 from plait.types.engine import ValueIO, decode_values, encode_values
 
@@ -105,15 +105,6 @@ async def resume_claimed_here(engine: Engine, execution_id: str, options: RunOpt
 def _runs_python(spec: WorkflowSpec) -> bool:
     return (any(t.type == "python" for t in spec.tasks.values())
             or any(_runs_python(sub) for sub in spec.subworkflows.values()))
-
-
-def warm_up(platform: str, registry: Registry | None = None) -> None:
-    """Have ``platform`` start what it runs Python attempts with (see :meth:`Platform.warm_up`)
-    in the background; an unknown platform is left for the engine to name."""
-    try:
-        (registry or load_registry()).platform(platform).warm_up()
-    except PlaitError:
-        pass
 
 
 def run(wf: Workflow, inputs: dict[str, Any] | None = None, *, options: RunOptions | None = None,
