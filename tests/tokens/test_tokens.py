@@ -149,6 +149,15 @@ def test_a_waiting_request_that_is_released_is_withdrawn_and_never_granted():
     assert alloc.release("never-asked") == [], "releasing an unknown lease is a no-op"
 
 
+def test_withdrawing_a_request_too_big_for_the_free_tokens_lets_the_one_behind_it_in():
+    alloc = Allocator(PoolConfig("svc", 2))
+    assert alloc.request("held", "a/dev") == ["held"]
+    assert alloc.request("big", "b/dev", count=2) == [], "two tokens asked, one free: it waits"
+    assert alloc.request("small", "b/dev") == [], "behind its tenant's head, though one would fit"
+    assert alloc.release("big") == ["small"], "the free token stayed idle after the head was withdrawn"
+    assert alloc.snapshot()["holders"] == {"a/dev": 1, "b/dev": 1}
+
+
 def test_withdrawing_a_waiting_request_keeps_the_priority_order_of_the_rest():
     alloc = Allocator(PoolConfig("svc", 1))
     assert alloc.request("held", "a/dev") == ["held"]

@@ -569,6 +569,8 @@ requests = st.lists(st.one_of(st.tuples(st.just("a"), st.integers(0, len(LEASES)
 @example(capacity=3, rate=None, ops=[("a", 0, 0), ("a", 4, 0), ("a", 3, 0), ("a", 6, 0)])  # a's 1 behind its 2
 @example(capacity=2, rate=None, ops=[("a", 1, 0), ("a", 7, 0), ("a", 0, 0), ("a", 2, 1), ("r", 1, 0)])  # a before c:
 # tied on share, arrival decides across tenants; c's priority counts only within c
+@example(capacity=2, rate=None, ops=[("a", 0, 0), ("a", 1, 0), ("a", 7, 0), ("r", 1, 0), ("a", 1, 1)])  # b's 2
+# is withdrawn while it waits: its 1 behind it fits the free token and is granted (the rule did not)
 def test_a_batch_gives_each_request_the_answer_it_would_have_had_alone(redis_url, most_per_call, capacity, rate, ops):
     """Acquires and releases sent as one batch: each answer, and the pool after, are the rule's.
 

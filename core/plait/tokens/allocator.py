@@ -73,6 +73,9 @@ class Allocator:
             queue = self.waiting[tenant]
             queue[:] = [r for r in queue if r[2] != lease_id]
             heapq.heapify(queue)
+            # The withdrawn request may have been its tenant's head, too big for the free
+            # tokens: the one behind it may fit now (as Redis's script grants it).
+            return self.grant(now)
         return []
 
     def grant(self, now: float = 0.0) -> list[str]:
