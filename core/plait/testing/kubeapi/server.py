@@ -285,6 +285,12 @@ class KubeAPI:
                 self._changed.wait(left)
             return cut
 
+    def open_watches(self) -> int:
+        """How many watch connections are open now (a client may have read a watch's end
+        before the server finished closing it)."""
+        with self._changed:
+            return sum(self._open_watches.values())
+
     def accept_watches(self) -> None:
         """Serve watch requests again after :meth:`drop_watches` with ``refuse``."""
         with self._lock:
