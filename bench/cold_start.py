@@ -25,7 +25,9 @@ ONE_TASK = ROOT / "tests" / "one_task.py"
 
 
 def _run(workflow: Path, home: Path, inline: bool, core: Path | None) -> float:
-    env = {**os.environ, "PLAIT_HOME": str(home)}
+    # Python keeps the bytecode it compiles, as on a user's machine (this one sets
+    # PYTHONDONTWRITEBYTECODE for everything; the first run writes it).
+    env = {**{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}, "PLAIT_HOME": str(home)}
     if core is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(core), env.get("PYTHONPATH", "")])
     args = [sys.executable, "-m", "plait.cli", "run", *(["--inline"] if inline else []), f"{workflow}:wf"]

@@ -70,10 +70,17 @@ class Workload:
 # ---- flytekit's virtual environment ---------------------------------------------------------
 
 
+USERS_PYTHON = ("PYTHONDONTWRITEBYTECODE",)
+"""Left out of every child's environment: on a user's machine Python keeps the bytecode it
+compiles (``__pycache__``), for both tools alike; a machine that turns it off for everything
+would charge plait (an editable install, compiled from source each run) and not flytekit
+(pip wrote its bytecode when it installed it)."""
+
+
 def clean_env() -> dict[str, str]:
     """The environment for flytekit's processes and pip: nothing that points at plait's venv."""
     return {k: v for k, v in os.environ.items()
-            if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME") and not k.startswith("PLAIT_")}
+            if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", *USERS_PYTHON) and not k.startswith("PLAIT_")}
 
 
 def flyte_venv(cache: Path) -> Path:
@@ -169,7 +176,8 @@ def result_of(variant: Variant, stdout: str) -> int:
 def measure(workload: Workload, variant: Variant) -> None:
     """Run ``variant`` once in a fresh process (plait: in a fresh home); check and keep its time."""
     with tempfile.TemporaryDirectory(prefix="plait-peers-") as home:
-        mine = {k: v for k, v in os.environ.items() if not k.startswith("PLAIT_")}  # default store
+        mine = {k: v for k, v in os.environ.items()  # the default store
+                if not k.startswith("PLAIT_") and k not in USERS_PYTHON}
         env = {**mine, "PLAIT_HOME": home} if variant.plait else clean_env()
         started = time.perf_counter()
         proc = subprocess.run(variant.argv, cwd=PEERS, env=env, capture_output=True, text=True)
