@@ -6,6 +6,7 @@ On the local platform an attempt runs in a pool of worker processes (one per cor
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import sys
@@ -60,27 +61,22 @@ class PythonTask(TaskType):
             return None
         handles: list[Handle] = [{"job": ctx.attempt_id, "platform": platform.name} for ctx in ctxs]
         jobs: list[tuple[str, dict[str, Any], ResultCallback]] = []
-        for k, ctx in enumerate(ctxs):
+        for k, (ctx, handle) in enumerate(zip(ctxs, handles)):
             self._placed.placing(ctx.attempt_id)
             payload = attempt_payload(ctx, task)
             if ctx.inline:
                 result = _run_inline(payload, ctx)
                 self._placed.finished(ctx.attempt_id, result)
                 done(k, status_of(result))
-            else:
-                jobs.append((ctx.attempt_id, payload, self._chunk_item_done(ctx, k, done)))
+            else:  # the result is kept as a single attempt's is; its notify reports it to the chunk
+                ctx.notify = functools.partial(self._report, ctx, handle, k, done)
+                jobs.append((ctx.attempt_id, payload, self._placed.on_done(ctx.attempt_id, ctx)))
         if jobs:
             platform.submit_python_chunk(jobs)
         return handles
 
-    def _chunk_item_done(self, ctx: AttemptContext, k: int, done: Callable[[int, Status], None]) -> ResultCallback:
-        def finished(result: dict[str, Any]) -> None:
-            write_logs(ctx, result)
-            if ctx.attempt_id in self._placed:  # not aborted and forgotten meanwhile
-                self._placed.finished(ctx.attempt_id, result)
-                done(k, status_of(result))
-
-        return finished
+    def _report(self, ctx: AttemptContext, handle: Handle, k: int, done: Callable[[int, Status], None]) -> None:
+        done(k, self.poll(ctx, handle))
 
     def poll(self, ctx: AttemptContext, handle: Handle) -> Status:
         job = handle["job"]

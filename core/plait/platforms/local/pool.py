@@ -66,10 +66,10 @@ def _worker_main(conn: multiprocessing.connection.Connection) -> None:
             return
         if message is None:
             return
-        jobs, env, path = message
-        if path is not None:  # the engine's sys.path changed since this worker started
+        jobs, context = message
+        if context is not None:  # the engine's environment or sys.path changed since this worker started
+            env, path = context
             sys.path[:] = path
-        if env is not None:  # the engine's environment changed since this worker started
             os.environ.clear()
             os.environ.update(without_secrets(env))
             import fsspec.config
@@ -133,8 +133,7 @@ class _Worker:
         child.close()
         self.jobs: dict[str, None] = {}
         """The jobs of the chunk it runs, in order, less those whose results came back."""
-        self.env_version = 0
-        self.path_version = 0
+        self.context_version = 0
         self.dead = False
         self.retiring = False
         # Connection.poll() builds a selector per call; one registered poller is far cheaper.
@@ -177,11 +176,10 @@ class WorkerPool:
         # environment (credentials, endpoints) so a task sees what the engine sees.
         self._env = dict(os.environ)
         self._env_raw = dict(_raw_environ())
-        self._env_version = 1
         # And sys.path: a worker started early (warm_up) has the path from before the engine
         # imported the workflow's file, which put the file's folder (and its packages) on it.
         self._path = list(sys.path)
-        self._path_version = 1
+        self._context_version = 1  # a worker gets both with its first job, and again after a change
 
     def submit(self, job_id: str, payload: dict[str, Any], callback: Callback) -> None:
         """Queue ``payload``; ``callback(result)`` is called when the attempt ends."""
@@ -193,12 +191,9 @@ class WorkerPool:
         if not jobs:
             return
         self.start()
-        if _raw_environ() != self._env_raw:  # compared in C: this runs once per chunk
-            self._env, self._env_raw = dict(os.environ), dict(_raw_environ())
-            self._env_version += 1
-        if sys.path != self._path:
-            self._path = list(sys.path)
-            self._path_version += 1
+        if _raw_environ() != self._env_raw or sys.path != self._path:  # compared in C, once per chunk
+            self._env, self._env_raw, self._path = dict(os.environ), dict(_raw_environ()), list(sys.path)
+            self._context_version += 1
         self._watch_from_running_loop()
         self._pending.append(jobs)
         self._pump()
@@ -283,13 +278,11 @@ class WorkerPool:
                 for job_id, _, callback in chunk:
                     worker.jobs[job_id] = None
                     self._callbacks[job_id] = callback
-                env = path = None
-                if worker.env_version != self._env_version:
-                    env, worker.env_version = self._env, self._env_version
-                if worker.path_version != self._path_version:
-                    path, worker.path_version = self._path, self._path_version
+                context = None
+                if worker.context_version != self._context_version:
+                    context, worker.context_version = (self._env, self._path), self._context_version
                 try:
-                    worker.conn.send(([(job_id, payload) for job_id, payload, _ in chunk], env, path))
+                    worker.conn.send(([(job_id, payload) for job_id, payload, _ in chunk], context))
                 except OSError:
                     pass  # the worker died; its death is reported with the job
 
